@@ -1,0 +1,72 @@
+import { HeedError } from '../errors.js';
+
+export interface Command {
+  /** words that select the command, e.g. ['model', 'info'] */
+  path: string[];
+  summary: string;
+  usage: string;
+  run(argv: string[]): Promise<number | void>;
+}
+
+/** Commands are loaded lazily so `heed --help` does not start the tensor engine. */
+const registry: Array<{ path: string[]; summary: string; load: () => Promise<Command> }> = [
+  { path: ['model', 'info'], summary: 'describe a Hugging Face model folder', load: async () => (await import('./model-info.js')).command },
+  { path: ['generate'], summary: 'generate text from a model folder (streams tokens)', load: async () => (await import('./generate.js')).command },
+];
+
+export function registerCommand(path: string[], summary: string, load: () => Promise<Command>): void {
+  registry.push({ path, summary, load });
+}
+
+function helpText(): string {
+  const w = Math.max(...registry.map((c) => c.path.join(' ').length));
+  return [
+    'heed: an instruction-tuning lab (train, decode and measure instruction following)',
+    '',
+    'usage: heed <command> [options]   (heed <command> --help for its options; --debug shows stack traces)',
+    '',
+    'commands:',
+    ...registry.map((c) => `  ${c.path.join(' ').padEnd(w)}  ${c.summary}`),
+  ].join('\n');
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const debug = argv.includes('--debug');
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+    console.log(helpText());
+    return 0;
+  }
+  if (argv[0] === '--version') {
+    const { readFileSync } = await import('node:fs');
+    console.log(JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version);
+    return 0;
+  }
+  // longest matching command path
+  const match = registry
+    .filter((c) => c.path.every((p, i) => argv[i] === p))
+    .sort((a, b) => b.path.length - a.path.length)[0];
+  try {
+    if (!match) {
+      const near = registry.filter((c) => c.path[0] === argv[0]).map((c) => c.path.join(' '));
+      throw new HeedError(`unknown command "${argv.slice(0, 2).join(' ')}"`, near.length ? `one of: ${near.join(', ')}` : 'run `heed --help` for the list of commands');
+    }
+    const cmd = await match.load();
+    const rest = argv.slice(match.path.length);
+    if (rest.includes('--help') || rest.includes('-h')) {
+      console.log(`usage: ${cmd.usage}\n\n${cmd.summary}`);
+      return 0;
+    }
+    const code = await cmd.run(rest);
+    return typeof code === 'number' ? code : 0;
+  } catch (e) {
+    if (e instanceof HeedError) {
+      console.error(`error: ${e.oneLine()}`);
+      if (debug) console.error(e.stack);
+      return 2;
+    }
+    const err = e as Error;
+    console.error(`error: ${err?.message ?? String(e)} (fix: this is a bug in heed or an unexpected input; rerun with --debug for the stack trace)`);
+    if (debug) console.error(err?.stack);
+    return 1;
+  }
+}
