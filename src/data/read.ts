@@ -1,0 +1,232 @@
+/**
+ * Reading data files: JSONL (streamed) and JSON arrays (read whole).
+ *
+ * JSONL is streamed chunk by chunk and split into lines on the byte 0x0A, then each line is decoded
+ * with a fatal UTF-8 decoder. (node:readline would decode the stream itself and silently replace invalid
+ * bytes with U+FFFD; splitting bytes first is what lets an invalid line become a reported bad row.)
+ * Memory use is one chunk plus the longest line, so files larger than memory work.
+ *
+ * A JSON array is read whole (the file must fit in memory), decoded fatally, and split into its
+ * top-level elements by a small scanner that remembers the line each element starts on, so a broken
+ * element is reported with its line and the other elements still load.
+ */
+import { closeSync, createReadStream, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { HeedError } from '../errors.js';
+import type { BadRow } from './types.js';
+
+export type FileKind = 'jsonl' | 'json';
+
+export interface RawRecord {
+  line: number;
+  value?: unknown;
+  bad?: BadRow;
+}
+
+export interface ReadInfo {
+  kind: FileKind;
+  /** blank lines of a JSONL file (not rows; counted so nothing disappears unseen) */
+  blankLines: number;
+}
+
+const EMPTY_FIX = 'a data file holds one JSON object per line (JSONL) or one JSON array of objects';
+
+/** Look at the first non-blank byte: `[` is a JSON array, anything else is JSONL. */
+export function detectFileKind(path: string): FileKind {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    throw new HeedError(`${path}: data file not found`, 'check the --data path');
+  }
+  if (st.isDirectory()) throw new HeedError(`${path}: is a folder, not a data file`, 'pass a .jsonl or .json file to --data');
+  if (st.size === 0) throw new HeedError(`${path}: file is empty (no rows)`, EMPTY_FIX);
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(65536);
+    let pos = 0;
+    let first = true;
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, pos);
+      if (n === 0) break;
+      let i = 0;
+      if (first && n >= 3 && buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf) i = 3;
+      first = false;
+      for (; i < n; i++) {
+        const c = buf[i];
+        if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) continue;
+        return c === 0x5b ? 'json' : 'jsonl';
+      }
+      pos += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  throw new HeedError(`${path}: file is empty (only whitespace, no rows)`, EMPTY_FIX);
+}
+
+/** Lines of a file as raw bytes, split on 0x0A; streams in 1 MiB chunks. */
+export async function* byteLines(path: string): AsyncGenerator<{ line: number; bytes: Buffer }> {
+  let carry: Buffer[] = [];
+  let line = 1;
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+    let start = 0;
+    for (;;) {
+      const nl = chunk.indexOf(0x0a, start);
+      if (nl < 0) break;
+      let bytes = chunk.subarray(start, nl);
+      if (carry.length) {
+        carry.push(bytes);
+        bytes = Buffer.concat(carry);
+        carry = [];
+      }
+      yield { line, bytes };
+      line++;
+      start = nl + 1;
+    }
+    if (start < chunk.length) carry.push(chunk.subarray(start));
+  }
+  if (carry.length) yield { line, bytes: Buffer.concat(carry) };
+}
+
+const isBlank = (s: string) => /^\s*$/.test(s);
+
+/** Byte offset of the first invalid UTF-8 sequence (used only for the message; validity is decided by TextDecoder). */
+export function firstInvalidUtf8(b: Uint8Array): number {
+  let i = 0;
+  while (i < b.length) {
+    const c = b[i];
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    const need = c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2 : c >= 0xf0 && c <= 0xf4 ? 3 : 0;
+    if (need === 0) return i;
+    for (let k = 1; k <= need; k++) if (i + k >= b.length || (b[i + k] & 0xc0) !== 0x80) return i;
+    const c1 = b[i + 1];
+    if ((c === 0xe0 && c1 < 0xa0) || (c === 0xed && c1 > 0x9f) || (c === 0xf0 && c1 < 0x90) || (c === 0xf4 && c1 > 0x8f)) return i;
+    i += need + 1;
+  }
+  return -1;
+}
+
+function where(bytes: Uint8Array): string {
+  const at = firstInvalidUtf8(bytes);
+  return at < 0 ? '' : ` (byte 0x${bytes[at].toString(16).padStart(2, '0')} at byte column ${at + 1})`;
+}
+
+function parseLine(text: string, line: number): RawRecord {
+  try {
+    return { line, value: JSON.parse(text) };
+  } catch (e) {
+    return { line, bad: { line, reason: 'malformed-json', message: `malformed JSON (${(e as Error).message})` } };
+  }
+}
+
+/** Records of a JSONL file, streamed. Invalid UTF-8 and malformed JSON become bad records, never exceptions. */
+export async function* readJsonl(path: string, info: ReadInfo): AsyncGenerator<RawRecord> {
+  const dec = new TextDecoder('utf-8', { fatal: true });
+  for await (const { line, bytes } of byteLines(path)) {
+    let text: string;
+    try {
+      text = dec.decode(bytes);
+    } catch {
+      yield { line, bad: { line, reason: 'invalid-utf8', message: `invalid UTF-8${where(bytes)}` } };
+      continue;
+    }
+    if (text.endsWith('\r')) text = text.slice(0, -1);
+    if (isBlank(text)) {
+      info.blankLines++;
+      continue;
+    }
+    yield parseLine(text, line);
+  }
+}
+
+/**
+ * Records of a JSON array file (read whole). Each top-level element is parsed on its own, so one
+ * broken element is one bad record with the line it starts on.
+ */
+export function* readJsonArray(path: string): Generator<RawRecord> {
+  const bytes = readFileSync(path);
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    const at = Math.max(0, firstInvalidUtf8(bytes));
+    let line = 1;
+    for (let i = 0; i < at; i++) if (bytes[i] === 0x0a) line++;
+    let col = at;
+    while (col > 0 && bytes[col - 1] !== 0x0a) col--;
+    throw new HeedError(`${path}:${line}: invalid UTF-8 in a JSON array file${where(bytes.subarray(col))}`, 're-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8), or convert it to JSONL so that only the bad rows are skipped');
+  }
+  let i = 0;
+  let line = 1;
+  const n = text.length;
+  const skipWs = () => {
+    while (i < n) {
+      const c = text.charCodeAt(i);
+      if (c === 0x0a) line++;
+      else if (c !== 0x20 && c !== 0x0d && c !== 0x09 && c !== 0xfeff) break;
+      i++;
+    }
+  };
+  skipWs();
+  if (text[i] !== '[') throw new HeedError(`${path}:${line}: expected a JSON array`, 'a .json data file must be one array of row objects');
+  i++;
+  skipWs();
+  if (text[i] === ']') {
+    i++;
+    skipWs();
+    if (i < n) throw new HeedError(`${path}:${line}: unexpected text after the closing ]`, 'remove it');
+    throw new HeedError(`${path}: the JSON array is empty (no rows)`, EMPTY_FIX);
+  }
+  for (;;) {
+    skipWs();
+    const start = i;
+    const startLine = line;
+    let depth = 0;
+    let inStr = false;
+    let endOfArray = false;
+    for (; i < n; i++) {
+      const c = text.charCodeAt(i);
+      if (c === 0x0a) line++;
+      if (inStr) {
+        if (c === 0x5c) i++;
+        else if (c === 0x22) inStr = false;
+        continue;
+      }
+      if (c === 0x22) inStr = true;
+      else if (c === 0x7b || c === 0x5b) depth++;
+      else if (c === 0x7d || c === 0x5d) {
+        if (depth === 0) {
+          endOfArray = c === 0x5d;
+          break;
+        }
+        depth--;
+      } else if (c === 0x2c && depth === 0) break;
+    }
+    if (i >= n) {
+      throw new HeedError(`${path}:${startLine}: the JSON array is not closed (missing ] or an unterminated string/object from this line on)`, 'repair the file; a JSONL file would let the other rows load');
+    }
+    const src = text.slice(start, i).trim();
+    if (src === '') yield { line: startLine, bad: { line: startLine, reason: 'malformed-json', message: 'malformed JSON (empty array element: a stray comma?)' } };
+    else yield parseLine(src, startLine);
+    i++; // past , or ]
+    if (endOfArray) {
+      skipWs();
+      if (i < n) throw new HeedError(`${path}:${line}: unexpected text after the closing ] of the array`, 'remove it');
+      return;
+    }
+  }
+}
+
+/** Records of a data file of either kind. */
+export async function* readRecords(path: string, info?: Partial<ReadInfo>): AsyncGenerator<RawRecord> {
+  const kind = detectFileKind(path);
+  const inf = info as ReadInfo | undefined;
+  const sink: ReadInfo = inf ?? { kind, blankLines: 0 };
+  sink.kind = kind;
+  sink.blankLines ??= 0;
+  if (kind === 'jsonl') yield* readJsonl(path, sink);
+  else yield* readJsonArray(path);
+}
