@@ -143,8 +143,9 @@ export async function* readJsonl(path: string, info: ReadInfo): AsyncGenerator<R
 }
 
 /**
- * Records of a JSON array file (read whole). Each top-level element is parsed on its own, so one
- * broken element is one bad record with the line it starts on.
+ * Records of a JSON array file (read whole). The array must be valid JSON: a syntax error anywhere is a
+ * file-level error naming the line of the broken element (convert to JSONL to skip single broken rows).
+ * Elements that are valid JSON but not valid rows are bad records with the line they start on.
  */
 export function* readJsonArray(path: string): Generator<RawRecord> {
   const bytes = readFileSync(path);
@@ -159,6 +160,46 @@ export function* readJsonArray(path: string): Generator<RawRecord> {
     while (col > 0 && bytes[col - 1] !== 0x0a) col--;
     throw new HeedError(`${path}:${line}: invalid UTF-8 in a JSON array file${where(bytes.subarray(col))}`, 're-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8), or convert it to JSONL so that only the bad rows are skipped');
   }
+  let whole: unknown;
+  let parseError: string | undefined;
+  try {
+    whole = JSON.parse(text);
+  } catch (e) {
+    parseError = (e as Error).message.split('\n')[0];
+  }
+  if (parseError === undefined && !Array.isArray(whole)) throw new HeedError(`${path}: the file is JSON but not an array`, 'a .json data file must be one array of row objects (or use JSONL: one object per line)');
+  const { elements, unclosedAt } = scanArray(text, path);
+  if (parseError !== undefined) {
+    for (const el of elements.slice(0, unclosedAt === undefined ? undefined : -1)) {
+      try {
+        JSON.parse(el.src);
+      } catch (e) {
+        throw new HeedError(`${path}:${el.line}: malformed JSON in array element ${el.index + 1} (${(e as Error).message.split('\n')[0]})`, 'repair that element; or convert the file to JSONL (one row per line), where --on-bad-row skip can skip single broken rows');
+      }
+    }
+    if (unclosedAt !== undefined) throw new HeedError(`${path}:${unclosedAt}: the JSON array is not closed (missing ] or an unterminated string/object from this line on)`, 'repair the file; or convert it to JSONL (one row per line)');
+    throw new HeedError(`${path}: malformed JSON (${parseError})`, 'repair the file; or convert it to JSONL (one row per line)');
+  }
+  const arr = whole as unknown[];
+  if (arr.length === 0) throw new HeedError(`${path}: the JSON array is empty (no rows)`, EMPTY_FIX);
+  for (let k = 0; k < arr.length; k++) {
+    const line = elements[k]?.line ?? 0;
+    yield { line, value: arr[k] };
+  }
+}
+
+/**
+ * Top-level elements of a JSON array text with the line each starts on. Exact for valid JSON; for
+ * invalid JSON it still splits up to the first broken element (used only to name its line).
+ */
+interface Scanned {
+  elements: Array<{ index: number; line: number; src: string }>;
+  /** line where an element starts that runs to the end of the file (array not closed) */
+  unclosedAt?: number;
+}
+
+function scanArray(text: string, path: string): Scanned {
+  const out: Scanned['elements'] = [];
   let i = 0;
   let line = 1;
   const n = text.length;
@@ -174,19 +215,14 @@ export function* readJsonArray(path: string): Generator<RawRecord> {
   if (text[i] !== '[') throw new HeedError(`${path}:${line}: expected a JSON array`, 'a .json data file must be one array of row objects');
   i++;
   skipWs();
-  if (text[i] === ']') {
-    i++;
-    skipWs();
-    if (i < n) throw new HeedError(`${path}:${line}: unexpected text after the closing ]`, 'remove it');
-    throw new HeedError(`${path}: the JSON array is empty (no rows)`, EMPTY_FIX);
-  }
-  for (;;) {
+  if (text[i] === ']') return { elements: out };
+  for (let index = 0; ; index++) {
     skipWs();
     const start = i;
     const startLine = line;
-    let depth = 0;
+    const stack: number[] = [];
     let inStr = false;
-    let endOfArray = false;
+    let end = false;
     for (; i < n; i++) {
       const c = text.charCodeAt(i);
       if (c === 0x0a) line++;
@@ -196,27 +232,28 @@ export function* readJsonArray(path: string): Generator<RawRecord> {
         continue;
       }
       if (c === 0x22) inStr = true;
-      else if (c === 0x7b || c === 0x5b) depth++;
+      else if (c === 0x7b || c === 0x5b) stack.push(c);
       else if (c === 0x7d || c === 0x5d) {
-        if (depth === 0) {
-          endOfArray = c === 0x5d;
+        if (stack.length === 0) {
+          end = c === 0x5d;
           break;
         }
-        depth--;
-      } else if (c === 0x2c && depth === 0) break;
+        const open = stack.pop();
+        if ((open === 0x7b) !== (c === 0x7d)) {
+          // mismatched bracket: this element is broken
+          out.push({ index, line: startLine, src: text.slice(start, i + 1) });
+          return { elements: out };
+        }
+      } else if (c === 0x2c && stack.length === 0) break;
     }
     if (i >= n) {
-      throw new HeedError(`${path}:${startLine}: the JSON array is not closed (missing ] or an unterminated string/object from this line on)`, 'repair the file; a JSONL file would let the other rows load');
+      const src = text.slice(start).trim();
+      if (src) out.push({ index, line: startLine, src });
+      return { elements: out, unclosedAt: startLine };
     }
-    const src = text.slice(start, i).trim();
-    if (src === '') yield { line: startLine, bad: { line: startLine, reason: 'malformed-json', message: 'malformed JSON (empty array element: a stray comma?)' } };
-    else yield parseLine(src, startLine);
-    i++; // past , or ]
-    if (endOfArray) {
-      skipWs();
-      if (i < n) throw new HeedError(`${path}:${line}: unexpected text after the closing ] of the array`, 'remove it');
-      return;
-    }
+    out.push({ index, line: startLine, src: text.slice(start, i).trim() });
+    i++;
+    if (end) return { elements: out };
   }
 }
 

@@ -293,7 +293,10 @@ export function readCustomSpec(path: string): RoleTemplateSpec {
  * built-in name, or a path to a .json / .jinja file.
  */
 export function makeTemplate(name: string, enc: SegmentEncoder): Template {
-  if (name === 'auto') name = enc.tok.chatTemplate ? 'model' : 'chatml';
+  if (name === 'auto') {
+    if (enc.tok.chatTemplate) return new JinjaTemplate('model (auto)', enc);
+    return new RoleTemplate('chatml (auto: the model folder has no chat template)', CHATML, enc);
+  }
   switch (name) {
     case 'model':
       return new JinjaTemplate('model', enc);
