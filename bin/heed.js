@@ -8,4 +8,8 @@ if (!existsSync(fileURLToPath(main))) {
   process.exit(2);
 }
 const { run } = await import(main.href);
-process.exitCode = await run(process.argv.slice(2));
+const code = await run(process.argv.slice(2));
+// The engine's worker threads may keep the event loop alive: exit once stdout/stderr have drained.
+const drain = (s) => new Promise((r) => (s.writableNeedDrain ? s.once('drain', r) : r()));
+await Promise.all([drain(process.stdout), drain(process.stderr)]);
+process.exit(code);

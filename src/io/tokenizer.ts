@@ -95,14 +95,11 @@ export class HeedTokenizer {
         bos_token: this.bosToken ?? '',
         eos_token: this.eosToken ?? '',
         pad_token: this.padToken ?? '',
-        raise_exception: (m: string) => {
-          throw new HeedError(`chat template raised: ${m}`, 'check the roles/order of the messages');
-        },
         ...opts.extra,
       });
     } catch (e) {
       if (e instanceof HeedError) throw e;
-      throw new HeedError(`chat template failed to render: ${(e as Error).message}`, 'check tokenizer_config.json "chat_template"');
+      throw new HeedError(`chat template failed to render: ${(e as Error).message}`, 'check the roles and order of the messages, or the "chat_template" of tokenizer_config.json');
     }
   }
 }

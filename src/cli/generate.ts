@@ -1,0 +1,70 @@
+import type { Command } from './main.js';
+import { parse, num } from './args.js';
+import { deviceOption, startEngine } from './common.js';
+import { HeedError } from '../errors.js';
+
+const usage = 'heed generate --model <dir> --prompt "..." [--chat] [--system "..."] [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--stop STR]... [--device wasm|webgpu] [--json]';
+
+export const command: Command = {
+  path: ['generate'],
+  summary: 'generate text from a model folder, streaming tokens to stdout',
+  usage,
+  async run(argv) {
+    const { values } = parse(
+      argv,
+      {
+        model: { type: 'string', short: 'm' },
+        prompt: { type: 'string', short: 'p', multiple: true },
+        chat: { type: 'boolean' },
+        system: { type: 'string' },
+        'max-tokens': { type: 'string' },
+        temperature: { type: 'string' },
+        'top-p': { type: 'string' },
+        'top-k': { type: 'string' },
+        seed: { type: 'string' },
+        stop: { type: 'string', multiple: true },
+        threads: { type: 'string' },
+        json: { type: 'boolean' },
+        ...deviceOption,
+      },
+      usage,
+      false,
+    );
+    if (!values.model) throw new HeedError('missing --model', `usage: ${usage}`);
+    const prompts = values.prompt ?? [];
+    if (prompts.length === 0) throw new HeedError('missing --prompt', 'pass --prompt "..." (repeat it for a batch)');
+    const opts = {
+      maxTokens: num(values['max-tokens'], 'max-tokens', { int: true, min: 1 }) ?? 128,
+      temperature: num(values.temperature, 'temperature', { min: 0 }) ?? 0,
+      topP: num(values['top-p'], 'top-p', { min: 0, max: 1 }),
+      topK: num(values['top-k'], 'top-k', { int: true, min: 0 }),
+      seed: num(values.seed, 'seed', { int: true, min: 0 }) ?? 0,
+      stop: values.stop,
+    };
+    await startEngine(values.device, values.threads);
+    const { loadModel } = await import('../models/load.js');
+    const { EngineGenerator } = await import('../decode/generate.js');
+    const model = await loadModel(values.model);
+    let texts = prompts;
+    let addSpecial = true;
+    if (values.chat) {
+      texts = prompts.map((p) => model.tokenizer.applyChatTemplate([...(values.system ? [{ role: 'system', content: values.system }] : []), { role: 'user', content: p }], { addGenerationPrompt: true }));
+      addSpecial = false; // the template already holds BOS where the model wants it
+    }
+    const gen = new EngineGenerator(model);
+    const stream = !values.json && prompts.length === 1;
+    const t0 = performance.now();
+    const res = await gen.generate(texts, { ...opts, addSpecialTokens: addSpecial, onText: stream ? (_r, d) => process.stdout.write(d) : undefined });
+    const secs = (performance.now() - t0) / 1000;
+    if (values.json) {
+      console.log(JSON.stringify(res.map((r, i) => ({ prompt: prompts[i], text: r.text, tokens: r.ids.length, finish_reason: r.finishReason })), null, 2));
+    } else if (stream) {
+      process.stdout.write('\n');
+    } else {
+      res.forEach((r, i) => console.log(`--- [${i}] ${JSON.stringify(prompts[i])}\n${r.text}`));
+    }
+    const ntok = res.reduce((a, r) => a + r.ids.length, 0);
+    console.error(`[${ntok} tokens in ${secs.toFixed(2)} s, ${(ntok / secs).toFixed(1)} tok/s; finish: ${res.map((r) => r.finishReason).join(', ')}]`);
+    return 0;
+  },
+};

@@ -1,0 +1,135 @@
+/**
+ * The engine: the only module that imports @jax-js/jax (pinned in package.json).
+ *
+ * Node set-up: a Web Worker polyfill over worker_threads starts jax-js's wasm thread pool (all cores by
+ * default, HEED_THREADS overrides), relaxed SIMD is switched on before the first wasm compile where the
+ * runtime allows, and WebGPU is used when asked for and present.
+ *
+ * Ownership: jax-js arrays are reference counted by hand. Every op consumes its array arguments; pass
+ * `x.ref` to keep using x afterwards. The same holds inside jit-traced functions.
+ */
+import { isNode, relaxedSimd, startupThreads } from './node-setup.js'; // must stay the first import
+import * as jax from '@jax-js/jax';
+import { HeedError } from '../errors.js';
+import { installNodeWorkers } from './node-workers.js';
+
+export const np = jax.numpy;
+export const nn = jax.nn;
+export const lax = jax.lax;
+export const random = jax.random;
+export const tree = jax.tree;
+export const { jit, valueAndGrad, grad, vjp, blockUntilReady, makeJaxpr } = jax;
+export type Tensor = jax.Array;
+export type DType = jax.DType;
+export const f32 = np.float32;
+export const f16 = np.float16;
+export const i32 = np.int32;
+
+export type DeviceName = 'wasm' | 'webgpu' | 'cpu';
+
+export interface EngineInfo {
+  device: DeviceName;
+  threads: number;
+  relaxedSimd: boolean;
+  available: string[];
+  version: string;
+}
+
+let current: EngineInfo | undefined;
+
+/** Threads for the wasm pool: HEED_THREADS, else all cores. */
+export function defaultThreads(): number {
+  const env = process.env.HEED_THREADS;
+  if (env !== undefined && env !== '') {
+    const n = Number(env);
+    if (!Number.isInteger(n) || n < 1) throw new HeedError(`HEED_THREADS must be a positive integer, got "${env}"`, 'unset it or set e.g. HEED_THREADS=2');
+    return n;
+  }
+  return startupThreads;
+}
+
+async function provideWebGpu(): Promise<boolean> {
+  const g = globalThis as { navigator?: { gpu?: unknown } };
+  if (g.navigator?.gpu) return true;
+  // Optional: the `webgpu` package (Dawn bindings) gives Node a navigator.gpu. It is not a dependency.
+  try {
+    const mod = (await import(/* optional */ 'webgpu' as string)) as { create: (o: string[]) => unknown; globals: object };
+    Object.assign(globalThis, mod.globals);
+    const nav = ((globalThis as Record<string, unknown>).navigator ??= {}) as Record<string, unknown>;
+    nav.gpu = mod.create([]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Start the engine once. Later calls return the running engine (and refuse a different device). */
+export async function initEngine(opts: { device?: DeviceName; threads?: number } = {}): Promise<EngineInfo> {
+  const device = opts.device ?? 'wasm';
+  if (current) {
+    if (current.device !== device) throw new HeedError(`the engine already runs on ${current.device}; cannot switch to ${device} in one process`, 'start a new process for the other device');
+    return current;
+  }
+  const threads = opts.threads ?? defaultThreads();
+  if (isNode) installNodeWorkers(threads); // sets the pool size; the pool starts with the first kernel
+  if (device === 'webgpu' && !(await provideWebGpu())) {
+    throw new HeedError('WebGPU is not available here: this runtime has no navigator.gpu (no GPU adapter, or Node without WebGPU bindings)', 'use --device wasm (the CPU default), or run on a machine with a GPU and the optional `webgpu` npm package installed');
+  }
+  const available = await jax.init(device);
+  if (!available.includes(device)) {
+    throw new HeedError(`device ${device} could not be started (available: ${available.join(', ') || 'none'})`, device === 'webgpu' ? 'use --device wasm' : 'report this with --debug output');
+  }
+  jax.defaultDevice(device);
+  current = { device, threads, relaxedSimd, available, version: ENGINE_VERSION };
+  return current;
+}
+
+export function engineInfo(): EngineInfo | undefined {
+  return current;
+}
+
+/** Version of @jax-js/jax this build pins (kept in sync with package.json by a test). */
+export const ENGINE_VERSION = '0.1.25';
+
+/** Host Float32Array/Int32Array → device array of the given shape. */
+export function fromHost(data: Float32Array | Int32Array, shape: number[], dtype?: DType): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (data.length !== n) throw new Error(`fromHost: ${data.length} values for shape [${shape}]`);
+  const isInt = data instanceof Int32Array;
+  let a = np.array(data, { dtype: isInt ? i32 : f32 }).reshape(shape);
+  if (dtype && dtype !== (isInt ? i32 : f32)) a = a.astype(dtype);
+  return a;
+}
+
+/** Device array → host Float32Array (consumes the array). */
+export async function toHost(t: Tensor): Promise<Float32Array> {
+  const x = t.dtype === f32 ? t : t.astype(f32);
+  const d = await x.data();
+  return d instanceof Float32Array ? d : Float32Array.from(d as ArrayLike<number>);
+}
+
+/** Device array → host Int32Array (consumes the array). */
+export async function toHostInt(t: Tensor): Promise<Int32Array> {
+  const x = t.dtype === i32 ? t : t.astype(i32);
+  const d = await x.data();
+  return d instanceof Int32Array ? d : Int32Array.from(d as ArrayLike<number>);
+}
+
+/**
+ * Embedding lookup table[ids] (gather along axis 0), safe to differentiate under jit.
+ * jax-js 0.1.25 fails with "jit: routine primitive scatter input is not imm" when the cotangent that reaches
+ * the gather's transpose (a scatter routine) is a view (e.g. a reshape of a broadcast). Multiplying the
+ * gathered rows by a constant ones-vector makes that cotangent the output of an elementwise kernel, which jit
+ * materialises, so the scatter gets a concrete buffer. Cost: one elementwise multiply of the gathered rows.
+ */
+export function embedLookup(table: Tensor, ids: Tensor): Tensor {
+  const d = table.shape[table.shape.length - 1];
+  return np.take(table, ids, 0).mul(np.ones([d], { dtype: table.dtype }));
+}
+
+/** Bytes held by a tree of arrays. */
+export function treeBytes(t: Record<string, Tensor>): number {
+  let n = 0;
+  for (const v of Object.values(t)) n += v.size * (v.dtype === f16 ? 2 : 4);
+  return n;
+}

@@ -1,0 +1,62 @@
+/**
+ * Web Worker polyfill over node:worker_threads so that jax-js starts its wasm thread pool in Node
+ * (jax-js only does so when a global `Worker` exists). jax-js creates each worker from a blob: URL holding a
+ * classic script that uses `self.onmessage` / `postMessage`; we resolve the blob with node:buffer's
+ * resolveObjectURL, boot a worker_threads Worker that defines `self`/`postMessage`, send it the source, and
+ * queue messages until the source has run. Installed only in Node and only when no Worker exists.
+ */
+import { Worker as NodeWorker } from 'node:worker_threads';
+import { resolveObjectURL } from 'node:buffer';
+
+const BOOT = `
+const { parentPort } = require('node:worker_threads');
+globalThis.self = globalThis;
+globalThis.postMessage = (m) => parentPort.postMessage(m);
+let pending = [];
+parentPort.on('message', (m) => {
+  if (pending) {
+    if (m && m.__heedWorkerSource !== undefined) {
+      (0, eval)(m.__heedWorkerSource);
+      const q = pending; pending = null;
+      for (const x of q) self.onmessage({ data: x });
+    } else pending.push(m);
+    return;
+  }
+  self.onmessage({ data: m });
+});`;
+
+type Handler = ((e: { data: unknown }) => void) | null;
+
+class NodeWebWorker {
+  onmessage: Handler = null;
+  onerror: ((e: { message: string }) => void) | null = null;
+  private readonly w: NodeWorker;
+  constructor(url: string | URL) {
+    const blob = resolveObjectURL(String(url));
+    if (!blob) throw new Error(`heed worker polyfill: cannot resolve worker URL ${String(url)}`);
+    this.w = new NodeWorker(BOOT, { eval: true });
+    this.w.unref(); // never keep the process alive just for idle engine workers
+    this.w.on('message', (m) => this.onmessage?.({ data: m }));
+    this.w.on('error', (e) => this.onerror?.({ message: e.message }));
+    void blob.text().then((src) => this.w.postMessage({ __heedWorkerSource: src }));
+  }
+  postMessage(m: unknown): void {
+    this.w.postMessage(m);
+  }
+  terminate(): void {
+    void this.w.terminate();
+  }
+}
+
+/** Install the polyfill with `threads` workers (navigator.hardwareConcurrency is what jax-js reads). */
+export function installNodeWorkers(threads: number): void {
+  const g = globalThis as Record<string, unknown>;
+  if (typeof g.Worker === 'undefined') g.Worker = NodeWebWorker;
+  const nav = (g.navigator ?? {}) as Record<string, unknown>;
+  try {
+    Object.defineProperty(nav, 'hardwareConcurrency', { value: threads, configurable: true });
+  } catch {
+    /* a frozen navigator: keep its value */
+  }
+  if (!g.navigator) Object.defineProperty(g, 'navigator', { value: nav, configurable: true, writable: true });
+}
