@@ -1,0 +1,73 @@
+/** The jitted training step: loss and gradients (valueAndGrad) then AdamW, in one compiled function. */
+import { jit, valueAndGrad, np, fromHost, tree, type Tensor } from '../engine/index.js';
+import { ropeInvFreq, type ModelConfig } from '../models/config.js';
+import type { Params } from '../models/transformer.js';
+import { adamwScalars, adamwUpdate, type AdamWConfig, type Tree } from './adamw.js';
+import { weightedLoss, type TrainBatch } from './loss.js';
+
+export interface HostBatch {
+  B: number;
+  T: number;
+  ids: Int32Array;
+  weights: Float32Array; // weight of target t = ids[t+1]... see toDeviceBatch
+  positions?: Int32Array;
+  segments?: Int32Array;
+}
+
+/**
+ * Host batch → device batch. `weights[b,t]` (host) is the weight of token t *as a target*; the device batch
+ * shifts it so the prediction at t-1 carries it. Positions default to 0..T-1, segments to 0.
+ */
+export function toDeviceBatch(h: HostBatch): TrainBatch {
+  const { B, T } = h;
+  const targets = new Int32Array(B * T);
+  const w = new Float32Array(B * T);
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t + 1 < T; t++) {
+      targets[b * T + t] = h.ids[b * T + t + 1];
+      const sameSeg = !h.segments || h.segments[b * T + t] === h.segments[b * T + t + 1];
+      w[b * T + t] = sameSeg ? h.weights[b * T + t + 1] : 0;
+    }
+  }
+  const positions = h.positions ?? Int32Array.from({ length: B * T }, (_, i) => i % T);
+  const segments = h.segments ?? new Int32Array(B * T);
+  return {
+    ids: fromHost(h.ids, [B, T]),
+    targets: fromHost(targets, [B, T]),
+    weights: fromHost(w, [B, T]),
+    positions: fromHost(positions, [B, T]),
+    segments: fromHost(segments, [B, T]),
+    slots: fromHost(Int32Array.from({ length: T }, (_, i) => i), [T]),
+  };
+}
+
+export function invFreqFor(c: ModelConfig): Tensor {
+  if (c.arch !== 'llama') return np.zeros([1]);
+  const f = ropeInvFreq(c);
+  return fromHost(f, [f.length]);
+}
+
+/** Build loss-only and train-step functions for a model config. */
+export function makeTrainer(c: ModelConfig, opt: AdamWConfig) {
+  const lossFn = (p: Params, b: TrainBatch, invFreq: Tensor) => weightedLoss(c, p, b, invFreq);
+  const evalLoss = jit(lossFn);
+  const step = jit((p: Params, m: Tree, v: Tree, b: TrainBatch, invFreq: Tensor, stepSize: Tensor, c2: Tensor, decay: Tensor) => {
+    const [loss, grads] = valueAndGrad(lossFn)(p, b, invFreq);
+    const u = adamwUpdate(p, grads as Tree, m, v, stepSize, c2, decay, opt);
+    return { loss, p: u.p, m: u.m, v: u.v };
+  });
+  return {
+    evalLoss: (p: Params, b: TrainBatch) => evalLoss(tree.ref(p), b, invFreqFor(c)) as Tensor,
+    /** one step at 1-based step t; consumes p, m, v and the batch */
+    step(p: Params, m: Tree, v: Tree, b: TrainBatch, lr: number, t: number) {
+      const s = adamwScalars(lr, t, opt);
+      return step(p, m, v, b, invFreqFor(c), np.array(s.stepSize), np.array(s.c2), np.array(s.decay)) as { loss: Tensor; p: Params; m: Tree; v: Tree };
+    },
+  };
+}
+
+export function zerosLike(p: Params): Tree {
+  const out: Tree = {};
+  for (const [k, v] of Object.entries(p)) out[k] = np.zeros(v.shape);
+  return out;
+}
