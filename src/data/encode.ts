@@ -31,6 +31,11 @@ interface RawTokenizer {
 }
 
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+/** out.push(...xs) without the argument-count limit (a 1 MB content is >100k tokens). */
+function append(out: number[], xs: readonly number[]): void {
+  for (let i = 0; i < xs.length; i++) out.push(xs[i]);
+}
+
 const prefixEq = (a: number[], p: number[]) => a.length >= p.length && p.every((x, i) => a[i] === x);
 
 export interface Encoded {
@@ -104,19 +109,19 @@ export class SegmentEncoder {
     this.specialRe.lastIndex = 0;
     for (let m = this.specialRe.exec(s); m; m = this.specialRe.exec(s)) {
       if (m.index > last) {
-        out.push(...this.cont(s.slice(last, m.index), first));
+        append(out, this.cont(s.slice(last, m.index), first));
         first = false;
       }
       const cp = String.fromCodePoint(m[0].codePointAt(0)!);
-      out.push(...this.cont(cp, first));
+      append(out, this.cont(cp, first));
       first = false;
       const rest = m[0].slice(cp.length);
       const save = this.specialRe.lastIndex;
-      out.push(...this.encodeText(rest, false));
+      append(out, this.encodeText(rest, false));
       this.specialRe.lastIndex = save;
       last = m.index + m[0].length;
     }
-    if (last < s.length) out.push(...this.cont(s.slice(last), first));
+    if (last < s.length) append(out, this.cont(s.slice(last), first));
     return out;
   }
 
@@ -129,13 +134,13 @@ export class SegmentEncoder {
     this.specialRe.lastIndex = 0;
     for (let m = this.specialRe.exec(s); m; m = this.specialRe.exec(s)) {
       if (m.index > last) {
-        out.push(...this.cont(s.slice(last, m.index), first));
+        append(out, this.cont(s.slice(last, m.index), first));
         first = false;
       }
       out.push(this.specials.get(m[0])!);
       last = m.index + m[0].length;
     }
-    if (last < s.length) out.push(...this.cont(s.slice(last), first));
+    if (last < s.length) append(out, this.cont(s.slice(last), first));
     return out;
   }
 
@@ -190,7 +195,7 @@ export class SegmentEncoder {
     let atStart = true;
     const flush = () => {
       if (text) {
-        ids.push(...this.cont(text, atStart));
+        append(ids, this.cont(text, atStart));
         atStart = false;
         text = '';
       }
@@ -213,7 +218,7 @@ export class SegmentEncoder {
         // template text: the special token; content: the same plain-text escape as encodeText
         if (p.kind === 'content') {
           const save = this.specialRe.lastIndex;
-          ids.push(...this.encodeText(m[0], atStart));
+          append(ids, this.encodeText(m[0], atStart));
           this.specialRe.lastIndex = save;
           atStart = false;
         } else ids.push(this.specials.get(m[0])!);

@@ -33,7 +33,7 @@ export interface DataStats {
  */
 export function imReading(ratio: number, rows: number): string {
   if (!Number.isFinite(ratio)) return 'no output tokens: nothing to compare';
-  if (ratio >= 1) return 'high ratio (instructions longer than outputs): IM (--mask instruction) likely helps';
+  if (ratio >= 1) return 'high ratio (instructions at least as long as outputs): IM (--mask instruction) likely helps';
   if (rows <= 10000) return `low ratio but small data (${rows} rows ≤ 10k): IM likely helps (the paper's small-data regime)`;
   if (ratio >= 0.5) return 'moderate ratio, large data: IM may help a little; compare IT and IM';
   return 'low ratio and large data (long outputs, many rows): IM unlikely to beat IT';

@@ -17,9 +17,9 @@
  *  - a file  *.json (role-wrapper spec, see CustomTemplateSpec) or *.jinja (rendered like `model`).
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { Template as Jinja } from '@huggingface/jinja';
 import { z } from 'zod';
 import { HeedError } from '../errors.js';
-import type { HeedTokenizer } from '../io/tokenizer.js';
 import type { SegmentEncoder } from './encode.js';
 import type { Conversation, Piece, Role } from './types.js';
 
@@ -163,15 +163,16 @@ export class PlainTemplate implements Template {
 /** End-of-turn token strings recognised after an assistant content in a jinja template (when special in the tokenizer). */
 const END_OF_TURN = ['<|im_end|>', '<|eot_id|>', '<|end|>', '<end_of_turn>', '<|endoftext|>', '</s>', '<|end_of_text|>', '<｜end▁of▁sentence｜>', '<|END_OF_TURN_TOKEN|>'];
 
-const SENTINEL = (i: number) => `\u{E000}heed${i}\u{E001}`;
-const SENTINEL_RE = /\u{E000}heed(\d+)\u{E001}/gu;
+const SENTINEL = (i: number) => `\u{E000}${i}\u{E001}`;
+const SENTINEL_RE = /\u{E000}(\d+)\u{E001}/gu;
 
 export class JinjaTemplate implements Template {
   private readonly ends: string[];
+  private readonly compiled: Jinja;
   constructor(
     readonly name: string,
     private readonly enc: SegmentEncoder,
-    private readonly source?: string,
+    source?: string,
   ) {
     const set = new Set<string>();
     if (enc.eosText) set.add(enc.eosText);
@@ -181,18 +182,33 @@ export class JinjaTemplate implements Template {
     }
     for (const e of END_OF_TURN) if (enc.specials.has(e)) set.add(e);
     this.ends = [...set].filter(Boolean);
-    if (!source && !enc.tok.chatTemplate) throw new HeedError('the model folder has no chat template (no "chat_template" in tokenizer_config.json, no chat_template.jinja)', 'pick a built-in: --template chatml, tulu, alpaca or plain');
+    const src = source ?? enc.tok.chatTemplate;
+    if (!src) throw new HeedError('the model folder has no chat template (no "chat_template" in tokenizer_config.json, no chat_template.jinja)', 'pick a built-in: --template chatml, tulu, alpaca or plain');
+    try {
+      this.compiled = new Jinja(src);
+    } catch (e) {
+      throw new HeedError(`chat template ${name} does not parse: ${(e as Error).message}`, 'fix the jinja source, or pick a built-in --template');
+    }
   }
 
-  private apply(tok: HeedTokenizer, messages: Array<{ role: Role; content: string }>): string {
-    return tok.applyChatTemplate(messages, { addGenerationPrompt: false, template: this.source });
+  /**
+   * Rendered with @huggingface/jinja directly (HeedTokenizer.applyChatTemplate passes its own
+   * raise_exception, which this jinja version rejects as a redeclared global). Same context as
+   * transformers' apply_chat_template: messages, add_generation_prompt, bos/eos/pad token strings.
+   */
+  private apply(messages: Array<{ role: Role; content: string }>): string {
+    const tok = this.enc.tok;
+    try {
+      return this.compiled.render({ messages, add_generation_prompt: false, bos_token: tok.bosToken ?? '', eos_token: tok.eosToken ?? this.enc.eosText, pad_token: tok.padToken ?? '' });
+    } catch (e) {
+      throw new HeedError(`chat template raised: ${(e as Error).message}`, 'check the roles/order of the messages, or pick a built-in --template');
+    }
   }
 
   render(conv: Conversation): Piece[] {
-    const tok = this.enc.tok;
     for (const m of conv.messages) if (/[\u{E000}\u{E001}]/u.test(m.content)) throw new HeedError(`row ${conv.id}: content contains private-use characters U+E000/U+E001 that heed uses as sentinels`, 'remove them');
-    const full = this.apply(tok, conv.messages.map((m) => ({ role: m.role, content: m.content })));
-    const skel = this.apply(tok, conv.messages.map((m, i) => ({ role: m.role, content: SENTINEL(i) })));
+    const full = this.apply(conv.messages.map((m) => ({ role: m.role, content: m.content })));
+    const skel = this.apply(conv.messages.map((m, i) => ({ role: m.role, content: SENTINEL(i) })));
     // split the skeleton into template text and content slots
     const slots: Array<{ marker: string; msg: number }> = [];
     let last = 0;
