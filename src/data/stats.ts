@@ -108,7 +108,12 @@ export async function computeStats(path: string, pipeline: DataPipeline, opts: D
     tokens: { ...t, perRow: { mean: good ? t.total / good : 0, median: pct(sorted, 0.5), p95: pct(sorted, 0.95), max: sorted[sorted.length - 1] ?? 0 } },
     loss,
     kept: { rows: keptRows, tokens: keptTokens },
-    ratio: { meanInstruction, meanOutput, ratio, reading: imReading(ratio, good) },
+    ratio: {
+      meanInstruction,
+      meanOutput,
+      ratio,
+      reading: pipeline.mask.policy === 'response-only' ? 'response-only renders no instruction, so the ratio is 0 by construction (use --mask output for the data set\'s ratio)' : imReading(ratio, good),
+    },
     longest,
     droppedIds: tr.dropped.slice(0, listIds),
     vanishedIds: tr.vanished.slice(0, listIds),

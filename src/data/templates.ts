@@ -329,5 +329,6 @@ export function makeTemplate(name: string, enc: SegmentEncoder): Template {
     if (name.endsWith('.jinja') || name.endsWith('.j2')) return new JinjaTemplate(name, enc, readFileSync(name, 'utf8'));
     return new RoleTemplate(name, readCustomSpec(name), enc);
   }
+  if (/[\\/]/.test(name) || /\.(json|jinja|j2)$/.test(name)) throw new HeedError(`${name}: template file not found`, 'check the --template path (a .json role-wrapper or a .jinja file)');
   throw new HeedError(`unknown template "${name}"`, `use auto, model, ${BUILTIN_TEMPLATES.join(', ')}, or a path to a .json/.jinja template file`);
 }
