@@ -35,12 +35,18 @@ class NodeWebWorker {
     const blob = resolveObjectURL(String(url));
     if (!blob) throw new Error(`heed worker polyfill: cannot resolve worker URL ${String(url)}`);
     this.w = new NodeWorker(BOOT, { eval: true });
-    this.w.unref(); // never keep the process alive just for idle engine workers
-    this.w.on('message', (m) => this.onmessage?.({ data: m }));
+    this.w.on('message', (m) => {
+      // jax-js answers every message it posts with exactly one reply; idle workers must not keep Node alive
+      if (--this.pending === 0) this.w.unref();
+      this.onmessage?.({ data: m });
+    });
     this.w.on('error', (e) => this.onerror?.({ message: e.message }));
+    this.w.unref(); // after the listeners: adding one re-refs the port
     void blob.text().then((src) => this.w.postMessage({ __heedWorkerSource: src }));
   }
+  private pending = 0;
   postMessage(m: unknown): void {
+    if (this.pending++ === 0) this.w.ref();
     this.w.postMessage(m);
   }
   terminate(): void {

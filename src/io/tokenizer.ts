@@ -65,8 +65,9 @@ export class HeedTokenizer {
     return this.tok.encode(text, { add_special_tokens: opts.addSpecialTokens ?? false }).tokens;
   }
 
-  decode(ids: number[], opts: { skipSpecialTokens?: boolean } = {}): string {
-    return this.tok.decode(ids, { skip_special_tokens: opts.skipSpecialTokens ?? false });
+  /** Decode ids to text, exactly (no clean-up of spaces before punctuation unless cleanUpSpaces is set). */
+  decode(ids: number[], opts: { skipSpecialTokens?: boolean; cleanUpSpaces?: boolean } = {}): string {
+    return this.tok.decode(ids, { skip_special_tokens: opts.skipSpecialTokens ?? false, clean_up_tokenization_spaces: opts.cleanUpSpaces ?? false });
   }
 
   tokenToId(token: string): number | undefined {
