@@ -3,7 +3,7 @@ import { parse, num } from './args.js';
 import { deviceOption, startEngine } from './common.js';
 import { HeedError } from '../errors.js';
 
-const usage = 'heed generate --model <dir> --prompt "..." [--chat] [--system "..."] [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--stop STR]... [--device wasm|webgpu] [--json]';
+const usage = 'heed generate --model <dir> --prompt "..." [--chat] [--system "..."] [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--stop STR]... [--adapter rules[:preset|:file.json]] [--device wasm|webgpu] [--json]';
 
 export const command: Command = {
   path: ['generate'],
@@ -23,6 +23,7 @@ export const command: Command = {
         'top-k': { type: 'string' },
         seed: { type: 'string' },
         stop: { type: 'string', multiple: true },
+        adapter: { type: 'string' },
         threads: { type: 'string' },
         json: { type: 'boolean' },
         ...deviceOption,
@@ -41,6 +42,11 @@ export const command: Command = {
       seed: num(values.seed, 'seed', { int: true, min: 0 }) ?? 0,
       stop: values.stop,
     };
+    const adapter = values.adapter;
+    if (adapter !== undefined && adapter !== 'rules' && !adapter.startsWith('rules:')) {
+      throw new HeedError(`--adapter "${adapter}" is not known`, 'use --adapter rules (default preset), --adapter rules:hewitt-2024 or --adapter rules:path/to/rules.json');
+    }
+    const rules = adapter === undefined ? undefined : (await import('../decode/rules.js')).loadRules(adapter.slice('rules:'.length));
     await startEngine(values.device, values.threads);
     const { loadModel } = await import('../models/load.js');
     const { EngineGenerator } = await import('../decode/generate.js');
@@ -52,9 +58,17 @@ export const command: Command = {
       addSpecial = false; // the template already holds BOS where the model wants it
     }
     const gen = new EngineGenerator(model);
+    const logitsProcessors = [];
+    if (rules) {
+      // the rule expert counts repetition from the start of the prompt (userTurnOffset 0); see docs/rules.md
+      const compiled = (await import('../decode/rules.js')).compileRules(rules, model.tokenizer);
+      const unmapped = compiled.tokens.filter((t) => t.ids.length === 0).map((t) => JSON.stringify(t.string));
+      if (unmapped.length) console.error(`[rules: ${unmapped.length} token rule(s) match no single token of this tokenizer: ${unmapped.join(', ')}; see heed rules explain]`);
+      logitsProcessors.push(compiled.processor);
+    }
     const stream = !values.json && prompts.length === 1;
     const t0 = performance.now();
-    const res = await gen.generate(texts, { ...opts, addSpecialTokens: addSpecial, onText: stream ? (_r, d) => process.stdout.write(d) : undefined });
+    const res = await gen.generate(texts, { ...opts, logitsProcessors, addSpecialTokens: addSpecial, onText: stream ? (_r, d) => process.stdout.write(d) : undefined });
     const secs = (performance.now() - t0) / 1000;
     if (values.json) {
       console.log(JSON.stringify(res.map((r, i) => ({ prompt: prompts[i], text: r.text, tokens: r.ids.length, finish_reason: r.finishReason })), null, 2));

@@ -13,6 +13,7 @@ const registry: Array<{ path: string[]; summary: string; load: () => Promise<Com
   { path: ['model', 'info'], summary: 'describe a Hugging Face model folder', load: async () => (await import('./model-info.js')).command },
   { path: ['generate'], summary: 'generate text from a model folder (streams tokens)', load: async () => (await import('./generate.js')).command },
   { path: ['data', 'stats'], summary: 'token counts, loss-bearing tokens and instruction/output ratio of a data file', load: async () => (await import('./data-stats.js')).command },
+  { path: ['rules', 'explain'], summary: 'show which token ids each rule of a rules adapter touches in a tokenizer', load: async () => (await import('./rules-explain.js')).command },
   { path: ['data', 'inspect'], summary: 'print data rows with their loss-bearing tokens highlighted', load: async () => (await import('./data-inspect.js')).command },
 ];
 
