@@ -74,7 +74,7 @@ export function parseRules(raw: unknown, source = 'rules'): Rules {
   if (!r.success) {
     const iss = r.error.issues[0];
     const field = iss.path.length ? iss.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') : '(top level)';
-    throw new HeedError(`${source}: field "${field}": ${iss.message}`, 'see docs/rules.md for the rules file format, or start from `heed rules explain --rules default --json`');
+    throw new HeedError(`${source}: field "${field}": ${iss.message}`, 'see docs/rules.md for the rules file format and the presets (hewitt-2024, hewitt-2024-ids, default)');
   }
   return r.data;
 }
