@@ -26,10 +26,6 @@
 import type { HeedTokenizer } from '../io/tokenizer.js';
 import type { Piece } from './types.js';
 
-interface RawTokenizer {
-  decode(ids: number[], o: { skip_special_tokens?: boolean; clean_up_tokenization_spaces?: boolean }): string;
-}
-
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 /** out.push(...xs) without the argument-count limit (a 1 MB content is >100k tokens). */
 function append(out: number[], xs: readonly number[]): void {
@@ -59,7 +55,6 @@ export class SegmentEncoder {
   readonly eosId: number | undefined;
   /** continuations whose anchor encoding did not come out as a prefix (plain encoding used) */
   anchorFallbacks = 0;
-  private readonly raw: RawTokenizer | undefined;
 
   constructor(readonly tok: HeedTokenizer) {
     for (const id of tok.specialIds()) {
@@ -87,7 +82,6 @@ export class SegmentEncoder {
     const eosId = tok.eosToken !== undefined ? tok.tokenToId(tok.eosToken) : tok.eosIds[0];
     this.eosId = eosId;
     this.eosText = tok.eosToken ?? (eosId !== undefined ? (tok.idToToken(eosId) ?? '') : '');
-    this.raw = (tok as unknown as { tok?: RawTokenizer }).tok;
   }
 
   /** Plain text piece encoding, honouring the start-of-text rule. */
@@ -230,12 +224,11 @@ export class SegmentEncoder {
     return ids;
   }
 
-  /** Exact decode: special tokens kept, no clean-up of spaces (HeedTokenizer.decode cleans up by default). */
+  /** Exact decode: special tokens kept, no clean-up of spaces. */
   decode(ids: ArrayLike<number>): string {
     const arr = Array.from(ids);
     if (arr.length === 0) return '';
-    if (this.raw) return this.raw.decode(arr, { skip_special_tokens: false, clean_up_tokenization_spaces: false });
-    return this.tok.decode(arr);
+    return this.tok.decode(arr, { skipSpecialTokens: false, cleanUpSpaces: false });
   }
 
   /**
