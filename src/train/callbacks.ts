@@ -1,0 +1,42 @@
+/**
+ * Trainer callbacks: a small hook interface called at evaluation and save points. A callback receives the
+ * step, the latest metrics and a generator over the current weights; it may return extra metrics (logged to
+ * metrics.jsonl and usable for best-checkpoint selection, e.g. `ifs`) and may request that training stop.
+ * Evaluation code (IFS, ObjecQA) plugs in here; it never reaches into the trainer.
+ */
+import type { TextGenerator } from '../decode/generate.js';
+
+export interface CallbackContext {
+  /** optimizer steps done so far (global, across stages) */
+  step: number;
+  /** fractional epoch within the current stage */
+  epoch: number;
+  /** 0-based stage index and its name ("main" for one-stage runs) */
+  stage: number;
+  stageName: string;
+  /** metrics of this evaluation point so far (train loss, eval loss on output tokens, ...) */
+  metrics: Record<string, number>;
+  /** generates with the current weights (in-process) */
+  generator: TextGenerator;
+  /** the run folder */
+  runDir: string;
+}
+
+export interface CallbackResult {
+  /** extra metrics, merged into this step's metrics.jsonl record */
+  metrics?: Record<string, number>;
+  /** request a clean stop after this point (a checkpoint is saved first) */
+  stop?: boolean;
+  /** why (written to the run summary) */
+  reason?: string;
+}
+
+export interface TrainerCallback {
+  readonly name: string;
+  /** called every eval interval (and at the end of each stage) */
+  onEval?(ctx: CallbackContext): Promise<CallbackResult | void>;
+  /** called after a checkpoint folder was written */
+  onSave?(ctx: CallbackContext & { checkpointDir: string }): Promise<void>;
+  /** called once when training ends (stopped early or not); returned fields go into summary.json */
+  onEnd?(ctx: Omit<CallbackContext, 'generator'>): Promise<Record<string, unknown> | void>;
+}
