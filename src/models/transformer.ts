@@ -41,6 +41,10 @@ export interface ForwardOptions {
   returnCache?: boolean;
   /** RoPE inverse frequencies [headDim/2] (llama family; consumed) */
   invFreq?: Tensor;
+  /** LoRA: alpha / r */
+  loraScale?: number;
+  /** LoRA dropout: returns a scaled keep-mask for the input of a module's LoRA branch */
+  loraDropoutMasks?: (module: string, shape: number[]) => Tensor;
 }
 
 export interface ForwardOutput {
@@ -76,9 +80,23 @@ function attend(q: Tensor, k: Tensor, v: Tensor, bias: Tensor, heads: number, kv
   return out.reshape([B, heads, T, hd]).transpose([0, 2, 1, 3]).reshape([B * T, heads * hd]);
 }
 
-function linear(x: Tensor, w: Tensor, b?: Tensor): Tensor {
-  const y = np.matmul(x, w.transpose());
-  return b ? y.add(b) : y;
+/**
+ * A projection by module name: y = x·Wᵀ + b (HF Linear, W [out,in]) or y = x·W + b (GPT-2 Conv1D, W [in,out]),
+ * plus a LoRA branch scale·(x·Aᵀ)·Bᵀ when `<module>.lora_A` [r,in] and `<module>.lora_B` [out,r] are in p.
+ */
+function proj(p: Params, module: string, x: Tensor, o: ForwardOptions, conv1d = false): Tensor {
+  const w = p[`${module}.weight`].ref;
+  const b = p[`${module}.bias`]?.ref;
+  const A = p[`${module}.lora_A`];
+  let y = A ? np.matmul(x.ref, conv1d ? w : w.transpose()) : np.matmul(x, conv1d ? w : w.transpose());
+  if (b) y = y.add(b);
+  if (A) {
+    let xa = x;
+    if (o.loraDropoutMasks) xa = xa.mul(o.loraDropoutMasks(module, x.shape));
+    const z = np.matmul(np.matmul(xa, A.ref.transpose()), p[`${module}.lora_B`].ref.transpose());
+    y = y.add(z.mul(o.loraScale ?? 1));
+  }
+  return y;
 }
 
 function rmsNorm(x: Tensor, w: Tensor, eps: number): Tensor {
@@ -129,10 +147,11 @@ function llamaForward(c: LlamaConfig, p: Params, inp: ForwardInputs, o: ForwardO
   const newV: Tensor[] = [];
   for (let l = 0; l < c.layers; l++) {
     const g = (n: string) => p[`model.layers.${l}.${n}`]?.ref;
+    const m = (n: string) => `model.layers.${l}.${n}`;
     const h = rmsNorm(x.ref, g('input_layernorm.weight'), c.rmsEps);
-    const q = linear(h.ref, g('self_attn.q_proj.weight'), g('self_attn.q_proj.bias')).reshape([B, T, c.heads, hd]).transpose([0, 2, 1, 3]);
-    let k = linear(h.ref, g('self_attn.k_proj.weight'), g('self_attn.k_proj.bias')).reshape([B, T, c.kvHeads, hd]).transpose([0, 2, 1, 3]);
-    let v = linear(h, g('self_attn.v_proj.weight'), g('self_attn.v_proj.bias')).reshape([B, T, c.kvHeads, hd]).transpose([0, 2, 1, 3]);
+    const q = proj(p, m('self_attn.q_proj'), h.ref, o).reshape([B, T, c.heads, hd]).transpose([0, 2, 1, 3]);
+    let k = proj(p, m('self_attn.k_proj'), h.ref, o).reshape([B, T, c.kvHeads, hd]).transpose([0, 2, 1, 3]);
+    let v = proj(p, m('self_attn.v_proj'), h, o).reshape([B, T, c.kvHeads, hd]).transpose([0, 2, 1, 3]);
     const qr = rope(q, cos.ref, sin.ref);
     k = mergeCache(o.cache?.k[l], rope(k, cos.ref, sin.ref), o.writeMask);
     v = mergeCache(o.cache?.v[l], v, o.writeMask);
@@ -141,11 +160,11 @@ function llamaForward(c: LlamaConfig, p: Params, inp: ForwardInputs, o: ForwardO
       newV.push(v.ref);
     }
     const y = attend(qr, k, v, bias.ref, c.heads, c.kvHeads);
-    x = x.add(linear(y, g('self_attn.o_proj.weight'), g('self_attn.o_proj.bias')));
+    x = x.add(proj(p, m('self_attn.o_proj'), y, o));
     const h2 = rmsNorm(x.ref, g('post_attention_layernorm.weight'), c.rmsEps);
-    const gate = nn.silu(linear(h2.ref, g('mlp.gate_proj.weight'), g('mlp.gate_proj.bias')));
-    const up = linear(h2, g('mlp.up_proj.weight'), g('mlp.up_proj.bias'));
-    x = x.add(linear(gate.mul(up), g('mlp.down_proj.weight'), g('mlp.down_proj.bias')));
+    const gate = nn.silu(proj(p, m('mlp.gate_proj'), h2.ref, o));
+    const up = proj(p, m('mlp.up_proj'), h2, o);
+    x = x.add(proj(p, m('mlp.down_proj'), gate.mul(up), o));
   }
   bias.dispose();
   cos.dispose();
@@ -168,8 +187,9 @@ function gpt2Forward(c: Gpt2Config, p: Params, inp: ForwardInputs, o: ForwardOpt
   const heads = (t: Tensor) => t.reshape([B, T, c.heads, hd]).transpose([0, 2, 1, 3]);
   for (let l = 0; l < c.layers; l++) {
     const g = (n: string) => p[`h.${l}.${n}`].ref;
+    const m = (n: string) => `h.${l}.${n}`;
     const h = layerNorm(x.ref, g('ln_1.weight'), g('ln_1.bias'), c.eps);
-    const qkv = np.matmul(h, g('attn.c_attn.weight')).add(g('attn.c_attn.bias'));
+    const qkv = proj(p, m('attn.c_attn'), h, o, true);
     const [q, k0, v0] = np.split(qkv, 3, -1);
     const k = mergeCache(o.cache?.k[l], heads(k0), o.writeMask);
     const v = mergeCache(o.cache?.v[l], heads(v0), o.writeMask);
@@ -178,10 +198,10 @@ function gpt2Forward(c: Gpt2Config, p: Params, inp: ForwardInputs, o: ForwardOpt
       newV.push(v.ref);
     }
     const y = attend(heads(q), k, v, bias.ref, c.heads, c.heads);
-    x = x.add(np.matmul(y, g('attn.c_proj.weight')).add(g('attn.c_proj.bias')));
+    x = x.add(proj(p, m('attn.c_proj'), y, o, true));
     const h2 = layerNorm(x.ref, g('ln_2.weight'), g('ln_2.bias'), c.eps);
-    const f = nn.gelu(np.matmul(h2, g('mlp.c_fc.weight')).add(g('mlp.c_fc.bias')), { approximate: true });
-    x = x.add(np.matmul(f, g('mlp.c_proj.weight')).add(g('mlp.c_proj.bias')));
+    const f = nn.gelu(proj(p, m('mlp.c_fc'), h2, o, true), { approximate: true });
+    x = x.add(proj(p, m('mlp.c_proj'), f, o, true));
   }
   bias.dispose();
   o.writeMask?.dispose();
