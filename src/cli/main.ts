@@ -15,6 +15,11 @@ const registry: Array<{ path: string[]; summary: string; load: () => Promise<Com
   { path: ['data', 'stats'], summary: 'token counts, loss-bearing tokens and instruction/output ratio of a data file', load: async () => (await import('./data-stats.js')).command },
   { path: ['rules', 'explain'], summary: 'show which token ids each rule of a rules adapter touches in a tokenizer', load: async () => (await import('./rules-explain.js')).command },
   { path: ['data', 'inspect'], summary: 'print data rows with their loss-bearing tokens highlighted', load: async () => (await import('./data-inspect.js')).command },
+  { path: ['ifs'], summary: 'Instruction Following Score (IFS) of a model folder, per prompt variant', load: async () => (await import('./ifs.js')).command },
+  { path: ['ifs', 'build'], summary: 'build an IFS prompt set (instructions and partial instructions) from conversation files', load: async () => (await import('./ifs-build.js')).command },
+  { path: ['ifs', 'train-classifier'], summary: 'train the IFS response classifier and print its held-out metrics', load: async () => (await import('./ifs-train.js')).command },
+  { path: ['ifs', 'classify'], summary: 'label texts as answer-like or continuation-like with the IFS classifier', load: async () => (await import('./ifs-classify.js')).command },
+  { path: ['objecqa'], summary: 'ObjecQA: share of objective answers to preference questions', load: async () => (await import('./objecqa.js')).command },
 ];
 
 export function registerCommand(path: string[], summary: string, load: () => Promise<Command>): void {

@@ -1,0 +1,34 @@
+import type { Command } from './main.js';
+import { parse, num } from './args.js';
+import { HeedError } from '../errors.js';
+
+const usage = 'heed ifs build --data F [--data F ...] --out prompts.jsonl [--partial-share 0.5] [--seed S] [--max-chars N] [--limit N]';
+
+export const command: Command = {
+  path: ['ifs', 'build'],
+  summary: 'build an IFS prompt set (full instructions I and partial instructions Ip, with source ids) from conversation files',
+  usage,
+  async run(argv) {
+    const { values } = parse(argv, { data: { type: 'string', multiple: true }, out: { type: 'string', short: 'o' }, 'partial-share': { type: 'string' }, seed: { type: 'string' }, 'max-chars': { type: 'string' }, limit: { type: 'string' } }, usage, false);
+    if (!values.data?.length) throw new HeedError('missing --data', `usage: ${usage}`);
+    if (!values.out) throw new HeedError('missing --out', `usage: ${usage}`);
+    const share = num(values['partial-share'], 'partial-share', { min: 0, max: 1 }) ?? 0.5;
+    const seed = num(values.seed, 'seed', { int: true, min: 0 }) ?? 0;
+    const maxChars = num(values['max-chars'], 'max-chars', { int: true, min: 1 });
+    const limit = num(values.limit, 'limit', { int: true, min: 1 });
+    const { readSources } = await import('../eval/ifs/classifier.js');
+    const { buildPrompts } = await import('../eval/ifs/fragments.js');
+    const { writeJsonl } = await import('../eval/jsonl.js');
+    const { rows, bad } = readSources(values.data);
+    let src = rows;
+    const long = maxChars ? src.filter((r) => r.instruction.length > maxChars).length : 0;
+    if (maxChars) src = src.filter((r) => r.instruction.length <= maxChars);
+    const { prompts: all, skipped } = buildPrompts(src, { partialShare: share, seed });
+    const prompts = limit ? all.slice(0, limit) : all;
+    writeJsonl(values.out, prompts);
+    const np_ = prompts.filter((p) => p.kind === 'partial').length;
+    console.log(`${values.out}: ${prompts.length} prompts (${np_} partial Ip, ${prompts.length - np_} full I) from ${rows.length} rows; skipped: ${skipped} with < 3 words${maxChars ? `, ${long} longer than ${maxChars} chars` : ''}, ${bad.length} bad rows`);
+    for (const b of bad.slice(0, 5)) console.error(`[${b.file}:${b.line}: ${b.error}]`);
+    return 0;
+  },
+};
