@@ -1,3 +1,81 @@
 import type { Command } from './main.js';
+import { parse, num } from './args.js';
+import { deviceOption } from './common.js';
 import { HeedError } from '../errors.js';
-export const command: Command = { path: ['objecqa'], summary: 'ObjecQA', usage: 'heed objecqa', async run() { throw new HeedError('not yet', 'later'); } };
+
+const usage = 'heed objecqa --model <dir> [--questions F] [--variant A|B|C] [--limit N] [--max-tokens N] [--out F] [--adapter rules[:preset|:file.json]] [--judge F] [--json]  |  heed objecqa train-judge [--data F] [--out F] [--seed S]';
+
+async function trainJudgeCmd(values: Record<string, unknown>): Promise<number> {
+  const { loadLabelled, DEFAULT_LABELLED_PATH } = await import('../eval/objecqa/score.js');
+  const { trainJudge } = await import('../eval/objecqa/train.js');
+  const { DEFAULT_JUDGE_PATH } = await import('../eval/objecqa/judge.js');
+  const { TextClassifier, binaryMetrics } = await import('../eval/text-classifier.js');
+  const { judgeSplit } = await import('../eval/objecqa/train.js');
+  const { startEngine } = await import('./common.js');
+  const seed = num(values.seed, 'seed', { int: true, min: 0 }) ?? 0;
+  const rows = loadLabelled((values.data as string | undefined) ?? DEFAULT_LABELLED_PATH);
+  await startEngine('wasm', values.threads);
+  const r = await trainJudge(rows, seed);
+  const out = (values.out as string | undefined) ?? DEFAULT_JUDGE_PATH;
+  r.classifier.save(out);
+  const stored = TextClassifier.load(out); // measure the weights as stored (F16)
+  const { test } = judgeSplit(rows, seed);
+  const m = binaryMetrics(test.map((x) => (x.label === 'Objective' ? 1 : 0)), test.map((x) => stored.prob(x.text)));
+  new TextClassifier(stored.w, stored.b, stored.cfg, { ...stored.meta, held_out: m, split: r.split }).save(out);
+  if (values.json) console.log(JSON.stringify({ out, held_out: m, split: r.split }, null, 2));
+  else console.log(`ObjecQA judge: held-out accuracy ${m.accuracy.toFixed(4)} precision ${m.precision.toFixed(4)} recall ${m.recall.toFixed(4)} (n=${m.n}; train ${r.split.train} answers, held-out questions never trained on)\nwrote ${out}`);
+  return 0;
+}
+
+export const command: Command = {
+  path: ['objecqa'],
+  summary: 'ObjecQA: share of objective answers to 100 preference questions (offline classifier judge); `train-judge` rebuilds the judge',
+  usage,
+  async run(argv) {
+    const { values, positionals } = parse(
+      argv,
+      {
+        model: { type: 'string', short: 'm' },
+        questions: { type: 'string' },
+        variant: { type: 'string' },
+        limit: { type: 'string' },
+        'max-tokens': { type: 'string' },
+        batch: { type: 'string' },
+        out: { type: 'string' },
+        adapter: { type: 'string' },
+        judge: { type: 'string' },
+        data: { type: 'string' },
+        seed: { type: 'string' },
+        threads: { type: 'string' },
+        json: { type: 'boolean' },
+        ...deviceOption,
+      },
+      usage,
+    );
+    if (positionals[0] === 'train-judge') return trainJudgeCmd(values);
+    if (positionals.length) throw new HeedError(`unknown argument "${positionals[0]}"`, `usage: ${usage}`);
+    if (!values.model) throw new HeedError('missing --model', `usage: ${usage}`);
+    const variant = (values.variant ?? 'A').toUpperCase();
+    if (!['A', 'B', 'C'].includes(variant)) throw new HeedError(`--variant must be A, B or C, got "${values.variant}"`, 'A = Alpaca wrapper (default), B = "### Response:" suffix, C = bare question');
+    const { loadQuestions, scoreObjecqa, OBJECQA_MAX_TOKENS } = await import('../eval/objecqa/score.js');
+    const { ClassifierJudge } = await import('../eval/objecqa/judge.js');
+    const maxTokens = num(values['max-tokens'], 'max-tokens', { int: true, min: 1 }) ?? OBJECQA_MAX_TOKENS;
+    const limit = num(values.limit, 'limit', { int: true, min: 1 });
+    const judge = ClassifierJudge.load(values.judge);
+    let questions = loadQuestions(values.questions);
+    if (limit) questions = questions.slice(0, limit);
+    const { modelGenerator, progressBar } = await import('./ifs-common.js');
+    const { gen, fits, logitsProcessors } = await modelGenerator(values.model, { adapter: values.adapter, device: values.device, threads: values.threads, maxTokens });
+    const { wrapPrompt } = await import('../eval/ifs/score.js');
+    const kept = questions.filter((q) => fits(wrapPrompt(q.question, variant as 'A')));
+    if (kept.length < questions.length) console.error(`[${questions.length - kept.length} question(s) skipped: prompt + --max-tokens ${maxTokens} exceed the model's context]`);
+    if (!kept.length) throw new HeedError('no question fits the model context with this --max-tokens and --variant', 'lower --max-tokens or use --variant C');
+    const bar = progressBar('objecqa');
+    const res = await scoreObjecqa(gen, judge, kept, { variant: variant as 'A', maxTokens, batchSize: num(values.batch, 'batch', { int: true, min: 1 }), generate: { logitsProcessors }, onProgress: (d, t) => bar.update(d, t) });
+    if (values.out) (await import('../eval/jsonl.js')).writeJsonl(values.out, res.answers);
+    const o = res.objective;
+    if (values.json) console.log(JSON.stringify({ model: values.model, variant, max_tokens: maxTokens, judge: judge.name, objective: o }, null, 2));
+    else console.log(`ObjecQA ${values.model} (variant ${variant}, greedy, max ${maxTokens} tokens, judge ${judge.name}): objective ${o.value.toFixed(3)} [${o.ci[0].toFixed(3)}, ${o.ci[1].toFixed(3)}] (${o.k}/${o.n})${values.out ? `\nanswers: ${values.out}` : ''}`);
+    return 0;
+  },
+};

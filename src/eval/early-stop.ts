@@ -1,0 +1,145 @@
+/**
+ * Early stopping on IFS (arXiv 2307.03692 §5: IFS plateaus during instruct tuning, after which further tuning
+ * mostly changes semantics, visible in ObjecQA). A TrainerCallback: at every evaluation it scores IFS on a
+ * fixed, budgeted subset of the prompt set with the trainer's generator (current weights), optionally ObjecQA,
+ * returns {metrics: {ifs, ifs_partial, ifs_full, objecqa?}} for metrics.jsonl and best-checkpoint selection
+ * by `ifs`, and requests a stop when IFS has plateaued.
+ *
+ * The plateau rule (pure; `plateauStop`), over the IFS values h[0..i] of evaluations so far:
+ *   gain(i)  = max(h[i-patience+1 .. i]) − max(h[0 .. i-patience])      (needs i ≥ patience)
+ *   stop at i  ⇔  gain(i) < minDelta  AND  h[i] ≥ minIfs
+ * i.e. the last `patience` evaluations did not improve on the best earlier value by minDelta, and the
+ * current IFS already reached minIfs. Defaults: patience 3, minDelta 0.01, minIfs 0.9 (the paper saw the
+ * plateau at 0.9–0.95). A curve whose best value keeps rising by ≥ minDelta every `patience` evaluations
+ * never stops; a model that never reaches minIfs never stops (the trainer's own step budget ends the run).
+ */
+import { writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { CallbackContext, CallbackResult, TrainerCallback } from '../train/callbacks.js';
+import type { PromptRow } from './ifs/fragments.js';
+import { loadIfsClassifier } from './ifs/classifier.js';
+import { loadPromptSet } from './ifs/prompts.js';
+import { budgetSubset, scoreIfs, DEFAULT_MAX_TOKENS, type Variant } from './ifs/score.js';
+import type { TextClassifier } from './text-classifier.js';
+import { ClassifierJudge, type Judge } from './objecqa/judge.js';
+import { loadQuestions, scoreObjecqa, type Question } from './objecqa/score.js';
+
+export interface PlateauRule {
+  patience: number;
+  minDelta: number;
+  minIfs: number;
+}
+
+export const DEFAULT_PLATEAU: PlateauRule = { patience: 3, minDelta: 0.01, minIfs: 0.9 };
+
+/** The rule of the module comment for the latest value of `h`. */
+export function plateauStop(h: readonly number[], r: PlateauRule = DEFAULT_PLATEAU): { stop: boolean; gain: number | null; reason?: string } {
+  const i = h.length - 1;
+  if (i < r.patience) return { stop: false, gain: null };
+  const before = Math.max(...h.slice(0, i - r.patience + 1));
+  const recent = Math.max(...h.slice(i - r.patience + 1));
+  const gain = recent - before;
+  const stop = gain < r.minDelta && h[i] >= r.minIfs;
+  return stop ? { stop, gain, reason: `IFS plateau: best of the last ${r.patience} evaluations improved by ${gain.toFixed(4)} < min_delta ${r.minDelta}, and IFS ${h[i].toFixed(4)} ≥ min_ifs ${r.minIfs}` } : { stop, gain };
+}
+
+/** The first index at which the rule stops a whole curve (or -1). */
+export function firstStop(curve: readonly number[], r: PlateauRule = DEFAULT_PLATEAU): number {
+  for (let i = 0; i < curve.length; i++) if (plateauStop(curve.slice(0, i + 1), r).stop) return i;
+  return -1;
+}
+
+export interface IfsEarlyStoppingOptions extends Partial<PlateauRule> {
+  /** the prompt set (rows or a file); default data/ifs/prompts.jsonl */
+  prompts?: PromptRow[] | string;
+  /** prompts per evaluation (fixed subset: first half partial, half full; default 200) */
+  budget?: number;
+  variant?: Variant;
+  maxTokens?: number;
+  batchSize?: number;
+  /** also score ObjecQA each evaluation (true = all 100 questions, or a number of questions) */
+  objecqa?: boolean | number;
+  classifier?: TextClassifier;
+  judge?: Judge;
+  /** write every evaluation's responses to <runDir>/ifs/step-<step>.jsonl (default true) */
+  saveResponses?: boolean;
+  /** don't stop, only measure (default false) */
+  measureOnly?: boolean;
+}
+
+export interface IfsPoint {
+  step: number;
+  ifs: number;
+  ifs_partial: number;
+  ifs_full: number;
+  objecqa?: number;
+}
+
+export class IfsEarlyStopping implements TrainerCallback {
+  readonly name = 'ifs-early-stopping';
+  readonly rule: PlateauRule;
+  readonly history: IfsPoint[] = [];
+  private readonly prompts: PromptRow[];
+  private readonly questions: Question[] | undefined;
+  private readonly classifier: TextClassifier;
+  private readonly judge: Judge | undefined;
+  private stopReason: string | undefined;
+
+  constructor(readonly o: IfsEarlyStoppingOptions = {}) {
+    this.rule = { ...DEFAULT_PLATEAU, ...pick(o) };
+    const all = Array.isArray(o.prompts) ? o.prompts : loadPromptSet(o.prompts).prompts;
+    this.prompts = budgetSubset(all, o.budget ?? 200);
+    this.classifier = o.classifier ?? loadIfsClassifier();
+    if (o.objecqa) {
+      const qs = loadQuestions();
+      this.questions = typeof o.objecqa === 'number' ? qs.slice(0, o.objecqa) : qs;
+      this.judge = o.judge ?? ClassifierJudge.load();
+    }
+  }
+
+  async onEval(ctx: CallbackContext): Promise<CallbackResult> {
+    const variant = this.o.variant ?? 'A';
+    const maxTokens = this.o.maxTokens ?? DEFAULT_MAX_TOKENS;
+    const res = await scoreIfs(ctx.generator, this.classifier, this.prompts, { variants: [variant], maxTokens, batchSize: this.o.batchSize });
+    const s = res.scores[0];
+    const metrics: Record<string, number> = { ifs: s.ifs.value, ifs_partial: s.ifs_partial.value, ifs_full: s.ifs_full.value };
+    if (this.questions && this.judge) {
+      const q = await scoreObjecqa(ctx.generator, this.judge, this.questions, { variant, maxTokens, batchSize: this.o.batchSize });
+      metrics.objecqa = q.objective.value;
+    }
+    this.history.push({ step: ctx.step, ...(metrics as Omit<IfsPoint, 'step'>) });
+    if (this.o.saveResponses ?? true) {
+      try {
+        mkdirSync(join(ctx.runDir, 'ifs'), { recursive: true });
+        writeFileSync(join(ctx.runDir, 'ifs', `step-${ctx.step}.jsonl`), res.responses.map((r) => JSON.stringify(r)).join('\n') + '\n');
+      } catch {
+        /* a missing run folder must not break training */
+      }
+    }
+    const d = plateauStop(this.history.map((h) => h.ifs), this.rule);
+    if (d.stop && !this.o.measureOnly) {
+      this.stopReason = d.reason;
+      return { metrics, stop: true, reason: d.reason };
+    }
+    return { metrics };
+  }
+
+  /** The evaluation with the highest IFS (earliest on ties). */
+  best(): IfsPoint | undefined {
+    let b: IfsPoint | undefined;
+    for (const h of this.history) if (!b || h.ifs > b.ifs) b = h;
+    return b;
+  }
+
+  async onEnd(): Promise<Record<string, unknown>> {
+    return { ifs_best: this.best() ?? null, ifs_history: this.history, ifs_rule: this.rule, ifs_stopped: this.stopReason ?? null };
+  }
+}
+
+function pick(o: Partial<PlateauRule>): Partial<PlateauRule> {
+  const out: Partial<PlateauRule> = {};
+  if (o.patience !== undefined) out.patience = o.patience;
+  if (o.minDelta !== undefined) out.minDelta = o.minDelta;
+  if (o.minIfs !== undefined) out.minIfs = o.minIfs;
+  return out;
+}

@@ -1,0 +1,71 @@
+/**
+ * ObjecQA: ask a model the 100 preference questions of data/objecqa/questions.jsonl (greedy, as an Alpaca
+ * prompt by default, like IFS variant A), judge every answer, and report the share of Objective answers with a
+ * 95 % Wilson interval. Generation goes through TextGenerator only.
+ */
+import { HeedError } from '../../errors.js';
+import type { GenerateOptions, TextGenerator } from '../../decode/generate.js';
+import { readJsonlRows, repoPath } from '../jsonl.js';
+import { ratio, wrapPrompt, type Ratio, type Variant } from '../ifs/score.js';
+import type { Judge, ObjecLabel } from './judge.js';
+
+export const DEFAULT_QUESTIONS_PATH = repoPath('data/objecqa/questions.jsonl');
+export const DEFAULT_LABELLED_PATH = repoPath('data/objecqa/labelled.jsonl');
+export const OBJECQA_MAX_TOKENS = 64;
+
+export interface Question {
+  id: string;
+  question: string;
+}
+
+export function loadQuestions(path = DEFAULT_QUESTIONS_PATH): Question[] {
+  const out: Question[] = [];
+  for (const r of readJsonlRows(path)) {
+    if (!r.value || typeof r.value.question !== 'string') throw new HeedError(`${path}:${r.line}: ${r.error ?? 'no "question" string'}`, 'each line is {"id": "...", "question": "..."}');
+    out.push({ id: typeof r.value.id === 'string' ? r.value.id : `line${r.line}`, question: r.value.question });
+  }
+  return out;
+}
+
+export interface LabelledAnswer {
+  id: string;
+  question_id?: string;
+  text: string;
+  label: ObjecLabel;
+}
+
+export function loadLabelled(path = DEFAULT_LABELLED_PATH): LabelledAnswer[] {
+  const out: LabelledAnswer[] = [];
+  for (const r of readJsonlRows(path)) {
+    const v = r.value;
+    if (!v || typeof v.text !== 'string' || (v.label !== 'Objective' && v.label !== 'Subjective')) throw new HeedError(`${path}:${r.line}: ${r.error ?? 'needs "text" and "label" (Objective|Subjective)'}`, 'fix the row');
+    out.push({ id: String(v.id ?? `line${r.line}`), question_id: typeof v.question_id === 'string' ? v.question_id : undefined, text: v.text, label: v.label });
+  }
+  return out;
+}
+
+export interface ObjecqaAnswer {
+  id: string;
+  question: string;
+  answer: string;
+  label: ObjecLabel;
+  prob?: number;
+}
+
+export interface ObjecqaResult {
+  objective: Ratio;
+  answers: ObjecqaAnswer[];
+}
+
+export async function scoreObjecqa(gen: TextGenerator, judge: Judge, questions: Question[], o: { variant?: Variant; maxTokens?: number; batchSize?: number; generate?: GenerateOptions; onProgress?: (done: number, total: number) => void } = {}): Promise<ObjecqaResult> {
+  const B = o.batchSize ?? 16;
+  const answers: ObjecqaAnswer[] = [];
+  for (let s = 0; s < questions.length; s += B) {
+    const batch = questions.slice(s, s + B);
+    const gens = await gen.generate(batch.map((q) => wrapPrompt(q.question, o.variant ?? 'A')), { temperature: 0, ...o.generate, maxTokens: o.maxTokens ?? OBJECQA_MAX_TOKENS });
+    const verdicts = await judge.judge(batch.map((q, i) => ({ question: q.question, answer: gens[i].text })));
+    batch.forEach((q, i) => answers.push({ id: q.id, question: q.question, answer: gens[i].text, label: verdicts[i].label, ...(verdicts[i].prob !== undefined ? { prob: Number(verdicts[i].prob!.toFixed(6)) } : {}) }));
+    o.onProgress?.(answers.length, questions.length);
+  }
+  return { objective: ratio(answers.filter((a) => a.label === 'Objective').length, answers.length), answers };
+}
