@@ -11,6 +11,7 @@ export interface Command {
 /** Commands are loaded lazily so `heed --help` does not start the tensor engine. */
 const registry: Array<{ path: string[]; summary: string; load: () => Promise<Command> }> = [
   { path: ['model', 'info'], summary: 'describe a Hugging Face model folder', load: async () => (await import('./model-info.js')).command },
+  { path: ['train'], summary: 'supervised fine-tuning (full or LoRA) from a YAML config; --resume continues exactly', load: async () => (await import('./train.js')).command },
   { path: ['generate'], summary: 'generate text from a model folder (streams tokens)', load: async () => (await import('./generate.js')).command },
   { path: ['data', 'stats'], summary: 'token counts, loss-bearing tokens and instruction/output ratio of a data file', load: async () => (await import('./data-stats.js')).command },
   { path: ['rules', 'explain'], summary: 'show which token ids each rule of a rules adapter touches in a tokenizer', load: async () => (await import('./rules-explain.js')).command },

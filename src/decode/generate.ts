@@ -68,7 +68,7 @@ export class EngineGenerator implements TextGenerator {
   private prefillFns = new Map<string, ReturnType<typeof jit>>();
   private decodeFn: ReturnType<typeof jit> | undefined;
 
-  constructor(readonly model: Pick<Model, 'config' | 'params' | 'tokenizer'> & { dir?: string }) {
+  constructor(readonly model: Pick<Model, 'config' | 'params' | 'tokenizer'> & { dir?: string; /** LoRA alpha/r when params hold lora_A/lora_B adapters */ loraScale?: number }) {
     this.name = model.dir ?? 'model';
     this.invFreq = model.config.arch === 'llama' ? ropeInvFreq(model.config) : undefined;
   }
@@ -83,7 +83,7 @@ export class EngineGenerator implements TextGenerator {
     let fn = this.prefillFns.get(key);
     if (!fn) {
       fn = jit((p: Params, ids: Tensor, positions: Tensor, qSeg: Tensor, kSeg: Tensor, qSlot: Tensor, kSlot: Tensor, invFreq: Tensor) => {
-        const out = forward(c, p, { ids, positions, qSeg, kSeg, qSlot, kSlot }, { lastOnly: true, returnCache: true, invFreq });
+        const out = forward(c, p, { ids, positions, qSeg, kSeg, qSlot, kSlot }, { lastOnly: true, returnCache: true, invFreq, loraScale: this.model.loraScale });
         const T = ids.shape[1];
         const padKv = (x: Tensor) => np.pad(x, [[0, 0], [0, 0], [0, capacity - T], [0, 0]]);
         return { logits: out.logits, k: out.cache!.k.map(padKv), v: out.cache!.v.map(padKv) };
@@ -97,7 +97,7 @@ export class EngineGenerator implements TextGenerator {
     const c = this.model.config;
     if (!this.decodeFn) {
       this.decodeFn = jit((p: Params, k: Tensor[], v: Tensor[], ids: Tensor, positions: Tensor, qSeg: Tensor, kSeg: Tensor, qSlot: Tensor, kSlot: Tensor, writeMask: Tensor, invFreq: Tensor) => {
-        const out = forward(c, p, { ids, positions, qSeg, kSeg, qSlot, kSlot }, { lastOnly: true, returnCache: true, cache: { k, v }, writeMask, invFreq });
+        const out = forward(c, p, { ids, positions, qSeg, kSeg, qSlot, kSlot }, { lastOnly: true, returnCache: true, cache: { k, v }, writeMask, invFreq, loraScale: this.model.loraScale });
         return { logits: out.logits, k: out.cache!.k, v: out.cache!.v };
       });
     }

@@ -6,7 +6,7 @@
  */
 import { np, nn, type Tensor } from '../engine/index.js';
 import type { ModelConfig } from '../models/config.js';
-import { forward, type ForwardInputs, type Params } from '../models/transformer.js';
+import { forward, type ForwardInputs, type ForwardOptions, type Params } from '../models/transformer.js';
 
 export interface TrainBatch {
   ids: Tensor; // [B,T] int32
@@ -18,9 +18,9 @@ export interface TrainBatch {
 }
 
 /** Per-position negative log-likelihood [B,T] of the targets. */
-export function tokenNll(c: ModelConfig, p: Params, b: Omit<TrainBatch, 'weights'>, invFreq?: Tensor): Tensor {
+export function tokenNll(c: ModelConfig, p: Params, b: Omit<TrainBatch, 'weights'>, invFreq?: Tensor, extra: Pick<ForwardOptions, 'loraScale' | 'loraDropoutMasks'> = {}): Tensor {
   const inp: ForwardInputs = { ids: b.ids, positions: b.positions, qSeg: b.segments.ref, kSeg: b.segments, qSlot: b.slots.ref, kSlot: b.slots };
-  const { logits } = forward(c, p, inp, { invFreq });
+  const { logits } = forward(c, p, inp, { invFreq, ...extra });
   const logp = nn.logSoftmax(logits, -1);
   const oh = nn.oneHot(b.targets, c.vocabSize).astype(np.float32);
   return logp.mul(oh).sum(-1).neg();

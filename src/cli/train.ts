@@ -1,0 +1,48 @@
+import type { Command } from './main.js';
+import { parse } from './args.js';
+import { startEngine } from './common.js';
+import { HeedError } from '../errors.js';
+
+const usage = 'heed train <config.yaml> [--set key=value]... [--quiet]   |   heed train --resume runs/<name> [--quiet]';
+
+export const command: Command = {
+  path: ['train'],
+  summary: 'supervised fine-tuning (full or LoRA) from a YAML config; --resume continues a run exactly',
+  usage,
+  async run(argv) {
+    const { values, positionals } = parse(argv, { set: { type: 'string', multiple: true }, resume: { type: 'string' }, quiet: { type: 'boolean' }, threads: { type: 'string' } }, usage);
+    const { loadTrainConfig } = await import('../train/config.js');
+    const { train } = await import('../train/trainer.js');
+    let input;
+    if (values.resume) {
+      if (positionals.length) throw new HeedError('--resume takes the run folder; a config file is not needed', `usage: ${usage}`);
+      input = { resume: values.resume };
+    } else {
+      if (positionals.length !== 1) throw new HeedError('missing config file', `usage: ${usage}`);
+      input = loadTrainConfig(positionals[0], values.set ?? []);
+    }
+    await startEngine('device' in input ? input.device : 'wasm', values.threads);
+    const interrupt = { stop: false };
+    const onSigint = () => {
+      if (interrupt.stop) process.exit(130);
+      interrupt.stop = true;
+      console.error('\ninterrupt: saving a checkpoint after this step (Ctrl-C again to quit without saving)');
+    };
+    process.on('SIGINT', onSigint);
+    const callbacks: import('../train/callbacks.js').TrainerCallback[] = [];
+    const s = await train(input, { quiet: values.quiet, interrupt, callbacks });
+    process.off('SIGINT', onSigint);
+    const fmt = (x: unknown) => (typeof x === 'number' ? x.toFixed(4) : String(x));
+    console.log(`run: ${s.run_dir}`);
+    console.log(`steps: ${s.steps}   tokens: ${s.tokens}   time: ${s.seconds.toFixed(1)} s   (${(s.tokens_per_s as number).toFixed(0)} tok/s)`);
+    console.log(`final: ${Object.entries(s.final).map(([k, v]) => `${k} ${fmt(v)}`).join('   ')}`);
+    if (s.best) console.log(`best ${s.best.metric}: ${fmt(s.best.value)} at step ${s.best.step} (${s.run_dir}/${s.best.checkpoint})`);
+    if (s.stopped_early) console.log(`stopped early at step ${s.stopped_early.step}: ${s.stopped_early.reason}`);
+    if (s.interrupted) {
+      console.log(`interrupted: checkpoint ${s.last_checkpoint}; continue with: heed train --resume ${s.run_dir}`);
+      return 130;
+    }
+    console.log(`checkpoint: ${s.last_checkpoint}`);
+    return 0;
+  },
+};

@@ -1,0 +1,105 @@
+/**
+ * LoRA (Hu et al. 2021) as PEFT does it: for each targeted projection W, y = x·Wᵀ + (alpha/r)·(x·Aᵀ)·Bᵀ with
+ * A [r, in] ~ U(-1/√in, 1/√in) (kaiming-uniform, a=√5) and B [out, r] = 0, so training starts at the base
+ * model. Only A and B get gradients and optimizer state. Saved two ways: merged into the base weights (a
+ * plain Hugging Face folder) and as a PEFT adapter (adapter_model.safetensors + adapter_config.json).
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { HeedError } from '../errors.js';
+import type { HostTensor } from '../io/safetensors.js';
+import { writeSafetensors } from '../io/safetensors.js';
+import type { ModelConfig } from '../models/config.js';
+import { mulberry32 } from '../models/random.js';
+
+export type LoraTarget = 'q' | 'k' | 'v' | 'o' | 'gate' | 'up' | 'down';
+
+export interface LoraConfig {
+  r: number;
+  alpha: number;
+  dropout: number;
+  targets: LoraTarget[];
+}
+
+const LLAMA: Record<LoraTarget, string> = { q: 'self_attn.q_proj', k: 'self_attn.k_proj', v: 'self_attn.v_proj', o: 'self_attn.o_proj', gate: 'mlp.gate_proj', up: 'mlp.up_proj', down: 'mlp.down_proj' };
+const GPT2: Partial<Record<LoraTarget, string>> = { q: 'attn.c_attn', k: 'attn.c_attn', v: 'attn.c_attn', o: 'attn.c_proj', up: 'mlp.c_fc', down: 'mlp.c_proj' };
+
+export interface LoraModule {
+  /** internal module name, e.g. model.layers.0.self_attn.q_proj */
+  name: string;
+  inDim: number;
+  outDim: number;
+  /** GPT-2 Conv1D weight layout [in, out] */
+  conv1d: boolean;
+}
+
+/** The modules a LoRA config targets (GPT-2: q/k/v share the fused c_attn; gate does not exist). */
+export function loraModules(c: ModelConfig, targets: LoraTarget[], weightShape: (name: string) => number[]): LoraModule[] {
+  const out: LoraModule[] = [];
+  const seen = new Set<string>();
+  for (let l = 0; l < c.layers; l++) {
+    for (const t of targets) {
+      const sub = c.arch === 'gpt2' ? GPT2[t] : LLAMA[t];
+      if (!sub) throw new HeedError(`lora.targets: "${t}" does not exist in GPT-2 models`, 'use q, k, v (the fused c_attn), o, up, down');
+      const name = c.arch === 'gpt2' ? `h.${l}.${sub}` : `model.layers.${l}.${sub}`;
+      if (seen.has(name)) continue;
+      seen.add(name);
+      const s = weightShape(`${name}.weight`);
+      const conv1d = c.arch === 'gpt2';
+      out.push({ name, inDim: conv1d ? s[0] : s[1], outDim: conv1d ? s[1] : s[0], conv1d });
+    }
+  }
+  return out;
+}
+
+export function initLora(mods: LoraModule[], r: number, seed: number): Map<string, HostTensor> {
+  const rand = mulberry32(seed ^ 0x10a4);
+  const out = new Map<string, HostTensor>();
+  for (const m of mods) {
+    const bound = 1 / Math.sqrt(m.inDim);
+    out.set(`${m.name}.lora_A`, { shape: [r, m.inDim], data: Float32Array.from({ length: r * m.inDim }, () => (2 * rand() - 1) * bound) });
+    out.set(`${m.name}.lora_B`, { shape: [m.outDim, r], data: new Float32Array(m.outDim * r) });
+  }
+  return out;
+}
+
+/** Base weights with scale·B·A added (host, f32). Returns a new map; the base map is not modified. */
+export function mergeLora(base: Map<string, HostTensor>, adapters: Map<string, HostTensor>, mods: LoraModule[], scale: number): Map<string, HostTensor> {
+  const out = new Map(base);
+  for (const m of mods) {
+    const A = adapters.get(`${m.name}.lora_A`)!;
+    const B = adapters.get(`${m.name}.lora_B`)!;
+    const W = base.get(`${m.name}.weight`)!;
+    const r = A.shape[0];
+    const w = Float32Array.from(W.data);
+    for (let o = 0; o < m.outDim; o++) {
+      for (let k = 0; k < r; k++) {
+        const b = scale * B.data[o * r + k];
+        if (b === 0) continue;
+        const arow = k * m.inDim;
+        if (m.conv1d) for (let i = 0; i < m.inDim; i++) w[i * m.outDim + o] += b * A.data[arow + i];
+        else {
+          const wrow = o * m.inDim;
+          for (let i = 0; i < m.inDim; i++) w[wrow + i] += b * A.data[arow + i];
+        }
+      }
+    }
+    out.set(`${m.name}.weight`, { shape: W.shape, data: w });
+  }
+  return out;
+}
+
+/** Save adapters in PEFT's layout so `PeftModel.from_pretrained(base, dir)` loads them. */
+export function savePeftAdapter(dir: string, adapters: Map<string, HostTensor>, lc: LoraConfig, c: ModelConfig, namePrefix: string, baseModel: string): void {
+  const named = new Map<string, HostTensor>();
+  for (const [k, t] of adapters) {
+    const m = /^(.*)\.lora_([AB])$/.exec(k)!;
+    named.set(`base_model.model.${namePrefix}${m[1]}.lora_${m[2]}.weight`, t);
+  }
+  writeSafetensors(join(dir, 'adapter_model.safetensors'), named, { dtype: 'F32' });
+  const targetModules = [...new Set([...adapters.keys()].map((k) => k.replace(/\.lora_[AB]$/, '').split('.').pop()!))];
+  writeFileSync(
+    join(dir, 'adapter_config.json'),
+    JSON.stringify({ peft_type: 'LORA', task_type: 'CAUSAL_LM', base_model_name_or_path: baseModel, r: lc.r, lora_alpha: lc.alpha, lora_dropout: lc.dropout, target_modules: targetModules, bias: 'none', fan_in_fan_out: c.arch === 'gpt2', inference_mode: true }, null, 2) + '\n',
+  );
+}

@@ -1,0 +1,394 @@
+/**
+ * The training loop: stages → epochs → optimizer steps (grad_accum micro-batches) through the engine.
+ *
+ * One step: for each micro-batch a jitted valueAndGrad of Σ w·nll / N (N = the loss-bearing weight of the
+ * whole optimizer step, or the number of rows with loss_norm: sequence) — so accumulated gradients sum to the
+ * gradient of the step's loss —, then the global gradient norm, clipping, and AdamW applied one tensor at a
+ * time (a small jitted update per tensor: the transient copy is one tensor, not the whole state).
+ * Held-out loss uses the `output` mask on the eval rows, whatever the training mask.
+ */
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import YAML from 'yaml';
+import { fromHost, jit, np, random, toHost, tree, valueAndGrad, type Tensor } from '../engine/index.js';
+import { HeedError } from '../errors.js';
+import { EngineGenerator } from '../decode/generate.js';
+import { loadTokenizer } from '../io/tokenizer.js';
+import type { HostTensor } from '../io/safetensors.js';
+import type { Batch } from '../data/pack.js';
+import { loadHostModel, saveHostModel, toDevice, toHostTensors } from '../models/load.js';
+import type { ModelConfig } from '../models/config.js';
+import type { Params } from '../models/transformer.js';
+import { tokenNll } from './loss.js';
+import { decays } from './adamw.js';
+import { invFreqFor } from './step.js';
+import { resolveStages, validateTrainConfig, type TrainConfig } from './config.js';
+import { epochSequences, loadRunData, microBatches, normalisedWeights } from './data.js';
+import { lrAt, type Schedule } from './schedule.js';
+import { initLora, loraModules, mergeLora, savePeftAdapter } from './lora.js';
+import { listCheckpoints, pruneCheckpoints, readCheckpoint, saveTrainerFiles, writeCheckpoint, type TrainerState } from './checkpoint.js';
+import type { TrainerCallback, CallbackContext } from './callbacks.js';
+import { Progress } from '../cli/progress.js';
+
+export interface TrainOptions {
+  quiet?: boolean;
+  callbacks?: TrainerCallback[];
+  /** set `.stop = true` (e.g. from a SIGINT handler) to save a checkpoint and stop after the current step */
+  interrupt?: { stop: boolean };
+  log?: (line: string) => void;
+}
+
+export interface RunSummary {
+  run_dir: string;
+  steps: number;
+  tokens: number;
+  seconds: number;
+  final: Record<string, number>;
+  best: TrainerState['best'];
+  last_checkpoint: string | null;
+  stopped_early: { reason: string; step: number } | null;
+  interrupted: boolean;
+  [k: string]: unknown;
+}
+
+interface DeviceBatch {
+  ids: Tensor;
+  targets: Tensor;
+  weights: Tensor;
+  positions: Tensor;
+  segments: Tensor;
+  slots: Tensor;
+}
+
+function deviceBatch(b: Batch, weights: Float32Array): DeviceBatch {
+  const { B, T } = b;
+  const targets = new Int32Array(B * T);
+  const w = new Float32Array(B * T);
+  for (let r = 0; r < B; r++) {
+    for (let t = 0; t + 1 < T; t++) {
+      targets[r * T + t] = b.ids[r * T + t + 1];
+      // weights[t+1] belongs to target ids[t+1], predicted at t; never across a segment boundary
+      if (b.segments[r * T + t] === b.segments[r * T + t + 1]) w[r * T + t] = weights[r * T + t + 1];
+    }
+  }
+  return {
+    ids: fromHost(b.ids, [B, T]),
+    targets: fromHost(targets, [B, T]),
+    weights: fromHost(w, [B, T]),
+    positions: fromHost(b.positions, [B, T]),
+    segments: fromHost(b.segments, [B, T]),
+    slots: fromHost(Int32Array.from({ length: T }, (_, i) => i), [T]),
+  };
+}
+
+const tokensOf = (b: Batch) => b.segments.reduce((a, s) => a + (s >= 0 ? 1 : 0), 0);
+
+/** Builds the compiled pieces of a run for a model config. */
+function compile(c: ModelConfig, loraScale: number | undefined, loraDropout: number, loraModuleNames: string[]) {
+  const lossSum = (train: Params, frozen: Params, b: DeviceBatch, invFreq: Tensor, norm: Tensor, key: Tensor) => {
+    const p = { ...frozen, ...train };
+    let keys: Tensor | undefined;
+    let masks: ((m: string, shape: number[]) => Tensor) | undefined;
+    if (loraDropout > 0) {
+      const ks = (keys = random.split(key, loraModuleNames.length));
+      const index = new Map(loraModuleNames.map((n, i) => [n, i]));
+      masks = (m, shape) => random.bernoulli(ks.ref.slice(index.get(m)!), 1 - loraDropout, shape).astype(np.float32).mul(1 / (1 - loraDropout));
+    } else key.dispose();
+    const nll = tokenNllWith(c, p, b, invFreq, masks, loraScale);
+    keys?.dispose();
+    return nll.mul(b.weights).sum().div(norm);
+  };
+  const grad = jit(valueAndGrad(lossSum));
+  const evalSum = jit((p: Params, b: DeviceBatch, invFreq: Tensor) => {
+    const nll = tokenNllWith(c, p, b, invFreq, undefined, loraScale);
+    return nll.mul(b.weights).sum();
+  });
+  const sqSum = jit((g: Record<string, Tensor>) => {
+    let s: Tensor | undefined;
+    for (const v of Object.values(g)) s = s ? s.add(np.square(v).sum()) : np.square(v).sum();
+    return s!;
+  });
+  const addTrees = jit((a: Record<string, Tensor>, b: Record<string, Tensor>) => {
+    const o: Record<string, Tensor> = {};
+    for (const k of Object.keys(a)) o[k] = a[k].add(b[k]);
+    return o;
+  });
+  const mkUpdate = (decay: boolean) =>
+    jit((p: Tensor, m: Tensor, v: Tensor, g: Tensor, s: Tensor) => {
+      // s = [stepSize, c2, 1 - lr·wd, clipScale, beta1, beta2, eps]
+      const sc = (i: number) => s.ref.slice(i);
+      const gc = g.mul(sc(3));
+      const m2 = m.mul(sc(4)).add(gc.ref.mul(np.subtract(1, sc(4))));
+      const v2 = v.mul(sc(5)).add(np.square(gc).mul(np.subtract(1, sc(5))));
+      const denom = np.sqrt(v2.ref).mul(sc(1)).add(sc(6));
+      const p0 = decay ? p.mul(sc(2)) : p;
+      const p2 = p0.sub(m2.ref.div(denom).mul(sc(0)));
+      s.dispose();
+      return [p2, m2, v2];
+    });
+  return { grad, evalSum, sqSum, addTrees, updDecay: mkUpdate(true), updPlain: mkUpdate(false) };
+}
+
+function tokenNllWith(c: ModelConfig, p: Params, b: DeviceBatch, invFreq: Tensor, masks: ((m: string, s: number[]) => Tensor) | undefined, loraScale: number | undefined): Tensor {
+  return tokenNll(c, p, b, invFreq, { loraScale, loraDropoutMasks: masks });
+}
+
+export async function train(cfgIn: TrainConfig | { resume: string }, opts: TrainOptions = {}): Promise<RunSummary> {
+  const log = opts.log ?? ((s: string) => (opts.quiet ? undefined : console.error(s)));
+  // --- run folder and config
+  let cfg: TrainConfig;
+  let runDir: string;
+  let resumeFrom: { dir: string; state: TrainerState; opt: Map<string, HostTensor> } | undefined;
+  if ('resume' in cfgIn) {
+    runDir = cfgIn.resume;
+    const file = join(runDir, 'config.yaml');
+    if (!existsSync(file)) throw new HeedError(`${runDir}: not a heed run folder (no config.yaml)`, 'pass the folder a `heed train` run created, e.g. runs/<name>');
+    cfg = validateTrainConfig(YAML.parse(readFileSync(file, 'utf8')), file, runDir);
+    const cks = listCheckpoints(runDir);
+    if (cks.length) {
+      const last = cks[cks.length - 1];
+      resumeFrom = { dir: last.dir, ...readCheckpoint(last.dir) };
+      if (resumeFrom.state.done) throw new HeedError(`${runDir}: the run already finished at step ${resumeFrom.state.step}`, 'start a new run (another name) to train further');
+      log(`resuming ${runDir} from ${last.dir} (step ${resumeFrom.state.step})`);
+    } else log(`resuming ${runDir}: no complete checkpoint yet, starting from step 0`);
+  } else {
+    cfg = cfgIn;
+    runDir = join(cfg.out, cfg.name!);
+    if (listCheckpoints(runDir).length || existsSync(join(runDir, 'metrics.jsonl'))) {
+      throw new HeedError(`${runDir} already holds a run`, `resume it with \`heed train --resume ${runDir}\`, or pick another name (--set name=...)`);
+    }
+    mkdirSync(runDir, { recursive: true });
+    writeFileSync(join(runDir, 'config.yaml'), YAML.stringify(cfg));
+  }
+  const stages = resolveStages(cfg);
+
+  // --- model, tokenizer, data
+  const host = loadHostModel(cfg.model);
+  const c = host.config;
+  const tok = loadTokenizer(cfg.model);
+  const data = await loadRunData(cfg, stages, tok, log);
+  log(`eval rows: ${data.evalRows.length}`);
+
+  // --- trainable / frozen params
+  const lora = cfg.lora;
+  const mods = lora ? loraModules(c, lora.targets, (n) => host.tensors.get(n)!.shape) : [];
+  const loraScale = lora ? lora.alpha / lora.r : undefined;
+  let frozen: Params = {};
+  let trainable: Params;
+  let m: Record<string, Tensor>;
+  let v: Record<string, Tensor>;
+  if (resumeFrom) {
+    const opt = resumeFrom.opt;
+    const pick = (prefix: string) => new Map([...opt].filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k.slice(prefix.length), t]));
+    trainable = toDevice(pick('param.'));
+    m = toDevice(pick('m.'));
+    v = toDevice(pick('v.'));
+    if (lora) frozen = toDevice(host.tensors);
+  } else {
+    if (lora) {
+      frozen = toDevice(host.tensors);
+      trainable = toDevice(initLora(mods, lora.r, cfg.seed));
+    } else trainable = toDevice(host.tensors);
+    m = {};
+    v = {};
+    for (const [k, t] of Object.entries(trainable)) {
+      m[k] = np.zeros(t.shape);
+      v[k] = np.zeros(t.shape);
+    }
+  }
+  const nTrain = Object.values(trainable).reduce((a, t) => a + t.size, 0);
+  log(`model ${cfg.model}: ${c.modelType}, ${lora ? `LoRA r=${lora.r} on ${mods.length} modules, ${nTrain.toLocaleString('en-US')} trainable parameters` : `full fine-tuning, ${nTrain.toLocaleString('en-US')} parameters`}`);
+  const fns = compile(c, loraScale, lora?.dropout ?? 0, mods.map((x) => x.name));
+
+  // --- plan: steps per stage (epochs × steps in the stage's first epoch, or steps)
+  const stageSteps = stages.map((st, si) => {
+    if (st.steps !== undefined) return st.steps;
+    const nSeq = epochSequences(data.stages[si], cfg, si, 0, data.padId).length;
+    const perEpoch = Math.ceil(Math.ceil(nSeq / cfg.batch_size) / cfg.grad_accum);
+    return Math.max(1, Math.round(st.epochs! * perEpoch));
+  });
+  const totalSteps = stageSteps.reduce((a, b) => a + b, 0);
+  const schedFor = (si: number): Schedule => {
+    const st = stages[si];
+    return cfg.lr_reset_per_stage ? { kind: st.schedule, lr: st.lr, warmupSteps: st.warmupSteps, totalSteps: stageSteps[si], minLrRatio: cfg.min_lr_ratio } : { kind: cfg.schedule, lr: cfg.lr, warmupSteps: cfg.warmup_steps, totalSteps, minLrRatio: cfg.min_lr_ratio };
+  };
+  log(`plan: ${stages.map((s, i) => `${s.name} ${stageSteps[i]} steps`).join(', ')}; batch ${cfg.batch_size}×${cfg.grad_accum} (max length ${cfg.max_length}${cfg.packing ? ', packed' : ''})`);
+
+  // --- state
+  let state: TrainerState = resumeFrom?.state ?? { version: 1, step: 0, stage: 0, epoch: 0, micro: 0, stageStep: 0, tokens: 0, best: null, stopped: null, done: false };
+  const metricsFile = join(runDir, 'metrics.jsonl');
+  if (existsSync(metricsFile)) {
+    // drop records past the checkpoint we resume from (and a torn last line after a kill -9)
+    const keep = readFileSync(metricsFile, 'utf8').split('\n').filter((l) => {
+      try {
+        return l && JSON.parse(l).step <= state.step;
+      } catch {
+        return false;
+      }
+    });
+    writeFileSync(metricsFile, keep.map((l) => l + '\n').join(''));
+  }
+  const writeMetrics = (rec: Record<string, unknown>) => appendFileSync(metricsFile, JSON.stringify(rec) + '\n');
+
+  const invFreq = () => invFreqFor(c);
+  const holder = { config: c, tokenizer: tok, params: {} as Params, loraScale, dir: cfg.model };
+  const generator = new EngineGenerator(holder);
+  const evalLoss = async (): Promise<number | undefined> => {
+    if (data.evalRows.length === 0) return undefined;
+    const p = { ...frozen, ...trainable };
+    let sum = 0;
+    let wsum = 0;
+    const seqs = data.evalRows.map((e) => ({ ids: e.ids, weights: e.weights, positions: Int32Array.from(e.ids, (_, i) => i), segments: new Int32Array(e.ids.length), rows: [e.id], length: e.ids.length }));
+    for (const b of microBatches(seqs, cfg.batch_size, data.padId, cfg.max_length)) {
+      sum += (await toHost(fns.evalSum(tree.ref(p), deviceBatch(b, b.weights), invFreq()) as Tensor))[0];
+      wsum += b.lossWeight;
+    }
+    return sum / wsum;
+  };
+
+  const saveCheckpoint = async (): Promise<string> => {
+    const tr = await toHostTensors(trainable);
+    const mm = await toHostTensors(m);
+    const vv = await toHostTensors(v);
+    const opt = new Map<string, HostTensor>();
+    for (const [k, t] of tr) opt.set(`param.${k}`, t);
+    for (const [k, t] of mm) opt.set(`m.${k}`, t);
+    for (const [k, t] of vv) opt.set(`v.${k}`, t);
+    const weights = lora ? mergeLora(host.tensors, tr, mods, loraScale!) : tr;
+    const dir = writeCheckpoint(runDir, state.step, (d) => {
+      saveHostModel(d, { raw: host.raw, tensors: weights, namePrefix: host.namePrefix }, { dtype: cfg.save_dtype, fromDir: cfg.model });
+      if (lora) savePeftAdapter(d, tr, lora, c, host.namePrefix, cfg.model);
+      saveTrainerFiles(d, state, opt);
+    });
+    for (const cb of opts.callbacks ?? []) await cb.onSave?.({ ...ctxBase(), generator, checkpointDir: dir });
+    pruneCheckpoints(runDir, cfg.keep_last, state.best?.step);
+    return dir;
+  };
+  const ctxBase = (): Omit<CallbackContext, 'generator'> => ({ step: state.step, epoch: state.epoch, stage: state.stage, stageName: stages[state.stage]?.name ?? 'main', metrics: {}, runDir });
+
+  // --- loop
+  const t0 = performance.now();
+  const tokens0 = state.tokens;
+  const progress = new Progress('train', totalSteps, opts.quiet);
+  let lastCheckpoint: string | null = resumeFrom?.dir ?? null;
+  let lastMetrics: Record<string, number> = {};
+  let stoppedEarly: RunSummary['stopped_early'] = null;
+  let interrupted = false;
+  let epochCache: { key: string; batches: Batch[] } | undefined;
+  const batchesOf = (si: number, epoch: number) => {
+    const key = `${si}:${epoch}`;
+    if (epochCache?.key !== key) epochCache = { key, batches: microBatches(epochSequences(data.stages[si], cfg, si, epoch, data.padId), cfg.batch_size, data.padId, cfg.max_length) };
+    return epochCache.batches;
+  };
+  const stepsBefore = (si: number) => stageSteps.slice(0, si).reduce((a, b) => a + b, 0);
+
+  outer: while (state.stage < stages.length) {
+    const si = state.stage;
+    while (state.stageStep < stageSteps[si]) {
+      // gather this step's micro-batches
+      let bs = batchesOf(si, state.epoch);
+      if (state.micro >= bs.length) {
+        state.epoch++;
+        state.micro = 0;
+        bs = batchesOf(si, state.epoch);
+      }
+      const micro = bs.slice(state.micro, state.micro + cfg.grad_accum);
+      const { weights, norm } = normalisedWeights(micro, cfg.loss_norm);
+      const ts = performance.now();
+      let loss = 0;
+      let grads: Record<string, Tensor> | undefined;
+      for (const [i, b] of micro.entries()) {
+        const key = random.key(cfg.seed * 1_000_003 + state.step * 131 + i);
+        const [l, g] = fns.grad(tree.ref(trainable), tree.ref(frozen), deviceBatch(b, weights[i]), invFreq(), np.array(norm), key) as [Tensor, Record<string, Tensor>];
+        loss += (await toHost(l))[0];
+        grads = grads ? (fns.addTrees(grads, g) as Record<string, Tensor>) : g;
+      }
+      const gnorm = Math.sqrt((await toHost(fns.sqSum(tree.ref(grads!)) as Tensor))[0]);
+      const clip = cfg.grad_clip > 0 && gnorm > cfg.grad_clip ? cfg.grad_clip / (gnorm + 1e-6) : 1;
+      const t = state.stageStep + 1;
+      const lr = lrAt(schedFor(si), cfg.lr_reset_per_stage ? t : stepsBefore(si) + t);
+      const gt = state.step + 1; // AdamW bias correction counts all steps (moments carry across stages)
+      const a = cfg.adamw;
+      const scal = Float32Array.of(lr / (1 - a.beta1 ** gt), 1 / Math.sqrt(1 - a.beta2 ** gt), 1 - lr * a.weight_decay, clip, a.beta1, a.beta2, a.eps);
+      const np_: Params = {}, nm: Record<string, Tensor> = {}, nv: Record<string, Tensor> = {};
+      for (const k of Object.keys(trainable)) {
+        const upd = decays(k, trainable[k].shape) && !k.includes('lora_') ? fns.updDecay : fns.updPlain;
+        const [p2, m2, v2] = upd(trainable[k], m[k], v[k], grads![k], fromHost(scal, [scal.length])) as Tensor[];
+        np_[k] = p2;
+        nm[k] = m2;
+        nv[k] = v2;
+      }
+      trainable = np_;
+      m = nm;
+      v = nv;
+      const ntok = micro.reduce((acc, b) => acc + tokensOf(b), 0);
+      state = { ...state, step: state.step + 1, stageStep: state.stageStep + 1, micro: state.micro + micro.length, tokens: state.tokens + ntok };
+      const secs = (performance.now() - ts) / 1000;
+      const epochFloat = state.epoch + state.micro / Math.max(1, bs.length);
+      const rec: Record<string, number | string> = { step: state.step, stage: si, stage_name: stages[si].name, epoch: +epochFloat.toFixed(4), lr, loss, grad_norm: gnorm, tokens: state.tokens, tokens_per_s: ntok / secs };
+      lastMetrics = { loss, lr };
+      const stageEnd = state.stageStep >= stageSteps[si];
+      let stopNow = false;
+      let newBest = false;
+      if (state.step % cfg.eval_every === 0 || stageEnd) {
+        const el = await evalLoss();
+        if (el !== undefined) rec.eval_loss = el;
+        holder.params = { ...frozen, ...trainable };
+        const metrics: Record<string, number> = { loss, ...(el !== undefined ? { eval_loss: el } : {}) };
+        for (const cb of opts.callbacks ?? []) {
+          const r = await cb.onEval?.({ ...ctxBase(), epoch: epochFloat, metrics, generator });
+          if (r?.metrics) Object.assign(metrics, r.metrics), Object.assign(rec, r.metrics);
+          if (r?.stop) {
+            stopNow = true;
+            stoppedEarly = { reason: r.reason ?? `${cb.name} requested a stop`, step: state.step };
+          }
+        }
+        lastMetrics = metrics;
+        const mv = metrics[cfg.best_metric];
+        if (mv !== undefined && (!state.best || (cfg.best_mode === 'min' ? mv < state.best.value : mv > state.best.value))) {
+          state = { ...state, best: { metric: cfg.best_metric, value: mv, step: state.step, checkpoint: `step-${state.step}` } };
+          newBest = true;
+        }
+      }
+      writeMetrics(rec);
+      progress.update(state.step, { loss, ...(rec.eval_loss !== undefined ? { eval: rec.eval_loss as number } : {}), 'tok/s': rec.tokens_per_s as number }, stageEnd);
+      const interruptNow = !!opts.interrupt?.stop;
+      const last = stageEnd && si === stages.length - 1;
+      if (last || stopNow) state = { ...state, done: true, stopped: stoppedEarly ? { reason: stoppedEarly.reason } : null };
+      if (stageEnd && !last && !stopNow) state = { ...state, stage: si + 1, stageStep: 0, epoch: 0, micro: 0 };
+      if (state.step % cfg.save_every === 0 || stageEnd || stopNow || interruptNow || newBest) lastCheckpoint = await saveCheckpoint();
+      if (stopNow) break outer;
+      if (interruptNow) {
+        interrupted = true;
+        break outer;
+      }
+      if (last) break outer;
+      if (stageEnd) continue outer;
+    }
+    if (state.done) break; // resumed from a finished stage boundary
+  }
+  progress.done();
+  const summary: RunSummary = {
+    run_dir: runDir,
+    steps: state.step,
+    tokens: state.tokens,
+    seconds: (performance.now() - t0) / 1000,
+    tokens_per_s: (state.tokens - tokens0) / ((performance.now() - t0) / 1000),
+    final: lastMetrics,
+    best: state.best,
+    last_checkpoint: lastCheckpoint,
+    stopped_early: stoppedEarly,
+    interrupted,
+    stages: stages.map((s, i) => ({ name: s.name, steps: stageSteps[i] })),
+  };
+  for (const cb of opts.callbacks ?? []) {
+    const extra = await cb.onEnd?.(ctxBase());
+    if (extra) Object.assign(summary, { [cb.name]: extra });
+  }
+  writeFileSync(join(runDir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
+  tree.dispose(trainable);
+  tree.dispose(m);
+  tree.dispose(v);
+  tree.dispose(frozen);
+  return summary;
+}
