@@ -198,3 +198,23 @@ test('config errors name the key and the fix', () => {
   assert.equal(c.lora?.r, 8);
   assert.equal(c.model, join(dir, 'm'), 'paths resolve against the config folder');
 });
+
+test('IFS early stopping inside a real run: IFS points logged, stop at the plateau, best checkpoint by IFS', async () => {
+  const s = await run({
+    steps: 40,
+    eval_every: 4,
+    save_every: 100,
+    keep_last: 1,
+    early_stopping: { ifs: { patience: 2, min_delta: 1.01, min_ifs: 0, budget: 6, variant: 'C', max_tokens: 12, batch_size: 6 } },
+  });
+  assert.equal(s.steps, 12, 'stops at the third evaluation (a plateau by construction: no gain can reach min_delta 1.01)');
+  assert.match(s.stopped_early!.reason, /IFS plateau/);
+  const pts = metrics(s.run_dir).filter((m) => m.ifs !== undefined);
+  assert.deepEqual(pts.map((m) => m.step), [4, 8, 12]);
+  for (const p of pts) assert.ok(p.ifs >= 0 && p.ifs <= 1 && p.ifs_partial >= 0 && p.ifs_full >= 0);
+  assert.equal(s.best?.metric, 'ifs');
+  assert.ok(existsSync(join(s.run_dir, s.best!.checkpoint)), 'best-by-IFS checkpoint kept');
+  assert.ok(existsSync(join(s.run_dir, 'ifs', 'step-8.jsonl')), 'responses saved per evaluation');
+  const sum = JSON.parse(readFileSync(join(s.run_dir, 'summary.json'), 'utf8'));
+  assert.equal(sum['ifs-early-stopping'].ifs_history.length, 3);
+});

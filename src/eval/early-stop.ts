@@ -124,6 +124,15 @@ export class IfsEarlyStopping implements TrainerCallback {
     return { metrics };
   }
 
+  /** A resumed run: rebuild the IFS history from the metrics kept in metrics.jsonl. */
+  onResume(records: Array<Record<string, unknown>>): void {
+    this.history.length = 0;
+    for (const r of records) {
+      if (typeof r.ifs !== 'number') continue;
+      this.history.push({ step: r.step as number, ifs: r.ifs, ifs_partial: r.ifs_partial as number, ifs_full: r.ifs_full as number, ...(typeof r.objecqa === 'number' ? { objecqa: r.objecqa } : {}) });
+    }
+  }
+
   /** The evaluation with the highest IFS (earliest on ties). */
   best(): IfsPoint | undefined {
     let b: IfsPoint | undefined;

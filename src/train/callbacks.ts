@@ -37,6 +37,8 @@ export interface TrainerCallback {
   onEval?(ctx: CallbackContext): Promise<CallbackResult | void>;
   /** called after a checkpoint folder was written */
   onSave?(ctx: CallbackContext & { checkpointDir: string }): Promise<void>;
+  /** called once when a run resumes, with the metrics.jsonl records kept (steps up to the checkpoint) */
+  onResume?(records: Array<Record<string, unknown>>): void;
   /** called once when training ends (stopped early or not); returned fields go into summary.json */
   onEnd?(ctx: Omit<CallbackContext, 'generator'>): Promise<Record<string, unknown> | void>;
 }

@@ -74,7 +74,20 @@ export const trainConfigSchema = z
     save_dtype: z.enum(['F32', 'F16', 'BF16']).default('F32'),
     early_stopping: z
       .object({
-        ifs: z.record(z.string(), z.unknown()).optional(),
+        ifs: z
+          .object({
+            patience: z.number().int().positive().default(3),
+            min_delta: z.number().min(0).default(0.01),
+            min_ifs: z.number().min(0).max(1).default(0.9),
+            budget: z.number().int().positive().default(200),
+            variant: z.enum(['A', 'B', 'C']).default('A'),
+            max_tokens: z.number().int().positive().default(64),
+            batch_size: z.number().int().positive().default(16),
+            prompts: z.string().optional(),
+            objecqa: z.union([z.boolean(), z.number().int().positive()]).default(false),
+            measure_only: z.boolean().default(false),
+          })
+          .strict(),
       })
       .strict()
       .nullable()
@@ -147,7 +160,9 @@ export function validateTrainConfig(raw: Record<string, unknown>, file = 'config
     eval: c.eval && 'file' in c.eval ? { file: abs(c.eval.file) } : c.eval,
     out: abs(c.out),
     name: c.name ?? (file === 'config' ? 'run' : basename(file).replace(/\.(ya?ml|json)$/, '')),
-    best_mode: c.best_mode ?? (/loss/.test(c.best_metric) ? 'min' : 'max'),
+    best_metric: raw.best_metric === undefined && c.early_stopping?.ifs ? 'ifs' : c.best_metric,
+    best_mode: c.best_mode ?? (/loss/.test(raw.best_metric === undefined && c.early_stopping?.ifs ? 'ifs' : c.best_metric) ? 'min' : 'max'),
+    early_stopping: c.early_stopping?.ifs ? { ifs: { ...c.early_stopping.ifs, prompts: c.early_stopping.ifs.prompts ? abs(c.early_stopping.ifs.prompts) : undefined } } : c.early_stopping,
   };
 }
 

@@ -229,6 +229,16 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
     writeFileSync(metricsFile, keep.map((l) => l + '\n').join(''));
   }
   const writeMetrics = (rec: Record<string, unknown>) => appendFileSync(metricsFile, JSON.stringify(rec) + '\n');
+  const callbacks = [...(opts.callbacks ?? [])];
+  if (cfg.early_stopping?.ifs) {
+    const e = cfg.early_stopping.ifs;
+    const { IfsEarlyStopping } = await import('../eval/early-stop.js');
+    callbacks.push(new IfsEarlyStopping({ patience: e.patience, minDelta: e.min_delta, minIfs: e.min_ifs, budget: e.budget, variant: e.variant, maxTokens: e.max_tokens, batchSize: e.batch_size, prompts: e.prompts, objecqa: e.objecqa, measureOnly: e.measure_only }));
+  }
+  if (resumeFrom && existsSync(metricsFile)) {
+    const kept = readFileSync(metricsFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    for (const cb of callbacks) cb.onResume?.(kept);
+  }
 
   const invFreq = () => invFreqFor(c);
   const holder = { config: c, tokenizer: tok, params: {} as Params, loraScale, dir: cfg.model };
@@ -260,7 +270,7 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
       if (lora) savePeftAdapter(d, tr, lora, c, host.namePrefix, cfg.model);
       saveTrainerFiles(d, state, opt);
     });
-    for (const cb of opts.callbacks ?? []) await cb.onSave?.({ ...ctxBase(), generator, checkpointDir: dir });
+    for (const cb of callbacks) await cb.onSave?.({ ...ctxBase(), generator, checkpointDir: dir });
     pruneCheckpoints(runDir, cfg.keep_last, state.best?.step);
     return dir;
   };
@@ -335,7 +345,7 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
         if (el !== undefined) rec.eval_loss = el;
         holder.params = { ...frozen, ...trainable };
         const metrics: Record<string, number> = { loss, ...(el !== undefined ? { eval_loss: el } : {}) };
-        for (const cb of opts.callbacks ?? []) {
+        for (const cb of callbacks) {
           const r = await cb.onEval?.({ ...ctxBase(), epoch: epochFloat, metrics, generator });
           if (r?.metrics) Object.assign(metrics, r.metrics), Object.assign(rec, r.metrics);
           if (r?.stop) {
@@ -381,7 +391,7 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
     interrupted,
     stages: stages.map((s, i) => ({ name: s.name, steps: stageSteps[i] })),
   };
-  for (const cb of opts.callbacks ?? []) {
+  for (const cb of callbacks) {
     const extra = await cb.onEnd?.(ctxBase());
     if (extra) Object.assign(summary, { [cb.name]: extra });
   }
