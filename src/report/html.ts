@@ -1,0 +1,184 @@
+/**
+ * Run folders → one self-contained HTML report (inline SVG, no scripts, no network): training and held-out
+ * loss, IFS and ObjecQA over steps with stage marks, the early-stop point and the best checkpoint, tables
+ * (IFS per variant, run summaries) and sample responses. Several runs are overlaid.
+ * Reads only plain files: metrics.jsonl, summary.json, ifs/step-N.jsonl, and (for a demo folder) demo.json.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { HeedError } from '../errors.js';
+import { esc, lineChart, PALETTE, type Mark, type Series } from './svg.js';
+
+export interface Table {
+  title: string;
+  columns: string[];
+  rows: Array<Array<string | number>>;
+  note?: string;
+}
+
+export interface Sample {
+  title: string;
+  prompt: string;
+  responses: Array<{ label: string; text: string; answerLike?: boolean }>;
+}
+
+/** What a demo (or any driver) adds to its folder for the report: demo.json */
+export interface ReportExtras {
+  title?: string;
+  intro?: string;
+  tables?: Table[];
+  samples?: Sample[];
+}
+
+export interface RunRecord {
+  name: string;
+  dir: string;
+  metrics: Array<Record<string, number | string>>;
+  summary: Record<string, unknown> | undefined;
+  ifsFiles: Array<{ step: number; rows: Array<Record<string, unknown>> }>;
+}
+
+const readJsonl = (p: string) =>
+  readFileSync(p, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l)];
+      } catch {
+        return [];
+      }
+    });
+
+export function readRun(dir: string, name = basename(dir)): RunRecord {
+  const metrics = readJsonl(join(dir, 'metrics.jsonl'));
+  const summary = existsSync(join(dir, 'summary.json')) ? JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')) : undefined;
+  const ifsDir = join(dir, 'ifs');
+  const ifsFiles = existsSync(ifsDir)
+    ? readdirSync(ifsDir)
+        .map((f) => /^step-(\d+)\.jsonl$/.exec(f))
+        .filter((m): m is RegExpExecArray => !!m)
+        .map((m) => ({ step: Number(m[1]), rows: readJsonl(join(ifsDir, m[0])) }))
+        .sort((a, b) => a.step - b.step)
+    : [];
+  return { name, dir, metrics, summary, ifsFiles };
+}
+
+/** Expand the given folders: a run folder, or a folder of run folders (e.g. a demo); demo.json adds extras. */
+export function collect(dirs: string[]): { runs: RunRecord[]; extras: ReportExtras[] } {
+  const runs: RunRecord[] = [];
+  const extras: ReportExtras[] = [];
+  for (const d of dirs) {
+    if (!existsSync(d) || !statSync(d).isDirectory()) throw new HeedError(`${d}: not a folder`, 'pass run folders written by heed train or heed demo');
+    if (existsSync(join(d, 'demo.json'))) extras.push(JSON.parse(readFileSync(join(d, 'demo.json'), 'utf8')));
+    if (existsSync(join(d, 'metrics.jsonl'))) runs.push(readRun(d));
+    else for (const sub of readdirSync(d).sort()) if (existsSync(join(d, sub, 'metrics.jsonl'))) runs.push(readRun(join(d, sub), sub));
+    if (!existsSync(join(d, 'metrics.jsonl')) && runs.length === 0 && extras.length === 0) throw new HeedError(`${d}: no metrics.jsonl (and no run folders inside)`, 'pass a folder written by heed train or heed demo');
+  }
+  return { runs, extras };
+}
+
+const num = (x: unknown) => (typeof x === 'number' ? x : undefined);
+const pts = (ms: RunRecord['metrics'], key: string): Array<[number, number]> => ms.filter((m) => typeof m[key] === 'number').map((m) => [m.step as number, m[key] as number]);
+
+function marksFor(r: RunRecord, color: string, many: boolean): Mark[] {
+  const marks: Mark[] = [];
+  let prev: unknown;
+  for (const m of r.metrics) {
+    if (prev !== undefined && m.stage !== prev) marks.push({ x: (m.step as number) - 1, label: `${many ? r.name + ': ' : ''}stage ${m.stage_name}`, color });
+    prev = m.stage;
+  }
+  const s = r.summary as { stopped_early?: { step: number } | null; best?: { step: number; metric: string } | null } | undefined;
+  if (s?.stopped_early) marks.push({ x: s.stopped_early.step, label: `${many ? r.name + ': ' : ''}early stop`, color: '#b91c1c' });
+  if (s?.best) marks.push({ x: s.best.step, label: `${many ? r.name + ': ' : ''}best (${s.best.metric})`, color: '#15803d' });
+  return marks;
+}
+
+function table(t: Table): string {
+  const cell = (v: string | number) => `<td>${typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(3)) : esc(v)}</td>`;
+  return `<h3>${esc(t.title)}</h3><table><thead><tr>${t.columns.map((c) => `<th>${esc(c)}</th>`).join('')}</tr></thead><tbody>${t.rows.map((r) => `<tr>${r.map(cell).join('')}</tr>`).join('')}</tbody></table>${t.note ? `<p class="note">${esc(t.note)}</p>` : ''}`;
+}
+
+function samplesHtml(samples: Sample[]): string {
+  return samples
+    .map(
+      (s) =>
+        `<div class="sample"><div class="prompt"><b>${esc(s.title)}</b><pre>${esc(s.prompt)}</pre></div>${s.responses
+          .map((r) => `<div class="resp ${r.answerLike === undefined ? '' : r.answerLike ? 'yes' : 'no'}"><span class="who">${esc(r.label)}${r.answerLike === undefined ? '' : r.answerLike ? ' · answer-like' : ' · continuation-like'}</span><pre>${esc(r.text)}</pre></div>`)
+          .join('')}</div>`,
+    )
+    .join('');
+}
+
+/** Samples from a run's IFS files: the same prompts at the first and the last evaluation. */
+function runSamples(r: RunRecord, n = 3): Sample[] {
+  if (r.ifsFiles.length < 1) return [];
+  const first = r.ifsFiles[0];
+  const last = r.ifsFiles[r.ifsFiles.length - 1];
+  return first.rows.filter((x) => x.kind === 'full').slice(0, n).map((row) => {
+    const after = last.rows.find((y) => y.id === row.id);
+    return {
+      title: `${r.name}: ${String(row.id)}`,
+      prompt: String(row.prompt),
+      responses: [
+        { label: `step ${first.step}`, text: String(row.response), answerLike: row.label === 1 },
+        ...(after && last !== first ? [{ label: `step ${last.step}`, text: String(after.response), answerLike: after.label === 1 }] : []),
+      ],
+    };
+  });
+}
+
+export function renderReport(dirs: string[]): string {
+  const { runs, extras } = collect(dirs);
+  const many = runs.length > 1;
+  const color = (i: number) => PALETTE[i % PALETTE.length];
+  const allMarks = runs.flatMap((r, i) => marksFor(r, color(i), many));
+  const charts: string[] = [];
+  charts.push(lineChart({ id: 'train-loss', title: 'Training loss', xLabel: 'step', yLabel: 'loss (per loss-bearing token)', series: runs.map((r, i) => ({ name: r.name, points: pts(r.metrics, 'loss'), color: color(i) })), marks: allMarks }));
+  charts.push(lineChart({ id: 'eval-loss', title: 'Held-out loss on output tokens', xLabel: 'step', yLabel: 'loss', series: runs.map((r, i) => ({ name: r.name, points: pts(r.metrics, 'eval_loss'), color: color(i), dots: true })), marks: allMarks }));
+  const ifsSeries: Series[] = [];
+  runs.forEach((r, i) => {
+    if (pts(r.metrics, 'ifs').length === 0) return;
+    ifsSeries.push({ name: `${r.name} IFS`, points: pts(r.metrics, 'ifs'), color: color(i), dots: true });
+    if (!many) {
+      ifsSeries.push({ name: 'IFS partial', points: pts(r.metrics, 'ifs_partial'), color: color(i + 1), dashed: true, dots: true });
+      ifsSeries.push({ name: 'IFS full', points: pts(r.metrics, 'ifs_full'), color: color(i + 2), dashed: true, dots: true });
+    }
+  });
+  if (ifsSeries.length) charts.push(lineChart({ id: 'ifs', title: 'Instruction Following Score over steps', xLabel: 'step', yLabel: 'IFS', series: ifsSeries, marks: allMarks, yMin: 0, yMax: 1 }));
+  const oq = runs.map((r, i) => ({ name: `${r.name} ObjecQA`, points: pts(r.metrics, 'objecqa'), color: color(i), dots: true })).filter((s) => s.points.length);
+  if (oq.length) charts.push(lineChart({ id: 'objecqa', title: 'ObjecQA (share of objective answers) over steps', xLabel: 'step', yLabel: 'objective share', series: oq, marks: allMarks, yMin: 0, yMax: 1 }));
+
+  const runTable: Table = {
+    title: 'Runs',
+    columns: ['run', 'steps', 'tokens', 'seconds', 'final loss', 'final held-out loss', 'best checkpoint', 'stopped early'],
+    rows: runs.map((r) => {
+      const s = (r.summary ?? {}) as { steps?: number; tokens?: number; seconds?: number; final?: Record<string, number>; best?: { checkpoint: string; metric: string; value: number } | null; stopped_early?: { step: number; reason: string } | null };
+      const lastEval = [...r.metrics].reverse().find((m) => typeof m.eval_loss === 'number');
+      return [r.name, s.steps ?? r.metrics.length, s.tokens ?? '', num(s.seconds) ?? '', num(s.final?.loss) ?? num(r.metrics[r.metrics.length - 1]?.loss) ?? '', num(lastEval?.eval_loss) ?? '', s.best ? `${s.best.checkpoint} (${s.best.metric} ${s.best.value.toFixed(3)})` : '', s.stopped_early ? `step ${s.stopped_early.step}: ${s.stopped_early.reason}` : 'no'];
+    }),
+  };
+  const title = extras.find((e) => e.title)?.title ?? `heed report: ${runs.map((r) => r.name).join(', ')}`;
+  const intro = extras.map((e) => e.intro).filter(Boolean).join(' ');
+  const tables = [...extras.flatMap((e) => e.tables ?? []), ...(runs.length ? [runTable] : [])];
+  const samples = [...extras.flatMap((e) => e.samples ?? []), ...runs.flatMap((r) => runSamples(r))];
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title>
+<style>
+body{font-family:system-ui,sans-serif;max-width:1120px;margin:24px auto;padding:0 16px;color:#111}
+h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ddd}h3{font-size:15px}
+.charts{display:grid;grid-template-columns:1fr;gap:18px}
+table{border-collapse:collapse;font-size:13px;margin:6px 0}td,th{border:1px solid #ddd;padding:4px 8px;text-align:left}th{background:#f3f4f6}
+.note{color:#555;font-size:12px}.sample{border:1px solid #e5e7eb;border-radius:6px;padding:8px;margin:10px 0}
+pre{white-space:pre-wrap;margin:4px 0;font-size:12px;background:#f9fafb;padding:6px;border-radius:4px}
+.resp.yes pre{border-left:3px solid #16a34a}.resp.no pre{border-left:3px solid #dc2626}.who{font-size:12px;color:#374151}
+</style></head><body>
+<h1>${esc(title)}</h1>
+${intro ? `<p>${esc(intro)}</p>` : ''}
+<h2>Curves</h2><div class="charts">${charts.join('\n')}</div>
+<h2>Tables</h2>${tables.map(table).join('\n')}
+${samples.length ? `<h2>Sample responses</h2>${samplesHtml(samples)}` : ''}
+<p class="note">Generated by heed report from ${esc(dirs.join(', '))}. Vertical marks: stage boundaries, early stop (red), best checkpoint (green).</p>
+</body></html>
+`;
+}
