@@ -23,7 +23,6 @@ const registry: Array<{ path: string[]; summary: string; load: () => Promise<Com
   { path: ['ifs', 'train-classifier'], summary: 'train the IFS response classifier and print its held-out metrics', load: async () => (await import('./ifs-train.js')).command },
   { path: ['ifs', 'classify'], summary: 'label texts as answer-like or continuation-like with the IFS classifier', load: async () => (await import('./ifs-classify.js')).command },
   { path: ['pretrain'], summary: 'pretrain a small Llama base model (and its BPE tokenizer) from scratch on plain text', load: async () => (await import('./pretrain.js')).command },
-  { path: ['pretrain'], summary: 'pretrain a small Llama base model (and its BPE tokenizer) from scratch on plain text', load: async () => (await import('./pretrain.js')).command },
   { path: ['objecqa'], summary: 'ObjecQA: share of objective answers to preference questions', load: async () => (await import('./objecqa.js')).command },
 ];
 
