@@ -19,9 +19,9 @@ import type { Batch } from '../data/pack.js';
 import { loadHostModel, saveHostModel, toDevice, toHostTensors } from '../models/load.js';
 import type { ModelConfig } from '../models/config.js';
 import type { Params } from '../models/transformer.js';
-import { tokenNll } from './loss.js';
+import { tokenNll, type TrainBatch } from './loss.js';
 import { decays } from './adamw.js';
-import { invFreqFor } from './step.js';
+import { invFreqFor, toDeviceBatch } from './step.js';
 import { resolveStages, validateTrainConfig, type TrainConfig } from './config.js';
 import { epochSequences, loadRunData, microBatches, normalisedWeights } from './data.js';
 import { lrAt, type Schedule } from './schedule.js';
@@ -51,35 +51,10 @@ export interface RunSummary {
   [k: string]: unknown;
 }
 
-interface DeviceBatch {
-  ids: Tensor;
-  targets: Tensor;
-  weights: Tensor;
-  positions: Tensor;
-  segments: Tensor;
-  slots: Tensor;
-}
+type DeviceBatch = TrainBatch;
 
-function deviceBatch(b: Batch, weights: Float32Array): DeviceBatch {
-  const { B, T } = b;
-  const targets = new Int32Array(B * T);
-  const w = new Float32Array(B * T);
-  for (let r = 0; r < B; r++) {
-    for (let t = 0; t + 1 < T; t++) {
-      targets[r * T + t] = b.ids[r * T + t + 1];
-      // weights[t+1] belongs to target ids[t+1], predicted at t; never across a segment boundary
-      if (b.segments[r * T + t] === b.segments[r * T + t + 1]) w[r * T + t] = weights[r * T + t + 1];
-    }
-  }
-  return {
-    ids: fromHost(b.ids, [B, T]),
-    targets: fromHost(targets, [B, T]),
-    weights: fromHost(w, [B, T]),
-    positions: fromHost(b.positions, [B, T]),
-    segments: fromHost(b.segments, [B, T]),
-    slots: fromHost(Int32Array.from({ length: T }, (_, i) => i), [T]),
-  };
-}
+/** A data batch on the device with loss weights `weights` (host alignment: weight of token t as a target). */
+const deviceBatch = (b: Batch, weights: Float32Array): DeviceBatch => toDeviceBatch({ B: b.B, T: b.T, ids: b.ids, weights, positions: b.positions, segments: b.segments });
 
 const tokensOf = (b: Batch) => b.segments.reduce((a, s) => a + (s >= 0 ? 1 : 0), 0);
 
