@@ -161,7 +161,8 @@ export function renderReport(dirs: string[]): string {
   const title = extras.find((e) => e.title)?.title ?? `heed report: ${runs.map((r) => r.name).join(', ')}`;
   const intro = extras.map((e) => e.intro).filter(Boolean).join(' ');
   const tables = [...extras.flatMap((e) => e.tables ?? []), ...(runs.length ? [runTable] : [])];
-  const samples = [...extras.flatMap((e) => e.samples ?? []), ...runs.flatMap((r) => runSamples(r))];
+  // a driver's own samples (demo.json) come first; then at most one before/after pair per run (three for a lone run)
+  const samples = [...extras.flatMap((e) => e.samples ?? []), ...runs.flatMap((r) => runSamples(r, extras.length || many ? 1 : 3))];
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title>
 <style>
