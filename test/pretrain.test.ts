@@ -117,6 +117,17 @@ test('heed pretrain: a tiny run writes a model folder that generate and model in
   assert.equal(g.status, 0, g.stderr);
   const res = JSON.parse(g.stdout);
   assert.ok(res[0].tokens > 0);
+  // --init continues from the folder (its weights, shape and tokenizer); global step numbers; phase 1 kept
+  const out2 = join(d, 'model2');
+  const c = heed('pretrain', '--data', data, '--out', out2, '--init', out, '--steps', '20', '--batch', '4', '--seq', '32', '--lr', '5e-3', '--warmup', '2', '--eval-every', '10', '--eval-batches', '4', '--threads', '1', '--seed', '7');
+  assert.equal(c.status, 0, c.stderr);
+  const tj2 = JSON.parse(readFileSync(join(out2, 'training.json'), 'utf8'));
+  assert.equal(tj2.stepOffset, 60);
+  assert.equal(tj2.curve[0].step, 60);
+  assert.equal(tj2.curve[tj2.curve.length - 1].step, 80);
+  assert.equal(tj2.previous.curve.length, tj.curve.length);
+  assert.ok(Math.abs(tj2.curve[0].heldOut - held[held.length - 1]) < 1e-3, `${tj2.curve[0].heldOut} vs ${held[held.length - 1]}`);
+  assert.equal(readFileSync(join(out2, 'tokenizer.json'), 'utf8'), readFileSync(join(out, 'tokenizer.json'), 'utf8'));
   // bad shapes are one-line errors
   const bad = heed('pretrain', '--data', data, '--out', join(d, 'x'), '--hidden', '30', '--heads', '4');
   assert.equal(bad.status, 2);

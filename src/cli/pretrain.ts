@@ -5,7 +5,7 @@ import { Progress, clock } from './progress.js';
 import { HeedError } from '../errors.js';
 
 const usage =
-  'heed pretrain --data <file.txt|file.jsonl> --out <dir> [--tokenizer DIR | --vocab N] [--hidden H] [--layers L] [--heads n] [--kv-heads k] [--intermediate I] [--context C] [--steps N] [--batch B] [--seq T] [--lr LR] [--warmup N] [--eval-every N] [--seed S] [--dtype F32|F16] [--threads N] [--quiet]';
+  'heed pretrain --data <file.txt|file.jsonl> --out <dir> [--tokenizer DIR | --vocab N | --init MODEL_DIR] [--hidden H] [--layers L] [--heads n] [--kv-heads k] [--intermediate I] [--context C] [--steps N] [--batch B] [--seq T] [--lr LR] [--warmup N] [--eval-every N] [--seed S] [--dtype F32|F16] [--threads N] [--quiet]';
 
 export const command: Command = {
   path: ['pretrain'],
@@ -18,6 +18,7 @@ export const command: Command = {
         data: { type: 'string' },
         out: { type: 'string' },
         tokenizer: { type: 'string' },
+        init: { type: 'string' },
         vocab: { type: 'string' },
         hidden: { type: 'string' },
         layers: { type: 'string' },
@@ -53,6 +54,7 @@ export const command: Command = {
       data: values.data,
       out: values.out,
       tokenizer: values.tokenizer,
+      init: values.init,
       vocab: int('vocab', 260) ?? d.vocab,
       hidden: int('hidden') ?? d.hidden,
       layers: int('layers') ?? d.layers,

@@ -7,9 +7,10 @@
 import { mkdirSync, writeFileSync, existsSync, copyFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { toHost } from '../engine/index.js';
-import { parseModelConfig, parameterCount } from '../models/config.js';
+import { parseModelConfig, parameterCount, readModelConfig } from '../models/config.js';
 import { randomParams, mulberry32 } from '../models/random.js';
-import { toDevice, toHostTensors, saveHostModel } from '../models/load.js';
+import { toDevice, toHostTensors, saveHostModel, loadHostModel } from '../models/load.js';
+import { readFileSync } from 'node:fs';
 import { makeTrainer, toDeviceBatch, zerosLike } from '../train/step.js';
 import { loadTokenizer, type HeedTokenizer } from '../io/tokenizer.js';
 import { HeedError } from '../errors.js';
@@ -21,6 +22,8 @@ export interface PretrainOptions {
   out: string;
   /** reuse this folder's tokenizer instead of training a BPE */
   tokenizer?: string;
+  /** continue from this model folder: its weights, config (shape flags are ignored) and tokenizer; a fresh optimizer and schedule */
+  init?: string;
   vocab: number;
   hidden: number;
   layers: number;
@@ -93,11 +96,15 @@ export async function pretrain(o: PretrainOptions, onProgress: PretrainProgress 
   const { train, heldOut } = splitHeldOut(docs, o.heldOutFrac);
   let tokStats: Record<string, unknown>;
   let tok: HeedTokenizer;
-  if (o.tokenizer) {
-    tok = loadTokenizer(o.tokenizer);
+  const tokDir = o.init ?? o.tokenizer;
+  let previous: Record<string, unknown> | undefined;
+  if (o.init && existsSync(join(o.init, 'training.json'))) previous = JSON.parse(readFileSync(join(o.init, 'training.json'), 'utf8'));
+  const stepOffset = previous ? Number(previous.stepOffset ?? 0) + Number((previous.training as { steps?: number } | undefined)?.steps ?? 0) : 0;
+  if (tokDir) {
+    tok = loadTokenizer(tokDir);
     mkdirSync(o.out, { recursive: true });
-    for (const f of ['tokenizer.json', 'tokenizer_config.json']) if (existsSync(join(o.tokenizer, f))) copyFileSync(join(o.tokenizer, f), join(o.out, f));
-    tokStats = { source: o.tokenizer, vocabSize: tok.vocabSize };
+    if (tokDir !== o.out) for (const f of ['tokenizer.json', 'tokenizer_config.json']) if (existsSync(join(tokDir, f))) copyFileSync(join(tokDir, f), join(o.out, f));
+    tokStats = (previous?.tokenizer as Record<string, unknown> | undefined) ?? { source: tokDir, vocabSize: tok.vocabSize };
   } else {
     const bpe: BpeResult = trainBpe(train, { vocabSize: o.vocab, specials: DEFAULT_SPECIALS });
     log(`BPE: ${bpe.vocabSize} tokens (${bpe.stats.merges} merges) from ${bpe.stats.distinctPieces} distinct pieces of ${bpe.stats.bytes} bytes in ${bpe.stats.seconds.toFixed(1)} s`);
@@ -127,7 +134,13 @@ export async function pretrain(o: PretrainOptions, onProgress: PretrainProgress 
   if (heldIds.length <= T + 1) throw new HeedError(`the held-out text has ${heldIds.length} tokens, fewer than one window of ${T}`, 'use a larger corpus or a smaller --seq');
   log(`corpus: ${docs.length} documents (${train.length} train, ${heldOut.length} held out), ${trainIds.length} train tokens, ${heldIds.length} held-out tokens (${(trainBytes / trainIds.length).toFixed(2)} bytes/token)`);
 
-  const raw = {
+  const initModel = o.init ? loadHostModel(o.init) : undefined;
+  if (initModel) {
+    const c = readModelConfig(o.init!).raw as Record<string, number>;
+    Object.assign(o, { hidden: c.hidden_size, layers: c.num_hidden_layers, heads: c.num_attention_heads, kvHeads: c.num_key_value_heads ?? c.num_attention_heads, intermediate: c.intermediate_size, context: c.max_position_embeddings });
+    validate(o);
+  }
+  const raw = initModel ? { ...initModel.raw, torch_dtype: 'float32' } : {
     architectures: ['LlamaForCausalLM'], model_type: 'llama', vocab_size: tok.vocabSize, hidden_size: o.hidden, intermediate_size: o.intermediate,
     num_hidden_layers: o.layers, num_attention_heads: o.heads, num_key_value_heads: o.kvHeads, max_position_embeddings: o.context, rms_norm_eps: 1e-5,
     rope_theta: 10000, tie_word_embeddings: true, hidden_act: 'silu', bos_token_id: eos, eos_token_id: eos, pad_token_id: eos, torch_dtype: 'float32',
@@ -159,7 +172,7 @@ export async function pretrain(o: PretrainOptions, onProgress: PretrainProgress 
   });
   const weights = new Float32Array(B * T).fill(1);
   const tr = makeTrainer(config, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: o.weightDecay });
-  let p = toDevice(randomParams(config, o.seed, { std: 0.02, exactNorms: true }));
+  let p = toDevice(initModel ? initModel.tensors : randomParams(config, o.seed, { std: 0.02, exactNorms: true }));
   let m = zerosLike(p), v = zerosLike(p);
   const heldLoss = async () => {
     let s = 0;
@@ -177,6 +190,7 @@ export async function pretrain(o: PretrainOptions, onProgress: PretrainProgress 
     model: { hidden: o.hidden, layers: o.layers, heads: o.heads, kvHeads: o.kvHeads, intermediate: o.intermediate, vocab: tok.vocabSize, context: o.context, params, tiedEmbeddings: true, dtype: o.dtype },
     training: { steps: o.steps, batch: B, seq: T, tokensPerStep: B * T, lr: o.lr, warmup: o.warmup, schedule: 'linear warmup, cosine decay to 10%', weightDecay: o.weightDecay, seed: o.seed, optimizer: 'AdamW (0.9, 0.95)' },
     finished: final,
+    ...(o.init ? { init: o.init, stepOffset, previous } : {}),
     seconds: (performance.now() - tTrain) / 1000,
     curve,
   });
@@ -191,7 +205,7 @@ export async function pretrain(o: PretrainOptions, onProgress: PretrainProgress 
 
   let lastLoss = NaN;
   const first = await heldLoss();
-  curve.push({ step: 0, loss: NaN, lr: 0, tokens: 0, seconds: 0, heldOut: first });
+  curve.push({ step: stepOffset, loss: NaN, lr: 0, tokens: 0, seconds: 0, heldOut: first });
   onProgress({ step: 0, steps: o.steps, loss: NaN, heldOut: first, tokensPerSec: 0, lr: 0, phase: 'eval' });
   let heldNow = first;
   for (let step = 1; step <= o.steps; step++) {
@@ -202,7 +216,7 @@ export async function pretrain(o: PretrainOptions, onProgress: PretrainProgress 
     if (!Number.isFinite(lastLoss)) throw new HeedError(`loss became ${lastLoss} at step ${step}`, 'lower --lr (e.g. half of it) or raise --warmup');
     const el = (performance.now() - tTrain) / 1000;
     const tps = (step * B * T) / el;
-    const point: CurvePoint = { step, loss: lastLoss, lr, tokens: step * B * T, seconds: el };
+    const point: CurvePoint = { step: stepOffset + step, loss: lastLoss, lr, tokens: step * B * T, seconds: el };
     if (step % o.evalEvery === 0 || step === o.steps) {
       heldNow = await heldLoss();
       point.heldOut = heldNow;
