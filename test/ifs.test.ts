@@ -169,3 +169,35 @@ test('variants A/B/C wrap exactly; budgetSubset is balanced and fixed; the shipp
   assert.deepEqual(budgetSubset(prompts, 200), sub);
   assert.equal(cutChars('alpha beta gamma delta', 12), 'alpha beta');
 });
+
+test('project-generated negatives: every kind, seeded per row, label 0', async () => {
+  const { syntheticNegatives, syntheticNegative, responseVocab, SYNTHETIC_KINDS, readModelNegatives } = await import('../src/eval/ifs/negatives.js');
+  const { Prng } = await import('../src/data/prng.js');
+  const rows = Array.from({ length: 60 }, (_, i) => ({ id: `r${i}`, instruction: `Tell me about the number ${i} and why it matters`, response: `The number ${i} matters because it comes after ${i - 1} and it is used in many everyday counting tasks.` }));
+  const vocab = responseVocab(rows);
+  const a = syntheticNegatives(rows, vocab, 0);
+  assert.deepEqual(syntheticNegatives(rows, vocab, 0), a);
+  assert.deepEqual(syntheticNegatives(rows.slice(10), vocab, 0), a.slice(10)); // a row's noise does not depend on the others
+  assert.ok(new Set(a.map((x) => x.kind)).size >= 6);
+  for (const x of a) assert.equal(x.label, 0);
+  for (const k of SYNTHETIC_KINDS) assert.ok(syntheticNegative(k, rows[3], vocab, new Prng(1)).trim().length > 0, k);
+  const loop = syntheticNegative('loop-word', rows[0], vocab, new Prng(5));
+  assert.ok(loop.length >= 4);
+  const model = readModelNegatives();
+  assert.ok(model.length >= 400, `${model.length} model generations`);
+});
+
+test('shipped classifier labels noise, word salad and repetition loops as not answer-like', () => {
+  const c = loadIfsClassifier();
+  const noise = [
+    'x#9Qz@@!k ~~ 7&^%$ (( pq]] zzv \u0007\u0007 ##}{ qqq',
+    '寏闄Ɖ鴻濉 ŋŢƔ �� ∆∆ 鴻濉寏',
+    'the the the the the the the the the the the the the the the the',
+    '- The States and a contraction and the contraction and the contr',
+    'Paris is the capital. Paris is the capital. Paris is the capital. Paris is the capital. Paris is the capital.',
+    'qwopz rtnmlk aeiuu bcdfg hjkl zxcvb nmqwe rtyui opasd fghjk',
+  ];
+  for (const t of noise) assert.equal(c.classify(t).label, 0, `${JSON.stringify(t)} → ${c.prob(t)}`);
+  const m = c.meta as unknown as { noise_held_out: { accuracy: number } };
+  assert.ok(m.noise_held_out.accuracy > 0.9);
+});

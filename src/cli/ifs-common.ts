@@ -31,7 +31,7 @@ export function checkAdapter(adapter: string | undefined): void {
 }
 
 /** Load a model folder as a TextGenerator (+ a fit check against its context), with the rule adapter if asked. */
-export async function modelGenerator(dir: string, o: { adapter?: string; device?: unknown; threads?: unknown; maxTokens: number }): Promise<{ gen: TextGenerator; fits: (prompt: string) => boolean; logitsProcessors: LogitsProcessor[]; context: number }> {
+export async function modelGenerator(dir: string, o: { adapter?: string; device?: unknown; threads?: unknown; maxTokens: number }): Promise<{ gen: TextGenerator; fits: (prompt: string) => boolean; logitsProcessors: LogitsProcessor[]; context: number; tokenizer: import('../decode/rules.js').RuleTokenizer }> {
   checkAdapter(o.adapter);
   const rules = o.adapter === undefined ? undefined : (await import('../decode/rules.js')).loadRules(o.adapter.slice('rules:'.length));
   await startEngine(o.device, o.threads);
@@ -48,5 +48,5 @@ export async function modelGenerator(dir: string, o: { adapter?: string; device?
   const ctx = model.config.maxPositions;
   if (o.maxTokens >= ctx) throw new HeedError(`--max-tokens ${o.maxTokens} leaves no room for a prompt in the model's context of ${ctx}`, `lower --max-tokens below ${ctx}`);
   const fits = (p: string) => model.tokenizer.encode(p, { addSpecialTokens: true }).length + o.maxTokens <= ctx;
-  return { gen: new EngineGenerator(model), fits, logitsProcessors, context: ctx };
+  return { gen: new EngineGenerator(model), fits, logitsProcessors, context: ctx, tokenizer: model.tokenizer };
 }

@@ -17,6 +17,7 @@ const registry: Array<{ path: string[]; summary: string; load: () => Promise<Com
   { path: ['generate'], summary: 'generate text from a model folder (streams tokens)', load: async () => (await import('./generate.js')).command },
   { path: ['data', 'stats'], summary: 'token counts, loss-bearing tokens and instruction/output ratio of a data file', load: async () => (await import('./data-stats.js')).command },
   { path: ['rules', 'explain'], summary: 'show which token ids each rule of a rules adapter touches in a tokenizer', load: async () => (await import('./rules-explain.js')).command },
+  { path: ['rules', 'ablate'], summary: 'IFS of a base model alone, with all rules, and with each rule group removed', load: async () => (await import('./rules-ablate.js')).command },
   { path: ['data', 'inspect'], summary: 'print data rows with their loss-bearing tokens highlighted', load: async () => (await import('./data-inspect.js')).command },
   { path: ['ifs'], summary: 'Instruction Following Score (IFS) of a model folder, per prompt variant', load: async () => (await import('./ifs.js')).command },
   { path: ['ifs', 'build'], summary: 'build an IFS prompt set (instructions and partial instructions) from conversation files', load: async () => (await import('./ifs-build.js')).command },

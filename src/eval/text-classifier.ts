@@ -21,6 +21,17 @@ export interface FeatureConfig {
   charChars: number;
   /** features per text kept (start features first); fixed so training compiles once */
   maxFeatures: number;
+  /**
+   * Text statistics as indicator features (see `statFeatures`): character-class shares, vowel ratio,
+   * word-likeness, repetition, line structure. Off when absent (the ObjecQA judge's files predate them).
+   */
+  stats?: boolean;
+  /** known words (lower case, space separated) for the "share of dictionary words" statistic */
+  dict?: string;
+  /** known word bigrams of the training responses as a bitset (base64, FNV-1a of "w1 w2" mod its bits) */
+  bigrams?: string;
+  /** "stats": only the statistics (and the length feature), no words, n-grams or start features */
+  only?: 'stats';
 }
 
 export const DEFAULT_FEATURES: FeatureConfig = { buckets: 1 << 17, maxChars: 600, charChars: 120, maxFeatures: 384 };
@@ -46,6 +57,113 @@ function charClass(c: string | undefined): string {
   return `punct:${c}`;
 }
 
+const dictCache = new WeakMap<FeatureConfig, Set<string>>();
+function dictOf(cfg: FeatureConfig): Set<string> | undefined {
+  if (!cfg.dict) return undefined;
+  let d = dictCache.get(cfg);
+  if (!d) dictCache.set(cfg, (d = new Set(cfg.dict.split(' '))));
+  return d;
+}
+
+const bigramCache = new WeakMap<FeatureConfig, Uint8Array>();
+function bigramsOf(cfg: FeatureConfig): Uint8Array | undefined {
+  if (!cfg.bigrams) return undefined;
+  let d = bigramCache.get(cfg);
+  if (!d) bigramCache.set(cfg, (d = new Uint8Array(Buffer.from(cfg.bigrams, 'base64'))));
+  return d;
+}
+
+/** A bitset (base64) of the hashed word bigrams in `pairs` (see FeatureConfig.bigrams). */
+export function bigramBitset(pairs: Iterable<string>, bits: number): string {
+  const b = new Uint8Array(bits / 8);
+  for (const p of pairs) {
+    const h = fnv1a(p) % bits;
+    b[h >> 3] |= 1 << (h & 7);
+  }
+  return Buffer.from(b).toString('base64');
+}
+
+const bucket = (x: number, steps = 10) => Math.round(Math.min(1, Math.max(0, x)) * steps);
+
+/**
+ * Statistics of a text as names of indicator features (value 1 each): how much of it is letters, digits,
+ * spaces, punctuation, other symbols and control characters; the vowel share of its letters; the share of
+ * its words that look like words (a vowel, no run of 5 consonants, ≤ 20 letters) and, with a dictionary,
+ * that are known words; the distinct-word ratio (by length); how often its most frequent word 3-gram repeats;
+ * repeated lines; mean word length. Noise, word salad and repetition loops differ from language here.
+ */
+export function statFeatures(t: string, lower: string[], dict?: Set<string>, bigrams?: Uint8Array): string[] {
+  const f: string[] = [];
+  const n = t.length;
+  if (n === 0) return ['st:empty'];
+  let letters = 0, digits = 0, spaces = 0, punct = 0, other = 0, control = 0, vowels = 0, ascii = 0, latin = 0, code = 0;
+  for (const ch of t) {
+    const c = ch.codePointAt(0)!;
+    if (c < 128) ascii++;
+    if ('{}()[];=<>_\\/$'.includes(ch)) code++;
+    if (/\p{L}/u.test(ch)) {
+      letters++;
+      if (c < 0x250) latin++;
+      if ('aeiouyAEIOUY'.includes(ch)) vowels++;
+    } else if (/\p{N}/u.test(ch)) digits++;
+    else if (ch === ' ' || ch === '\n') spaces++;
+    else if (c < 32 || c === 127 || (c >= 0x80 && c < 0xa0)) control++;
+    else if (/\p{P}/u.test(ch) || '+=<>*#|~^`$%&@'.includes(ch)) punct++;
+    else other++;
+  }
+  const len = Math.floor(Math.log2(1 + n));
+  f.push(`st:letters:${bucket(letters / n)}`, `st:digits:${bucket(digits / n)}`, `st:spaces:${bucket(spaces / n, 20)}`, `st:punct:${bucket(punct / n, 20)}`, `st:other:${bucket(other / n, 20)}`, `st:ascii:${bucket(ascii / n)}`);
+  if (control) f.push(`st:control:${Math.min(3, control)}`);
+  if (letters >= 8) f.push(`st:vowels:${bucket(vowels / letters, 20)}`);
+  const ws = lower.filter((w) => /^\p{L}+$/u.test(w));
+  if (ws.length >= 3) {
+    const wordlike = ws.filter((w) => w.length <= 20 && /[aeiouy]/.test(w) && !/[^aeiouy]{5}/.test(w) || (w.length === 1 && 'ai'.includes(w))).length;
+    f.push(`st:wordlike:${bucket(wordlike / ws.length)}`);
+    if (dict) {
+      const known = ws.filter((w) => dict.has(w)).length / ws.length;
+      const kb = bucket(known, 5);
+      f.push(`st:known:${bucket(known, 20)}`, `st:known:${kb}:len${Math.min(len, 9)}`);
+      // unknown words are fine in name lists, code, other scripts: cross the known share with those signs
+      const raw = (t.match(/[\p{L}\p{M}]+/gu) ?? []).filter((w) => w.length > 1);
+      const caps = raw.length ? raw.filter((w) => /^\p{Lu}/u.test(w)).length / raw.length : 0;
+      f.push(`st:known×caps:${kb}:${bucket(caps, 5)}`, `st:known×code:${kb}:${bucket((code / n) * 5, 5)}`, `st:known×latin:${kb}:${letters ? bucket(latin / letters, 4) : 0}`);
+    }
+    if (bigrams && ws.length >= 4) {
+      let k = 0, m = 0;
+      for (let i = 0; i + 1 < lower.length; i++) {
+        if (!/^\p{L}+$/u.test(lower[i]) || !/^\p{L}+$/u.test(lower[i + 1])) continue;
+        m++;
+        const h = fnv1a(`${lower[i]} ${lower[i + 1]}`) % (bigrams.length * 8);
+        if (bigrams[h >> 3] & (1 << (h & 7))) k++;
+      }
+      if (m >= 3) f.push(`st:knownbi:${bucket(k / m, 20)}`, `st:knownbi:${bucket(k / m, 5)}:len${Math.min(len, 9)}`);
+    }
+    const meanLen = ws.reduce((a, w) => a + w.length, 0) / ws.length;
+    f.push(`st:wlen:${Math.min(15, Math.round(meanLen))}`);
+  }
+  if (lower.length >= 4) {
+    const uniq = new Set(lower).size / lower.length;
+    f.push(`st:uniq:${bucket(uniq)}`, `st:uniq:${bucket(uniq, 5)}:len${Math.min(len, 9)}`);
+    const tri = new Map<string, number>();
+    for (let i = 0; i + 2 < lower.length; i++) {
+      const k = `${lower[i]} ${lower[i + 1]} ${lower[i + 2]}`;
+      tri.set(k, (tri.get(k) ?? 0) + 1);
+    }
+    let max = 0;
+    for (const v of tri.values()) max = Math.max(max, v);
+    f.push(`st:tri:${max >= 6 ? 6 : max}`, `st:tri:${max >= 4 ? 4 : max}:len${Math.min(len, 9)}`);
+    let repeatedTri = 0;
+    for (const v of tri.values()) if (v > 1) repeatedTri += v;
+    if (tri.size) f.push(`st:trirep:${bucket(repeatedTri / (lower.length - 2))}`);
+  }
+  const lines = t.split('\n').map((l) => l.trim()).filter(Boolean);
+  if (lines.length >= 2) {
+    const dup = lines.length - new Set(lines).size;
+    f.push(`st:duplines:${bucket(dup / lines.length, 5)}`);
+  }
+  return f;
+}
+
 /** Hashed features of one text (see the module comment). */
 export function featurize(text: string, cfg: FeatureConfig): Features {
   const t = text.trim().slice(0, cfg.maxChars);
@@ -57,6 +175,13 @@ export function featurize(text: string, cfg: FeatureConfig): Features {
     const h = fnv1a(f) % cfg.buckets;
     m.set(h, (m.get(h) ?? 0) + v);
   };
+  if (cfg.only === 'stats') {
+    add(start, `len:${Math.floor(Math.log2(1 + toks.length))}`);
+    const st = statFeatures(t, lower, dictOf(cfg), bigramsOf(cfg));
+    for (const f of st) add(start, f);
+    const idx = [...start.keys()].slice(0, cfg.maxFeatures);
+    return { idx: Int32Array.from(idx), val: Float32Array.from(idx.map((h) => start.get(h)!)) };
+  }
   add(start, `s0:${toks[0] ?? ''}`);
   add(start, `s1:${lower.slice(0, 2).join(' ')}`);
   add(start, `s2:${lower.slice(0, 3).join(' ')}`);
@@ -73,6 +198,7 @@ export function featurize(text: string, cfg: FeatureConfig): Features {
   add(start, `l0last:${fl.slice(-2).join(' ')}`);
   for (const w of new Set(fl.slice(0, 24))) add(start, `f:${w}`, 0.25);
   for (let i = 0; i < Math.min(6, lower.length); i++) add(start, `o${i}:${lower[i]}`, 0.5);
+  if (cfg.stats) for (const f of statFeatures(t, lower, dictOf(cfg), bigramsOf(cfg))) add(start, f);
   let nBag = 0;
   for (let i = 0; i < lower.length; i++) {
     add(bag, `w:${lower[i]}`);
@@ -113,16 +239,30 @@ export class TextClassifier {
     readonly cfg: FeatureConfig,
     readonly meta: ClassifierMeta,
     readonly threshold = 0.5,
+    /**
+     * An optional second logistic regression, the "is this language at all" gate (label 1 = language, 0 =
+     * noise / word salad / loops): the classifier's probability is min(p_main, p_gate), so a text is label 1
+     * only when both say so.
+     */
+    readonly gate?: { w: Float32Array; b: number; cfg: FeatureConfig },
   ) {
     if (w.length !== cfg.buckets) throw new HeedError(`classifier weights have ${w.length} buckets, config says ${cfg.buckets}`, 'rebuild the classifier file');
   }
 
-  /** P(label 1). */
+  /** P(label 1) of the main model alone. */
+  mainProb(text: string): number {
+    return linearProb(this.w, this.b, featurize(text, this.cfg));
+  }
+
+  /** P(language) of the gate (1 without a gate). */
+  gateProb(text: string): number {
+    return this.gate ? linearProb(this.gate.w, this.gate.b, featurize(text, this.gate.cfg)) : 1;
+  }
+
+  /** P(label 1): the main model's probability, capped by the gate's. */
   prob(text: string): number {
-    const f = featurize(text, this.cfg);
-    let z = this.b;
-    for (let i = 0; i < f.idx.length; i++) z += this.w[f.idx[i]] * f.val[i];
-    return 1 / (1 + Math.exp(-z));
+    const p = this.mainProb(text);
+    return this.gate ? Math.min(p, this.gateProb(text)) : p;
   }
 
   classify(text: string): { label: 0 | 1; name: string; prob: number } {
@@ -132,27 +272,35 @@ export class TextClassifier {
   }
 
   save(path: string): void {
-    writeSafetensors(
-      path,
-      [
-        ['w', { shape: [this.w.length], data: this.w }],
-        ['b', { shape: [1], data: Float32Array.of(this.b) }],
-      ],
-      { dtype: 'F16', metadata: { heed_classifier: JSON.stringify({ features: this.cfg, threshold: this.threshold, ...this.meta }) } },
-    );
+    const tensors: Array<[string, { shape: number[]; data: Float32Array }]> = [
+      ['w', { shape: [this.w.length], data: this.w }],
+      ['b', { shape: [1], data: Float32Array.of(this.b) }],
+    ];
+    if (this.gate) tensors.push(['gate_w', { shape: [this.gate.w.length], data: this.gate.w }], ['gate_b', { shape: [1], data: Float32Array.of(this.gate.b) }]);
+    const head = { features: this.cfg, ...(this.gate ? { gate_features: this.gate.cfg } : {}), threshold: this.threshold, ...this.meta };
+    writeSafetensors(path, tensors, { dtype: 'F16', metadata: { heed_classifier: JSON.stringify(head) } });
   }
 
   static load(path: string): TextClassifier {
     const { tensors, metadata } = readSafetensors(path);
     const raw = metadata.heed_classifier;
     if (!raw) throw new HeedError(`${path}: not a heed classifier (no "heed_classifier" metadata)`, 'point at a file written by `heed ifs train-classifier` or `heed objecqa train-judge`');
-    const m = JSON.parse(raw) as ClassifierMeta & { features: FeatureConfig; threshold?: number };
+    const m = JSON.parse(raw) as ClassifierMeta & { features: FeatureConfig; gate_features?: FeatureConfig; threshold?: number };
     const w = tensors.get('w');
     const b = tensors.get('b');
     if (!w || !b) throw new HeedError(`${path}: classifier tensors "w" and "b" are missing`, 'rebuild the classifier file');
-    const { features, threshold, ...meta } = m;
-    return new TextClassifier(w.data, b.data[0], features, meta as ClassifierMeta, threshold ?? 0.5);
+    const { features, gate_features, threshold, ...meta } = m;
+    const gw = tensors.get('gate_w');
+    const gb = tensors.get('gate_b');
+    const gate = gate_features && gw && gb ? { w: gw.data, b: gb.data[0], cfg: gate_features } : undefined;
+    return new TextClassifier(w.data, b.data[0], features, meta as ClassifierMeta, threshold ?? 0.5, gate);
   }
+}
+
+function linearProb(w: Float32Array, b: number, f: Features): number {
+  let z = b;
+  for (let i = 0; i < f.idx.length; i++) z += w[f.idx[i]] * f.val[i];
+  return 1 / (1 + Math.exp(-z));
 }
 
 export interface BinaryMetrics {

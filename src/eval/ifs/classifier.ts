@@ -14,8 +14,9 @@ import { existsSync } from 'node:fs';
 import { HeedError } from '../../errors.js';
 import { Prng } from '../../data/prng.js';
 import { readJsonlRows, repoPath } from '../jsonl.js';
-import { binaryMetrics, DEFAULT_FEATURES, TextClassifier, type BinaryMetrics, type FeatureConfig } from '../text-classifier.js';
+import { bigramBitset, binaryMetrics, DEFAULT_FEATURES, TextClassifier, type BinaryMetrics, type FeatureConfig } from '../text-classifier.js';
 import { classifierExamples, rowRng, sourceFromRecord, type LabelledText, type SourceRow } from './fragments.js';
+import { readModelNegatives, responseVocab, syntheticNegatives, type NoiseText } from './negatives.js';
 
 export const DEFAULT_CLASSIFIER_PATH = repoPath('data/ifs/classifier.safetensors');
 export const DEFAULT_TRAIN_FILES = ['lima.jsonl', 'dolly_3k.jsonl', 'alpaca_5k.jsonl'].map((f) => repoPath('..', 'shared', 'data', f));
@@ -64,12 +65,50 @@ export function cutChars(text: string, n: number): string {
 }
 
 export interface IfsSplit {
-  train: Array<LabelledText & { weight?: number }>;
+  train: Array<{ text: string; label: 0 | 1; source_id: string; kind: string; weight?: number }>;
+  /** training set of the language gate: label 1 = the language texts of `train`, 0 = noise */
+  gateTrain: Array<{ text: string; label: 0 | 1; source_id: string; kind: string }>;
+  /** the original held-out split (R vs Ic / Ic+R of the held-out rows) */
   test: LabelledText[];
+  /** the held-out noise set (label 0): synthetic negatives of the held-out rows + held-out model generations */
+  noiseTest: NoiseText[];
   sources: { train: number; test: number };
+  /** the known-word list of the training responses (for the `known` statistic) */
+  dict: string[];
+  /** known bigrams of the training responses */
+  bigrams: string[];
 }
 
-export function ifsSplit(rows: SourceRow[], seed: number): IfsSplit {
+export interface SplitOptions {
+  /** add the project-generated negatives of negatives.ts (default true) */
+  noise?: boolean;
+  /** generations of a pretrained-only model (label 0); default: the committed data/ifs/negatives file */
+  modelNegatives?: NoiseText[];
+}
+
+/** Word bigrams (lower case, letters only, as the classifier tokenizes) seen in at least `minCount` training responses. */
+export function buildBigrams(rows: SourceRow[], minCount = 2): string[] {
+  const c = new Map<string, number>();
+  for (const r of rows) {
+    const ws = r.response.toLowerCase().match(/[\p{L}\p{M}]+|\p{N}+|[^\s\p{L}\p{M}\p{N}]/gu) ?? [];
+    const seen = new Set<string>();
+    for (let i = 0; i + 1 < ws.length; i++) if (/^\p{L}+$/u.test(ws[i]) && /^\p{L}+$/u.test(ws[i + 1])) seen.add(`${ws[i]} ${ws[i + 1]}`);
+    for (const b of seen) c.set(b, (c.get(b) ?? 0) + 1);
+  }
+  return [...c].filter(([, n]) => n >= minCount).map(([b]) => b).sort();
+}
+
+/** Words (lower case, letters only) seen in at least `minCount` training responses, sorted. */
+export function buildDict(rows: SourceRow[], minCount = 3): string[] {
+  const c = new Map<string, number>();
+  for (const r of rows) for (const w of new Set(r.response.toLowerCase().match(/[\p{L}\p{M}]+/gu) ?? [])) c.set(w, (c.get(w) ?? 0) + 1);
+  return [...c].filter(([, n]) => n >= minCount).map(([w]) => w).sort();
+}
+
+/** Project-generated negatives that are language (the main model learns them); the rest train the gate. */
+export const MAIN_KINDS = new Set<string>(['echo', 'truncated', 'model']);
+
+export function ifsSplit(rows: SourceRow[], seed: number, o: SplitOptions = {}): IfsSplit {
   const ex = classifierExamples(rows, seed);
   const test = ex.filter((e) => isHeldOut(e.source_id, seed));
   const testTexts = new Set(test.map((e) => e.text.trim()));
@@ -80,8 +119,38 @@ export function ifsSplit(rows: SourceRow[], seed: number): IfsSplit {
     train.push(e);
     train.push({ ...e, text: cutChars(e.text, rng.int(40, 400)) });
   }
-  const src = (xs: LabelledText[]) => new Set(xs.map((e) => e.source_id)).size;
-  return { train, test, sources: { train: src(base), test: src(test) } };
+  const trainRows = rows.filter((r) => !isHeldOut(r.id, seed));
+  const noiseTest: NoiseText[] = [];
+  const gateTrain: IfsSplit['gateTrain'] = train.map((e) => ({ ...e, label: 1 as const }));
+  if (o.noise ?? true) {
+    // vocabularies from each side only, so held-out noise never uses words drawn from training rows' order
+    const heldRows = rows.filter((r) => isHeldOut(r.id, seed));
+    const model = o.modelNegatives ?? readModelNegatives();
+    for (const n of [...syntheticNegatives(trainRows, responseVocab(trainRows), seed), ...model.filter((m) => !isHeldOut(m.source_id, seed))]) {
+      if (!n.text.trim() || testTexts.has(n.text.trim())) continue;
+      // language that is not an answer → the main model; not language at all → the gate
+      if (MAIN_KINDS.has(n.kind)) train.push(n), gateTrain.push({ ...n, label: 1 });
+      else gateTrain.push(n);
+    }
+    noiseTest.push(...syntheticNegatives(heldRows, responseVocab(heldRows), seed).filter((n) => n.text.trim()), ...model.filter((m) => isHeldOut(m.source_id, seed)));
+  }
+  const src = (xs: Array<{ source_id: string }>) => new Set(xs.map((e) => e.source_id)).size;
+  return { train, gateTrain, test, noiseTest, sources: { train: src(base), test: src(test) }, dict: buildDict(trainRows), bigrams: buildBigrams(trainRows) };
+}
+
+/** Share of a noise set labelled 0 ("not an answer"), overall and per kind. */
+export function evaluateNoise(c: TextClassifier, noise: NoiseText[]): { n: number; accuracy: number; by_kind: Record<string, { n: number; accuracy: number }> } {
+  const by: Record<string, { n: number; ok: number }> = {};
+  let ok = 0;
+  for (const e of noise) {
+    const good = c.prob(e.text) < c.threshold ? 1 : 0;
+    ok += good;
+    const b = (by[e.kind] ??= { n: 0, ok: 0 });
+    b.n++;
+    b.ok += good;
+  }
+  const by_kind = Object.fromEntries(Object.entries(by).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, { n: v.n, accuracy: v.ok / v.n }]));
+  return { n: noise.length, accuracy: noise.length ? ok / noise.length : 0, by_kind };
 }
 
 export interface HeldOutReport {
@@ -97,4 +166,16 @@ export function evaluateIfsClassifier(c: TextClassifier, test: LabelledText[]): 
   };
 }
 
-export const IFS_FEATURES: FeatureConfig = DEFAULT_FEATURES;
+export const IFS_FEATURES: FeatureConfig = { ...DEFAULT_FEATURES, stats: true };
+
+/** The IFS feature config with the known-word list of the training split. */
+export function ifsFeatures(dict: string[]): FeatureConfig {
+  return { ...IFS_FEATURES, dict: dict.join(' ') };
+}
+
+export const BIGRAM_BITS = 1 << 18;
+
+/** The language gate's features: text statistics only (with the known-word list). */
+export function gateFeatures(dict: string[], bigrams: string[]): FeatureConfig {
+  return { buckets: 1 << 12, maxChars: DEFAULT_FEATURES.maxChars, charChars: 0, maxFeatures: 64, stats: true, only: 'stats', dict: dict.join(' '), bigrams: bigramBitset(bigrams, BIGRAM_BITS) };
+}

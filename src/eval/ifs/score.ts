@@ -13,7 +13,11 @@ import { ALPACA_PROMPT_NO_INPUT_HEAD } from '../../data/templates.js';
 import type { TextClassifier } from '../text-classifier.js';
 import type { PromptRow } from './fragments.js';
 
-export type Variant = 'A' | 'B' | 'C';
+/**
+ * A/B/C: the paper's three variants. H: the chat template of Hewitt et al. 2024 (arXiv 2409.14254),
+ * `<|user|>\n{p}\n<|assistant|>\n`, used by `heed rules ablate` (not one of the IFS paper's variants).
+ */
+export type Variant = 'A' | 'B' | 'C' | 'H';
 export const VARIANTS: Variant[] = ['A', 'B', 'C'];
 export const DEFAULT_MAX_TOKENS = 64;
 export const DEFAULT_BATCH = 16;
@@ -27,6 +31,8 @@ export function wrapPrompt(prompt: string, v: Variant): string {
       return `${prompt}\n\n### Response:\n`;
     case 'C':
       return prompt;
+    case 'H':
+      return `<|user|>\n${prompt}\n<|assistant|>\n`;
   }
 }
 
