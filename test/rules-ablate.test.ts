@@ -73,3 +73,19 @@ test('heed rules ablate on a tiny model: 5 rows, IFS in [0, 1], deterministic', 
   assert.equal(e.status, 2);
   assert.match(e.stderr, /--variant must be A, B, C, H or all/);
 });
+
+test('a batch that fails on an empty generation is retried row by row; the empty row scores 0', async () => {
+  const { scoreIfs } = await import('../src/eval/ifs/score.js');
+  class Flaky implements TextGenerator {
+    readonly name = 'flaky';
+    async generate(prompts: string[]): Promise<Generation[]> {
+      if (prompts.some((p) => p.includes('q1'))) throw new Error('token_ids must be a non-empty array of integers.');
+      return prompts.map((p) => ({ prompt: p, promptIds: [], text: 'The capital of France is Paris.', ids: [1], finishReason: 'eos' as const }));
+    }
+  }
+  const prompts = Array.from({ length: 3 }, (_, i) => ({ id: `p${i}`, source_id: `s${i}`, kind: 'full' as const, prompt: `q${i}`, instruction: `q${i}` }));
+  const res = await scoreIfs(new Flaky(), loadIfsClassifier(), prompts, { variants: ['C'] });
+  assert.deepEqual(res.responses.map((r) => r.label), [1, 0, 1]);
+  assert.equal(res.responses[1].response, '');
+  assert.equal(res.responses[1].finish_reason, 'eos');
+});

@@ -8,7 +8,7 @@
  * prompts. The response text is classified after trimming surrounding whitespace; an empty response counts as
  * not answer-like (label 0, probability 0).
  */
-import type { GenerateOptions, TextGenerator } from '../../decode/generate.js';
+import type { GenerateOptions, Generation, TextGenerator } from '../../decode/generate.js';
 import { ALPACA_PROMPT_NO_INPUT_HEAD } from '../../data/templates.js';
 import type { TextClassifier } from '../text-classifier.js';
 import type { PromptRow } from './fragments.js';
@@ -98,6 +98,30 @@ export function summarise(variant: Variant, rs: IfsResponse[], skipped = 0): Ifs
   return { variant, ifs: count(rs), ifs_partial: count(rs.filter((r) => r.kind === 'partial')), ifs_full: count(rs.filter((r) => r.kind === 'full')), skipped };
 }
 
+/**
+ * `gen.generate`, but a batch that fails because one row produced no token before EOS (the engine generator
+ * cannot decode an empty id list: "token_ids must be a non-empty array") is retried row by row, and a row that
+ * fails alone becomes an empty response that ended with EOS (which IFS scores as not answer-like).
+ */
+export async function generateRobust(gen: TextGenerator, prompts: string[], opts: GenerateOptions): Promise<Generation[]> {
+  const emptyDecode = (e: unknown) => /non-empty array/.test(String((e as Error)?.message ?? e));
+  try {
+    return await gen.generate(prompts, opts);
+  } catch (e) {
+    if (!emptyDecode(e)) throw e;
+  }
+  const out: Generation[] = [];
+  for (const p of prompts) {
+    try {
+      out.push((await gen.generate([p], opts))[0]);
+    } catch (e) {
+      if (!emptyDecode(e)) throw e;
+      out.push({ prompt: p, promptIds: [], text: '', ids: [], finishReason: 'eos' });
+    }
+  }
+  return out;
+}
+
 /** Score `prompts` under each variant. */
 export async function scoreIfs(gen: TextGenerator, classifier: TextClassifier, prompts: PromptRow[], o: ScoreOptions = {}): Promise<{ scores: IfsScore[]; responses: IfsResponse[] }> {
   const variants = o.variants ?? ['A', 'B', 'C'];
@@ -115,7 +139,8 @@ export async function scoreIfs(gen: TextGenerator, classifier: TextClassifier, p
     const rs: IfsResponse[] = [];
     for (let s = 0; s < kept.length; s += B) {
       const batch = kept.slice(s, s + B);
-      const gens = await gen.generate(
+      const gens = await generateRobust(
+        gen,
         batch.map((x) => x.text),
         { temperature: 0, ...o.generate, maxTokens },
       );
