@@ -8,7 +8,11 @@
  * cycles temperature 0 / 0.8 / 1.0 (seed = the batch index), at most 64 new tokens, batches of 16.
  * Deterministic (the wasm engine is); the output is committed, so training the classifier needs no model run.
  *
+ * With `--adapter rules` the rule adapter (docs/rules.md) decodes: the model then emits short "- item" lists of
+ * pseudo-words that end early — still not answers.
+ *
  * Reproduce: node --import tsx scripts/ifs-model-negatives.ts [--model models/tiny-dolly] [--n 480] [--out data/ifs/negatives/tiny-dolly.jsonl]
+ *            node --import tsx scripts/ifs-model-negatives.ts --adapter rules --skip 480 --n 240 --out data/ifs/negatives/tiny-dolly-rules.jsonl
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -24,6 +28,10 @@ const MODEL = arg('--model', 'models/tiny-dolly');
 const N = Number(arg('--n', '480'));
 const OUT = arg('--out', 'data/ifs/negatives/tiny-dolly.jsonl');
 const DATA = arg('--data', '../shared/data/alpaca_5k.jsonl');
+/** `--adapter rules[:preset]`: decode with the rule adapter (short list-like pseudo-answers) */
+const ADAPTER = arg('--adapter', '');
+/** skip the first K usable instructions (so a second file uses other prompts) */
+const SKIP = Number(arg('--skip', '0'));
 const B = 16;
 const TEMPS = [0, 0.8, 1.0];
 const VARIANTS: Variant[] = ['A', 'B', 'C'];
@@ -33,10 +41,14 @@ const model = await loadModel(MODEL);
 const gen = new EngineGenerator(model);
 const ctx = model.config.maxPositions;
 const eos = new Set(model.tokenizer.eosIds);
+const { loadRules, compileRules } = await import('../src/decode/rules.js');
+const processors = ADAPTER ? [compileRules(loadRules(ADAPTER.replace(/^rules:?/, '')), model.tokenizer).processor] : [];
 const { rows } = readSources([DATA]);
 const items: Array<{ id: string; kind: string; variant: Variant; prompt: string }> = [];
+let skipped = 0;
 for (const r of rows) {
   if (items.length >= N) break;
+  if (wordCount(r.instruction) >= 3 && r.instruction.length <= 300 && skipped++ < SKIP) continue;
   if (wordCount(r.instruction) < 3 || r.instruction.length > 300) continue;
   const rng = rowRng(0x7ea5, r.id);
   const partial = rng.next() < 0.5;
@@ -73,13 +85,13 @@ for (let bi = ba; bi < bb; bi++) {
   const temperature = TEMPS[bi % TEMPS.length];
   // EOS is handled here (generation runs the full 64 tokens, the text is cut at the first EOS): the engine
   // generator cannot decode a row whose first token is EOS (empty id list)
-  const gens = await gen.generate(batch.map((x) => x.prompt), { maxTokens: 64, temperature, seed: bi, eosIds: [-1] });
+  const gens = await gen.generate(batch.map((x) => x.prompt), { maxTokens: 64, temperature, seed: bi, eosIds: [-1], logitsProcessors: processors });
   gens.forEach((g, i) => {
     const x = batch[i];
     const e = g.ids.findIndex((id) => eos.has(id));
     const ids = e < 0 ? g.ids : g.ids.slice(0, e);
     const text = ids.length ? model.tokenizer.decode(ids, { skipSpecialTokens: true }) : '';
-    if (text.trim()) out.push(JSON.stringify({ id: `${x.id}#${x.variant}`, source_id: x.id, kind: x.kind, variant: x.variant, temperature, seed: bi, text }));
+    if (text.trim()) out.push(JSON.stringify({ id: `${x.id}#${x.variant}`, source_id: x.id, kind: x.kind, variant: x.variant, temperature, seed: bi, ...(ADAPTER ? { adapter: ADAPTER } : {}), text }));
   });
 }
 if (out.length) console.log(out.join('\n'));

@@ -16,8 +16,9 @@
  *  - echo:        the instruction itself given back (alone, repeated, or with an Alpaca header after it).
  *  - pseudo:      a real response with 60–95 % of its words replaced by letter-mutated non-words
  *                 (pseudo-English).
- *  - model:       generations of a pretrained-only model (data/ifs/negatives/tiny-dolly.jsonl, made by
- *                 scripts/ifs-model-negatives.ts with fixed seeds), read from the committed file.
+ *  - model:       generations of a pretrained-only model (data/ifs/negatives/tiny-dolly.jsonl, and
+ *                 tiny-dolly-rules.jsonl decoded with the rule adapter; made by scripts/ifs-model-negatives.ts
+ *                 with fixed seeds), read from the committed files.
  */
 import { existsSync } from 'node:fs';
 import { Prng } from '../../data/prng.js';
@@ -34,7 +35,7 @@ export interface NoiseText {
   kind: NoiseKind;
 }
 
-export const DEFAULT_MODEL_NEGATIVES = repoPath('data/ifs/negatives/tiny-dolly.jsonl');
+export const DEFAULT_MODEL_NEGATIVES = [repoPath('data/ifs/negatives/tiny-dolly.jsonl'), repoPath('data/ifs/negatives/tiny-dolly-rules.jsonl')];
 
 const LOWER = 'abcdefghijklmnopqrstuvwxyz';
 const VOWELS = 'aeiou';
@@ -194,14 +195,16 @@ export function syntheticNegatives(rows: readonly SourceRow[], vocab: readonly s
   });
 }
 
-/** The committed generations of a pretrained-only model (label 0); [] when the file is absent. */
-export function readModelNegatives(path = DEFAULT_MODEL_NEGATIVES): NoiseText[] {
-  if (!existsSync(path)) return [];
+/** The committed generations of a pretrained-only model (label 0); absent files are skipped. */
+export function readModelNegatives(paths: string[] = DEFAULT_MODEL_NEGATIVES): NoiseText[] {
   const out: NoiseText[] = [];
-  for (const row of readJsonlRows(path)) {
-    const v = row.value as { text?: unknown; source_id?: unknown; id?: unknown } | undefined;
-    if (!v || typeof v.text !== 'string' || !v.text.trim()) continue;
-    out.push({ text: v.text.trim(), label: 0, source_id: String(v.source_id ?? v.id ?? `model:${row.line}`), kind: 'model' });
+  for (const path of paths) {
+    if (!existsSync(path)) continue;
+    for (const row of readJsonlRows(path)) {
+      const v = row.value as { text?: unknown; source_id?: unknown; id?: unknown } | undefined;
+      if (!v || typeof v.text !== 'string' || !v.text.trim()) continue;
+      out.push({ text: v.text.trim(), label: 0, source_id: String(v.source_id ?? v.id ?? `model:${row.line}`), kind: 'model' });
+    }
   }
   return out;
 }
