@@ -182,3 +182,13 @@ test('engine host round trip keeps f32 values exactly; f16 casts are refused by 
   // Documented engine limit (README): float16 storage of frozen weights is not possible on wasm in this version.
   assert.throws(() => a.astype(np.float16).dataSync(), /float16/);
 });
+
+test('a row whose first generated token is EOS yields empty text, not a crash', async () => {
+  const model = await loadModel(join(TINY, 'gpt2'));
+  const gen = new EngineGenerator(model);
+  const first = (await gen.generateIds([[5, 6, 7]], { maxTokens: 1, eosIds: [] }))[0].ids[0];
+  const r = await gen.generateIds([[5, 6, 7], [9, 9]], { maxTokens: 4, eosIds: [first] });
+  assert.equal(r[0].text, '');
+  assert.equal(r[0].finishReason, 'eos');
+  disposeParams(model.params);
+});

@@ -122,9 +122,12 @@ export class EngineGenerator implements TextGenerator {
       for (const id of ids) if (!(id >= 0 && id < c.vocabSize)) throw new HeedError(`prompt ${i}: token id ${id} is outside the vocabulary (0..${c.vocabSize - 1})`, 'use the tokenizer that belongs to this model');
     }
     const maxTokens = opts.maxTokens ?? 128;
-    const T = Math.max(...promptIds.map((p) => p.length));
-    if (T + maxTokens > c.maxPositions) {
-      throw new HeedError(`prompt (${T} tokens) + max tokens (${maxTokens}) exceeds the model's context length ${c.maxPositions}`, `lower --max-tokens to at most ${Math.max(0, c.maxPositions - T)} or shorten the prompt`);
+    // Left-pad to a multiple of 32 so that prompts of similar length share one compiled prefill (each new
+    // shape costs a trace and memory in jax-js); padding is masked out, positions are unaffected.
+    const longest = Math.max(...promptIds.map((p) => p.length));
+    const T = Math.min(Math.max(longest, c.maxPositions - maxTokens), ceilTo(longest, 32));
+    if (longest + maxTokens > c.maxPositions) {
+      throw new HeedError(`prompt (${longest} tokens) + max tokens (${maxTokens}) exceeds the model's context length ${c.maxPositions}`, `lower --max-tokens to at most ${Math.max(0, c.maxPositions - longest)} or shorten the prompt`);
     }
     const capacity = Math.min(c.maxPositions, ceilTo(T + maxTokens, 64));
     const eos = new Set(opts.eosIds ?? tok.eosIds);
@@ -207,7 +210,7 @@ export class EngineGenerator implements TextGenerator {
     return promptIds.map((pids, b) => ({
       prompt: '',
       promptIds: pids,
-      text: done[b] === 'stop' ? texts[b] : tok.decode(gen[b], { skipSpecialTokens: true }),
+      text: done[b] === 'stop' ? texts[b] : gen[b].length ? tok.decode(gen[b], { skipSpecialTokens: true }) : '',
       ids: gen[b],
       finishReason: done[b] ?? 'length',
     }));
