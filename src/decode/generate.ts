@@ -73,6 +73,14 @@ export class EngineGenerator implements TextGenerator {
     this.invFreq = model.config.arch === 'llama' ? ropeInvFreq(model.config) : undefined;
   }
 
+  /** Free the compiled prefill/decode programs (they are rebuilt on the next call). */
+  dispose(): void {
+    for (const f of this.prefillFns.values()) f.dispose();
+    this.prefillFns.clear();
+    this.decodeFn?.dispose();
+    this.decodeFn = undefined;
+  }
+
   private invFreqTensor(): Tensor {
     return this.invFreq ? fromHost(this.invFreq, [this.invFreq.length]) : np.zeros([1]);
   }

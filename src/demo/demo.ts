@@ -43,8 +43,8 @@ export interface ModelEval {
 
 export function demoSettings(fast: boolean) {
   return fast
-    ? { prompts: 24, questions: 12, maxTokens: 32, steps: 40, evalEvery: 8, evalBudget: 16, batch: 8, maxLength: 256, lr: 3e-3 }
-    : { prompts: 100, questions: 40, maxTokens: 48, steps: 120, evalEvery: 10, evalBudget: 40, batch: 8, maxLength: 384, lr: 2e-3 };
+    ? { prompts: 24, questions: 12, maxTokens: 32, steps: 30, evalEvery: 6, evalBudget: 16, batch: 4, accum: 2, maxLength: 256, lr: 3e-3 }
+    : { prompts: 60, questions: 30, maxTokens: 48, steps: 80, evalEvery: 10, evalBudget: 32, batch: 4, accum: 2, maxLength: 256, lr: 2e-3 };
 }
 
 export function defaultDemoModel(): string {
@@ -79,6 +79,7 @@ export async function runDemo(o: DemoOptions): Promise<Record<string, unknown>> 
     bar.done();
     samplesByModel[name] = res.responses;
     writeFileSync(join(o.out, `responses-${name}.jsonl`), res.responses.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    gen.dispose();
     disposeParams(model.params);
     const ifs: ModelEval['ifs'] = {};
     for (const s of res.scores as IfsScore[]) ifs[s.variant] = { ifs: s.ifs.value, ifs_ci: s.ifs.ci, ifs_partial: s.ifs_partial.value, ifs_full: s.ifs_full.value, n: s.ifs.n, skipped: s.skipped };
@@ -100,6 +101,7 @@ export async function runDemo(o: DemoOptions): Promise<Record<string, unknown>> 
         max_length: S.maxLength,
         truncation: 'truncate-right',
         batch_size: S.batch,
+        grad_accum: S.accum, // 4×2 keeps jax-js's activation memory well inside its 4 GiB wasm heap
         steps,
         lr: S.lr,
         warmup_steps: 5,

@@ -101,7 +101,11 @@ function compile(c: ModelConfig, loraScale: number | undefined, loraDropout: num
       s.dispose();
       return [p2, m2, v2];
     });
-  return { grad, evalSum, sqSum, addTrees, updDecay: mkUpdate(true), updPlain: mkUpdate(false) };
+  const updDecay = mkUpdate(true);
+  const updPlain = mkUpdate(false);
+  /** free the compiled programs and their constants (a process may run several trainings) */
+  const dispose = () => [grad, evalSum, sqSum, addTrees, updDecay, updPlain].forEach((f) => f.dispose());
+  return { grad, evalSum, sqSum, addTrees, updDecay, updPlain, dispose };
 }
 
 function tokenNllWith(c: ModelConfig, p: Params, b: DeviceBatch, invFreq: Tensor, masks: ((m: string, s: number[]) => Tensor) | undefined, loraScale: number | undefined): Tensor {
@@ -371,6 +375,8 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
     if (extra) Object.assign(summary, { [cb.name]: extra });
   }
   writeFileSync(join(runDir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
+  fns.dispose();
+  generator.dispose();
   tree.dispose(trainable);
   tree.dispose(m);
   tree.dispose(v);
