@@ -10,21 +10,21 @@ export interface Command {
 
 /** Commands are loaded lazily so `heed --help` does not start the tensor engine. */
 const registry: Array<{ path: string[]; summary: string; load: () => Promise<Command> }> = [
-  { path: ['model', 'info'], summary: 'describe a Hugging Face model folder', load: async () => (await import('./model-info.js')).command },
-  { path: ['train'], summary: 'supervised fine-tuning (full or LoRA) from a YAML config; --resume continues exactly', load: async () => (await import('./train.js')).command },
-  { path: ['report'], summary: 'self-contained HTML report from run folders (curves, IFS tables, samples)', load: async () => (await import('./report.js')).command },
   { path: ['demo'], summary: 'the embedded default: base → instruction follower, measured, with an HTML report', load: async () => (await import('./demo.js')).command },
   { path: ['generate'], summary: 'generate text from a model folder (streams tokens)', load: async () => (await import('./generate.js')).command },
+  { path: ['model', 'info'], summary: 'describe a Hugging Face model folder', load: async () => (await import('./model-info.js')).command },
+  { path: ['train'], summary: 'supervised fine-tuning (full or LoRA) from a YAML config; --resume continues exactly', load: async () => (await import('./train.js')).command },
+  { path: ['pretrain'], summary: 'pretrain a small Llama base model (and its BPE tokenizer) from scratch on plain text', load: async () => (await import('./pretrain.js')).command },
   { path: ['data', 'stats'], summary: 'token counts, loss-bearing tokens and instruction/output ratio of a data file', load: async () => (await import('./data-stats.js')).command },
-  { path: ['rules', 'explain'], summary: 'show which token ids each rule of a rules adapter touches in a tokenizer', load: async () => (await import('./rules-explain.js')).command },
-  { path: ['rules', 'ablate'], summary: 'IFS of a base model alone, with all rules, and with each rule group removed', load: async () => (await import('./rules-ablate.js')).command },
   { path: ['data', 'inspect'], summary: 'print data rows with their loss-bearing tokens highlighted', load: async () => (await import('./data-inspect.js')).command },
   { path: ['ifs'], summary: 'Instruction Following Score (IFS) of a model folder, per prompt variant', load: async () => (await import('./ifs.js')).command },
   { path: ['ifs', 'build'], summary: 'build an IFS prompt set (instructions and partial instructions) from conversation files', load: async () => (await import('./ifs-build.js')).command },
   { path: ['ifs', 'train-classifier'], summary: 'train the IFS response classifier and print its held-out metrics', load: async () => (await import('./ifs-train.js')).command },
   { path: ['ifs', 'classify'], summary: 'label texts as answer-like or continuation-like with the IFS classifier', load: async () => (await import('./ifs-classify.js')).command },
-  { path: ['pretrain'], summary: 'pretrain a small Llama base model (and its BPE tokenizer) from scratch on plain text', load: async () => (await import('./pretrain.js')).command },
   { path: ['objecqa'], summary: 'ObjecQA: share of objective answers to preference questions', load: async () => (await import('./objecqa.js')).command },
+  { path: ['rules', 'explain'], summary: 'show which token ids each rule of a rules adapter touches in a tokenizer', load: async () => (await import('./rules-explain.js')).command },
+  { path: ['rules', 'ablate'], summary: 'IFS of a base model alone, with all rules, and with each rule group removed', load: async () => (await import('./rules-ablate.js')).command },
+  { path: ['report'], summary: 'self-contained HTML report from run folders (curves, IFS tables, samples)', load: async () => (await import('./report.js')).command },
 ];
 
 export function registerCommand(path: string[], summary: string, load: () => Promise<Command>): void {
