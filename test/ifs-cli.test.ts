@@ -52,7 +52,7 @@ test('heed ifs on a tiny model: table per variant, responses JSONL, progress on 
   assert.match(r.stdout, /variant\s+IFS\s+IFS_partial\s+IFS_full/);
   assert.match(r.stdout, /\nB\s+\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\] \(\d\/4\)/);
   assert.match(r.stdout, /\nA\s+n\/a \(0\/0\)/); // the Alpaca wrapper does not fit a 128-token context
-  assert.match(r.stderr, /ifs \[#+\] 12\/12 .*ETA/);
+  assert.match(r.stderr, /ifs [█·]+ 12\/12 .*ETA/);
   assert.match(r.stderr, /variant A: 4 prompt\(s\) skipped/);
   const rows = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   assert.equal(rows.length, 8);

@@ -2,24 +2,16 @@
 import { HeedError } from '../errors.js';
 import type { LogitsProcessor, TextGenerator } from '../decode/generate.js';
 import { startEngine } from './common.js';
+import { Progress } from './progress.js';
 
-/** A progress bar with rate and ETA on stderr (redrawn in place on a TTY, a line per 10 % otherwise). */
-export function progressBar(label: string, stream: NodeJS.WriteStream = process.stderr) {
-  const t0 = performance.now();
-  let lastDecile = -1;
+/** A progress bar with rate and ETA on stderr: the shared Progress line, driven by (done, total). */
+export function progressBar(label: string) {
+  const p = new Progress(label, 0); // the clock starts now, not at the first finished batch
   return {
     update(done: number, total: number) {
-      const secs = (performance.now() - t0) / 1000;
-      const frac = total ? done / total : 1;
-      const eta = done ? (secs / done) * (total - done) : NaN;
-      const width = 24;
-      const bar = '#'.repeat(Math.round(frac * width)).padEnd(width, '.');
-      const msg = `${label} [${bar}] ${done}/${total} ${secs.toFixed(1)} s, ${(done / Math.max(secs, 1e-9)).toFixed(2)}/s, ETA ${Number.isFinite(eta) ? eta.toFixed(0) : '?'} s`;
-      if (stream.isTTY) stream.write(`\r${msg}\x1b[K${done >= total ? '\n' : ''}`);
-      else {
-        const d = Math.floor(frac * 10);
-        if (d !== lastDecile) (lastDecile = d), stream.write(`${msg}\n`);
-      }
+      p.setTotal(total);
+      p.update(done, {}, done >= total);
+      if (done >= total) p.done();
     },
   };
 }
