@@ -127,6 +127,15 @@ export function embedLookup(table: Tensor, ids: Tensor): Tensor {
   return np.take(table, ids, 0).mul(np.ones([d], { dtype: table.dtype }));
 }
 
+/**
+ * Force a materialised copy of a (view) array. jax-js runs a matmul whose input is a transposed view without
+ * its fast path (measured: 76% of a SmolLM2 layer's forward went to the o_proj matmul on the attention output);
+ * a double negation makes the input a plain kernel output (`mul(1)` is optimised away and does not help).
+ */
+export function materialize(x: Tensor): Tensor {
+  return x.neg().neg();
+}
+
 /** Bytes held by a tree of arrays. */
 export function treeBytes(t: Record<string, Tensor>): number {
   let n = 0;

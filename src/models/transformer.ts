@@ -11,7 +11,7 @@
  * jax-js ownership: every op consumes its array arguments; `.ref` keeps a reference. Functions here
  * consume their inputs except `p` (params), which they only read via `.ref`.
  */
-import { np, nn, embedLookup, type Tensor } from '../engine/index.js';
+import { np, nn, embedLookup, materialize, type Tensor } from '../engine/index.js';
 import type { Gpt2Config, LlamaConfig, ModelConfig } from './config.js';
 
 export type Params = Record<string, Tensor>;
@@ -77,7 +77,7 @@ function attend(q: Tensor, k: Tensor, v: Tensor, bias: Tensor, heads: number, kv
   const scores = np.matmul(q5, kT).add(bias);
   const probs = nn.softmax(scores, -1);
   const out = np.matmul(probs, v.reshape([B, kvHeads, 1, S, hd])); // [B,kvH,rep,T,hd]
-  return out.reshape([B, heads, T, hd]).transpose([0, 2, 1, 3]).reshape([B * T, heads * hd]);
+  return materialize(out.reshape([B, heads, T, hd]).transpose([0, 2, 1, 3])).reshape([B * T, heads * hd]);
 }
 
 /**

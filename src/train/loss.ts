@@ -21,9 +21,13 @@ export interface TrainBatch {
 export function tokenNll(c: ModelConfig, p: Params, b: Omit<TrainBatch, 'weights'>, invFreq?: Tensor, extra: Pick<ForwardOptions, 'loraScale' | 'loraDropoutMasks'> = {}): Tensor {
   const inp: ForwardInputs = { ids: b.ids, positions: b.positions, qSeg: b.segments.ref, kSeg: b.segments, qSlot: b.slots.ref, kSlot: b.slots };
   const { logits } = forward(c, p, inp, { invFreq, ...extra });
-  const logp = nn.logSoftmax(logits, -1);
-  const oh = nn.oneHot(b.targets, c.vocabSize).astype(np.float32);
-  return logp.mul(oh).sum(-1).neg();
+  // nll = logsumexp(logits) − logits[target]. A gather, not a one-hot product: jax-js builds oneHot from a
+  // V×V identity (9.7 GB at V = 49,152). The gathered values are multiplied by a constant ones-vector before
+  // the reshape so the cotangent reaching the gather's transpose (a scatter) is materialised under jit.
+  const [B, T] = b.targets.shape;
+  const lse = nn.logsumexp(logits.ref, -1);
+  const picked = np.takeAlongAxis(logits, b.targets.reshape([B, T, 1]), -1).mul(np.ones([1], { dtype: np.float32 })).reshape([B, T]);
+  return lse.sub(picked);
 }
 
 /** Σ w·nll / Σ w (a scalar). The caller guarantees Σ w > 0 (data stage refuses all-zero batches). */
