@@ -81,3 +81,11 @@ test('report renders in a real browser (headless Chromium via playwright-core): 
     await browser.close();
   }
 });
+
+test('axis labels keep enough decimals for a narrow range', async () => {
+  const { lineChart } = await import('../src/report/svg.js');
+  const svg = lineChart({ id: 'x', title: 't', xLabel: 'step', yLabel: 'loss', series: [{ name: 'a', points: [[1, 5.16], [2, 5.19], [3, 5.22]] }] });
+  const labels = [...svg.matchAll(/text-anchor="end" fill="#555">([^<]+)</g)].map((m) => m[1]);
+  assert.ok(labels.length >= 3);
+  assert.equal(new Set(labels).size, labels.length, `distinct y labels: ${labels}`);
+});

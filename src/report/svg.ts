@@ -42,7 +42,12 @@ function niceTicks(lo: number, hi: number, n = 5): number[] {
   return out;
 }
 
-const fmtTick = (v: number) => (Number.isInteger(v) ? String(v) : Math.abs(v) >= 1000 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(1) : v.toFixed(2));
+/** Tick labels with as many decimals as the tick spacing needs (a 5.16–5.22 axis must not read 5.2, 5.2, 5.2). */
+const fmtTicks = (ticks: number[]): string[] => {
+  const step = ticks.length > 1 ? Math.abs(ticks[1] - ticks[0]) : 1;
+  const decimals = Math.min(6, Math.max(0, -Math.floor(Math.log10(step) + 1e-9)));
+  return ticks.map((v) => (Number.isInteger(v) ? String(v) : v.toFixed(decimals)));
+};
 
 export function lineChart(c: ChartSpec): string {
   const W = c.width ?? 760;
@@ -70,13 +75,17 @@ export function lineChart(c: ChartSpec): string {
   const Y = (y: number) => m.t + (1 - (y - y0) / (y1 - y0)) * (H - m.t - m.b);
   const parts: string[] = [];
   parts.push(`<text x="${m.l}" y="20" font-size="14" font-weight="600">${esc(c.title)}</text>`);
-  for (const t of niceTicks(y0, y1)) {
+  const yt = niceTicks(y0, y1);
+  fmtTicks(yt).forEach((label, i) => {
+    const t = yt[i];
     parts.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${Y(t).toFixed(1)}" y2="${Y(t).toFixed(1)}" stroke="#e5e7eb"/>`);
-    parts.push(`<text x="${m.l - 6}" y="${(Y(t) + 4).toFixed(1)}" font-size="11" text-anchor="end" fill="#555">${fmtTick(t)}</text>`);
-  }
-  for (const t of niceTicks(x0, x1, 8)) {
+    parts.push(`<text x="${m.l - 6}" y="${(Y(t) + 4).toFixed(1)}" font-size="11" text-anchor="end" fill="#555">${label}</text>`);
+  });
+  const xt = niceTicks(x0, x1, 8);
+  const xl = fmtTicks(xt);
+  for (const [i, t] of xt.entries()) {
     parts.push(`<line x1="${X(t).toFixed(1)}" x2="${X(t).toFixed(1)}" y1="${H - m.b}" y2="${H - m.b + 4}" stroke="#888"/>`);
-    parts.push(`<text x="${X(t).toFixed(1)}" y="${H - m.b + 16}" font-size="11" text-anchor="middle" fill="#555">${fmtTick(t)}</text>`);
+    parts.push(`<text x="${X(t).toFixed(1)}" y="${H - m.b + 16}" font-size="11" text-anchor="middle" fill="#555">${xl[i]}</text>`);
   }
   parts.push(`<rect x="${m.l}" y="${m.t}" width="${W - m.l - m.r}" height="${H - m.t - m.b}" fill="none" stroke="#9ca3af"/>`);
   parts.push(`<text x="${(m.l + W - m.r) / 2}" y="${H - 8}" font-size="12" text-anchor="middle">${esc(c.xLabel)}</text>`);
