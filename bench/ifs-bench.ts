@@ -64,7 +64,7 @@ const out = {
   date: new Date().toISOString(), node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, engine,
   shape: { name: layers === 30 ? 'smollm2-135M' : `smollm2-135M-shape-${layers}-layers`, params: parameterCount(config), config: raw },
   ifs: { prompts: prompts.length, variant, max_tokens: maxTokens, batch, decoding: 'greedy', seconds: secs, responses_per_s: res.responses.length / secs, generated_tokens: tokens, tokens_per_s: tokens / secs, ifs: res.scores[0].ifs.value },
-  classifier: { texts_per_s: textsPerS, mean_chars: meanChars, model: 'hashed-feature logistic regression, host JS' },
+  classifier: { texts_per_s: textsPerS, mean_chars: meanChars, model: 'hashed-feature logistic regression (statistics + structure features) capped by a language gate, host JS' },
 };
 console.log(JSON.stringify(out, null, 2));
 mkdirSync(repoPath('bench', 'results'), { recursive: true });

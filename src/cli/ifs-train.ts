@@ -11,7 +11,7 @@ export const command: Command = {
   async run(argv) {
     const { values } = parse(argv, { data: { type: 'string', multiple: true }, out: { type: 'string', short: 'o' }, seed: { type: 'string' }, epochs: { type: 'string' }, lr: { type: 'string' }, threads: { type: 'string' }, 'no-noise': { type: 'boolean' }, 'no-stats': { type: 'boolean' }, json: { type: 'boolean' } }, usage, false);
     const { readSources, ifsSplit, evaluateIfsClassifier, evaluateNoise, ifsFeatures, gateFeatures, DEFAULT_TRAIN_FILES, DEFAULT_CLASSIFIER_PATH, IFS_FEATURES, IFS_LABELS } = await import('../eval/ifs/classifier.js');
-    const GATE_TRAIN = { epochs: 10, lr: 0.05 };
+    const GATE_TRAIN = { epochs: 2, lr: 0.01 };
     const IFS_FEATURES_PLAIN = { ...IFS_FEATURES, stats: false };
     const { TextClassifier } = await import('../eval/text-classifier.js');
     const { trainClassifier, DEFAULT_TRAIN } = await import('../eval/train-classifier.js');
@@ -31,12 +31,12 @@ export const command: Command = {
     const nNoise = split.train.filter((e) => e.label === 0 && e.kind !== 'Ic' && e.kind !== 'Ic+R').length;
     console.error(`[${rows.length} rows (${bad.length} bad) → train ${split.train.length} examples from ${split.sources.train} rows (with cut copies; ${nNoise} project-generated negatives), held-out ${split.test.length} examples from ${split.sources.test} rows + noise set ${noiseTest.length}]`);
     const t0 = performance.now();
-    const meta = { labels: IFS_LABELS, task: 'ifs-response', data: files.map((f) => f.split('/').pop()).join(','), seed, epochs: o.epochs, lr: o.lr, model: 'hashed-feature logistic regression', negatives: values['no-noise'] ? 'none' : 'synthetic + data/ifs/negatives/tiny-dolly.jsonl' };
+    const meta = { labels: IFS_LABELS, task: 'ifs-response', data: files.map((f) => f.split('/').pop()).join(','), seed, epochs: o.epochs, lr: o.lr, model: 'hashed-feature logistic regression with structure features (main) and a language gate', negatives: values['no-noise'] ? 'none' : 'echo → main; synthetic noise, truncated slices, data/ifs/negatives/tiny-dolly*.jsonl → gate' };
     const main = await trainClassifier(split.train, features, meta, { ...o, onEpoch: (e, l) => console.error(`[epoch ${e}: loss ${l.toFixed(4)}, ${((performance.now() - t0) / 1000).toFixed(1)} s]`) });
     let clf = main;
     if (!values['no-noise'] && !values['no-stats']) {
       const g = await trainClassifier(split.gateTrain, gateFeatures(split.dict, split.bigrams), meta, { ...o, ...GATE_TRAIN, onEpoch: (e, l) => console.error(`[gate epoch ${e}: loss ${l.toFixed(4)}, ${((performance.now() - t0) / 1000).toFixed(1)} s]`) });
-      clf = new TextClassifier(main.w, main.b, main.cfg, { ...meta, gate: 'language gate: logistic regression on text statistics, p = min(p_answer, p_language)' }, 0.5, { w: g.w, b: g.b, cfg: g.cfg });
+      clf = new TextClassifier(main.w, main.b, main.cfg, { ...meta, gate: 'language gate: logistic regression on the main features + text statistics (language = the paper-style texts; noise = generated negatives except echo), p = min(p_answer, p_language)' }, 0.5, { w: g.w, b: g.b, cfg: g.cfg });
     }
     const out = values.out ?? DEFAULT_CLASSIFIER_PATH;
     // metrics are measured on the weights as stored (F16), so save, load back, evaluate, save with the metrics

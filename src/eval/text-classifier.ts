@@ -32,6 +32,16 @@ export interface FeatureConfig {
   bigrams?: string;
   /** "stats": only the statistics (and the length feature), no words, n-grams or start features */
   only?: 'stats';
+  /**
+   * Structure features (see `structureFeatures`): how the first line relates to the rest (shared words, its
+   * end character and length crossed with what follows), how the text ends. Off when absent.
+   */
+  structure?: boolean;
+  /**
+   * A second feature set (e.g. statistics only) hashed into the last `extra.buckets` of `buckets`; the first
+   * feature set then uses `buckets - extra.buckets` buckets and `maxFeatures - extra.maxFeatures` features.
+   */
+  extra?: FeatureConfig;
 }
 
 export const DEFAULT_FEATURES: FeatureConfig = { buckets: 1 << 17, maxChars: 600, charChars: 120, maxFeatures: 384 };
@@ -164,8 +174,62 @@ export function statFeatures(t: string, lower: string[], dict?: Set<string>, big
   return f;
 }
 
+/**
+ * How a text is built, as names of indicator features: a continuation of an instruction followed by its answer
+ * (Ic + "\n" + R) has a first line that ends like a question or a request and a rest that repeats its words
+ * ("…is a kid or adult: Randy, Stan\nRandy: Adult"); an answer's first line rarely does. Features: the share of
+ * the rest's words that occur in the first line (and of the first line's words in the rest), crossed with the
+ * first line's end character and length; the first character's class crossed with whether more lines follow;
+ * the last character and the last two tokens of the text; the number of lines.
+ */
+export function structureFeatures(t: string): string[] {
+  const f: string[] = [];
+  const nl = t.indexOf('\n');
+  const first = nl < 0 ? t : t.slice(0, nl);
+  const rest = nl < 0 ? '' : t.slice(nl + 1).trim();
+  const endc = (s: string) => {
+    const c = s.trimEnd().slice(-1);
+    return /\p{L}/u.test(c) ? 'L' : /\p{N}/u.test(c) ? 'N' : c || 'none';
+  };
+  const fe = endc(first);
+  const fw = (first.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []);
+  const flen = Math.min(6, Math.floor(Math.log2(1 + fw.length)));
+  const c0 = /\p{Lu}/u.test(t[0] ?? '') ? 'U' : /\p{Ll}/u.test(t[0] ?? '') ? 'l' : /\p{N}/u.test(t[0] ?? '') ? 'N' : t[0] ?? '';
+  f.push(`x:c0:${c0}:${rest ? 'more' : 'one'}`, `x:l0:${fe}:${flen}:${rest ? 'more' : 'one'}`, `x:c0l0:${c0}:${fe}:${rest ? 'more' : 'one'}`);
+  if (rest) {
+    const rw = rest.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [];
+    const fs = new Set(fw.filter((w) => w.length >= 3));
+    const rs = new Set(rw.filter((w) => w.length >= 3));
+    const rIn = rs.size ? [...rs].filter((w) => fs.has(w)).length / rs.size : 0;
+    const fIn = fs.size ? [...fs].filter((w) => rs.has(w)).length / fs.size : 0;
+    f.push(`x:rin:${bucket(rIn, 5)}:${fe}`, `x:fin:${bucket(fIn, 5)}:${flen}`, `x:rin×fin:${bucket(rIn, 3)}:${bucket(fIn, 3)}`);
+    const lines = t.split('\n').filter((l) => l.trim()).length;
+    f.push(`x:lines:${Math.min(8, lines)}:${fe}`);
+  }
+  const toks = (t.slice(-80).match(TOKEN_RE) ?? []).map((x) => x.toLowerCase());
+  f.push(`x:end:${endc(t)}`, `x:last:${toks.slice(-2).join(' ')}`, `x:end×c0:${endc(t)}:${c0}`);
+  return f;
+}
+
+const firstCache = new WeakMap<FeatureConfig, FeatureConfig>();
+
 /** Hashed features of one text (see the module comment). */
 export function featurize(text: string, cfg: FeatureConfig): Features {
+  if (cfg.extra) {
+    let first = firstCache.get(cfg);
+    if (!first) {
+      const { extra, ...rest } = cfg;
+      firstCache.set(cfg, (first = { ...rest, buckets: cfg.buckets - extra.buckets, maxFeatures: cfg.maxFeatures - extra.maxFeatures }));
+    }
+    const a = featurize(text, first);
+    const b = featurize(text, cfg.extra);
+    const idx = new Int32Array(a.idx.length + b.idx.length);
+    const val = new Float32Array(idx.length);
+    idx.set(a.idx);
+    val.set(a.val);
+    for (let i = 0; i < b.idx.length; i++) (idx[a.idx.length + i] = b.idx[i] + first.buckets), (val[a.idx.length + i] = b.val[i]);
+    return { idx, val };
+  }
   const t = text.trim().slice(0, cfg.maxChars);
   const toks = t.match(TOKEN_RE) ?? [];
   const lower = toks.map((x) => x.toLowerCase());
@@ -199,6 +263,7 @@ export function featurize(text: string, cfg: FeatureConfig): Features {
   for (const w of new Set(fl.slice(0, 24))) add(start, `f:${w}`, 0.25);
   for (let i = 0; i < Math.min(6, lower.length); i++) add(start, `o${i}:${lower[i]}`, 0.5);
   if (cfg.stats) for (const f of statFeatures(t, lower, dictOf(cfg), bigramsOf(cfg))) add(start, f);
+  if (cfg.structure) for (const f of structureFeatures(t)) add(start, f);
   let nBag = 0;
   for (let i = 0; i < lower.length; i++) {
     add(bag, `w:${lower[i]}`);

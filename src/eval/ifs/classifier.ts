@@ -1,6 +1,10 @@
 /**
  * The IFS response classifier: label 1 = answer-like (a response R), label 0 = continuation-like (Ic or
- * Ic+R). Model: the hashed-feature logistic regression of ../text-classifier.ts.
+ * Ic+R). Model: the hashed-feature logistic regression of ../text-classifier.ts with the text statistics and the
+ * structure features (first line vs the rest, how the text ends), capped by a language gate (a second logistic
+ * regression over the same features plus statistics in buckets of their own): p = min(p_answer, p_language).
+ * The main model learns the paper's examples and the echoed instruction; the gate learns language (the paper's
+ * texts) vs the other generated negatives (noise, loops, salad, pseudo-English, slices, tiny-dolly generations).
  *
  * Training data (`heed ifs train-classifier`, defaults): the LIMA, Dolly and Alpaca subsets of ../shared/data
  * (lima.jsonl, dolly_3k.jsonl, alpaca_5k.jsonl). Each usable row gives R (1) and Ic or Ic+R (0) as in
@@ -105,8 +109,12 @@ export function buildDict(rows: SourceRow[], minCount = 3): string[] {
   return [...c].filter(([, n]) => n >= minCount).map(([w]) => w).sort();
 }
 
-/** Project-generated negatives that are language (the main model learns them); the rest train the gate. */
-export const MAIN_KINDS = new Set<string>(['echo', 'truncated', 'model']);
+/**
+ * Project-generated negatives the main model learns (the instruction given back: language, not an answer); the
+ * rest — noise, loops, word salad, pseudo-English, slices of responses, generations of a pretrained-only model —
+ * train the gate only, so the main model keeps to the paper's question (answer vs continuation).
+ */
+export const MAIN_KINDS = new Set<string>(['echo']);
 
 export function ifsSplit(rows: SourceRow[], seed: number, o: SplitOptions = {}): IfsSplit {
   const ex = classifierExamples(rows, seed);
@@ -128,8 +136,8 @@ export function ifsSplit(rows: SourceRow[], seed: number, o: SplitOptions = {}):
     const model = o.modelNegatives ?? readModelNegatives();
     for (const n of [...syntheticNegatives(trainRows, responseVocab(trainRows), seed), ...model.filter((m) => !isHeldOut(m.source_id, seed))]) {
       if (!n.text.trim() || testTexts.has(n.text.trim())) continue;
-      // language that is not an answer → the main model; not language at all → the gate
-      if (MAIN_KINDS.has(n.kind)) train.push(n), gateTrain.push({ ...n, label: 1 });
+      // the instruction given back → the main model (not an answer); everything else → the gate (not language)
+      if (MAIN_KINDS.has(n.kind)) train.push(n);
       else gateTrain.push(n);
     }
     noiseTest.push(...syntheticNegatives(heldRows, responseVocab(heldRows), seed).filter((n) => n.text.trim()), ...model.filter((m) => isHeldOut(m.source_id, seed)));
@@ -166,7 +174,7 @@ export function evaluateIfsClassifier(c: TextClassifier, test: LabelledText[]): 
   };
 }
 
-export const IFS_FEATURES: FeatureConfig = { ...DEFAULT_FEATURES, stats: true };
+export const IFS_FEATURES: FeatureConfig = { ...DEFAULT_FEATURES, stats: true, structure: true };
 
 /** The IFS feature config with the known-word list of the training split. */
 export function ifsFeatures(dict: string[]): FeatureConfig {
@@ -175,7 +183,12 @@ export function ifsFeatures(dict: string[]): FeatureConfig {
 
 export const BIGRAM_BITS = 1 << 18;
 
-/** The language gate's features: text statistics only (with the known-word list). */
+/**
+ * The language gate's features: those of the main model (2^17 buckets) and, in 2^12 buckets of their own, the
+ * text statistics again with the known-bigram statistic (`only: 'stats'`).
+ */
 export function gateFeatures(dict: string[], bigrams: string[]): FeatureConfig {
-  return { buckets: 1 << 12, maxChars: DEFAULT_FEATURES.maxChars, charChars: 0, maxFeatures: 64, stats: true, only: 'stats', dict: dict.join(' '), bigrams: bigramBitset(bigrams, BIGRAM_BITS) };
+  const stats: FeatureConfig = { buckets: 1 << 12, maxChars: DEFAULT_FEATURES.maxChars, charChars: 0, maxFeatures: 64, stats: true, only: 'stats', dict: dict.join(' '), bigrams: bigramBitset(bigrams, BIGRAM_BITS) };
+  const main = ifsFeatures(dict);
+  return { ...main, buckets: main.buckets + stats.buckets, maxFeatures: main.maxFeatures + stats.maxFeatures, extra: stats };
 }
