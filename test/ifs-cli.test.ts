@@ -91,6 +91,7 @@ test('heed ifs train-classifier reproduces the shipped classifier from ../shared
   const r = heed('ifs', 'train-classifier', '--out', out, '--json');
   assert.equal(r.status, 0, r.stderr);
   const rep = JSON.parse(r.stdout);
-  assert.ok(rep.held_out.full.accuracy > 0.93);
+  assert.ok(rep.held_out.full.accuracy >= 0.95, `held-out accuracy ${rep.held_out.full.accuracy}`);
+  assert.ok(rep.noise_held_out.accuracy >= 0.92, `noise-set accuracy ${rep.noise_held_out.accuracy}`);
   assert.deepEqual(readFileSync(out), readFileSync(join(ROOT, 'data/ifs/classifier.safetensors')));
 });
