@@ -134,83 +134,150 @@ function lmHead(c: ModelConfig, p: Params, x: Tensor, B: number, T: number, last
   return lastOnly ? logits : logits.reshape([B, T, c.vocabSize]);
 }
 
-function llamaForward(c: LlamaConfig, p: Params, inp: ForwardInputs, o: ForwardOptions): ForwardOutput {
-  const [B, T] = inp.ids.shape;
-  const S = inp.kSlot.shape[0];
-  const hd = c.headDim;
-  const bias = attentionBias(inp, B, T, S, c.slidingWindow);
-  const ang = inp.positions.astype(np.float32).reshape([B, 1, T, 1]).mul(o.invFreq!.reshape([1, 1, 1, hd / 2]));
-  const cos = np.cos(ang.ref);
-  const sin = np.sin(ang);
-  let x = embedLookup(p['model.embed_tokens.weight'].ref, inp.ids).reshape([B * T, c.hidden]);
-  const newK: Tensor[] = [];
-  const newV: Tensor[] = [];
-  for (let l = 0; l < c.layers; l++) {
-    const g = (n: string) => p[`model.layers.${l}.${n}`]?.ref;
-    const m = (n: string) => `model.layers.${l}.${n}`;
-    const h = rmsNorm(x.ref, g('input_layernorm.weight'), c.rmsEps);
-    const q = proj(p, m('self_attn.q_proj'), h.ref, o).reshape([B, T, c.heads, hd]).transpose([0, 2, 1, 3]);
-    let k = proj(p, m('self_attn.k_proj'), h.ref, o).reshape([B, T, c.kvHeads, hd]).transpose([0, 2, 1, 3]);
-    let v = proj(p, m('self_attn.v_proj'), h, o).reshape([B, T, c.kvHeads, hd]).transpose([0, 2, 1, 3]);
-    const qr = rope(q, cos.ref, sin.ref);
-    k = mergeCache(o.cache?.k[l], rope(k, cos.ref, sin.ref), o.writeMask);
-    v = mergeCache(o.cache?.v[l], v, o.writeMask);
-    if (o.returnCache) {
-      newK.push(k.ref);
-      newV.push(v.ref);
-    }
-    const y = attend(qr, k, v, bias.ref, c.heads, c.kvHeads);
-    x = x.add(proj(p, m('self_attn.o_proj'), y, o));
-    const h2 = rmsNorm(x.ref, g('post_attention_layernorm.weight'), c.rmsEps);
-    const gate = nn.silu(proj(p, m('mlp.gate_proj'), h2.ref, o));
-    const up = proj(p, m('mlp.up_proj'), h2, o);
-    x = x.add(proj(p, m('mlp.down_proj'), gate.mul(up), o));
-  }
-  bias.dispose();
-  cos.dispose();
-  sin.dispose();
-  o.writeMask?.dispose();
-  x = rmsNorm(x, p['model.norm.weight'].ref, c.rmsEps);
-  const logits = lmHead(c, p, x, B, T, o.lastOnly ?? false);
-  return { logits, cache: o.returnCache ? { k: newK, v: newV } : undefined };
+/** What every block of one forward pass shares: the attention bias and (llama) the RoPE tables. */
+export interface BlockContext {
+  B: number;
+  T: number;
+  bias: Tensor; // [B,1,1,T,S]
+  cos?: Tensor; // [B,1,T,hd/2]
+  sin?: Tensor;
 }
 
-function gpt2Forward(c: Gpt2Config, p: Params, inp: ForwardInputs, o: ForwardOptions): ForwardOutput {
-  const [B, T] = inp.ids.shape;
+/** The attention bias and RoPE tables (no parameters). Consumes the masking inputs and o.invFreq. */
+export function blockContext(c: ModelConfig, inp: Omit<ForwardInputs, 'ids'> & { ids?: Tensor }, o: Pick<ForwardOptions, 'invFreq'>): BlockContext {
+  const [B, T] = inp.qSeg.shape;
   const S = inp.kSlot.shape[0];
-  const D = c.hidden;
-  const hd = c.headDim;
-  const bias = attentionBias(inp, B, T, S, null);
-  let x = embedLookup(p['wte.weight'].ref, inp.ids).add(embedLookup(p['wpe.weight'].ref, inp.positions)).reshape([B * T, D]);
-  const newK: Tensor[] = [];
-  const newV: Tensor[] = [];
-  const heads = (t: Tensor) => t.reshape([B, T, c.heads, hd]).transpose([0, 2, 1, 3]);
-  for (let l = 0; l < c.layers; l++) {
-    const g = (n: string) => p[`h.${l}.${n}`].ref;
-    const m = (n: string) => `h.${l}.${n}`;
-    const h = layerNorm(x.ref, g('ln_1.weight'), g('ln_1.bias'), c.eps);
-    const qkv = proj(p, m('attn.c_attn'), h, o, true);
-    const [q, k0, v0] = np.split(qkv, 3, -1);
-    const k = mergeCache(o.cache?.k[l], heads(k0), o.writeMask);
-    const v = mergeCache(o.cache?.v[l], heads(v0), o.writeMask);
-    if (o.returnCache) {
-      newK.push(k.ref);
-      newV.push(v.ref);
-    }
-    const y = attend(heads(q), k, v, bias.ref, c.heads, c.heads);
-    x = x.add(proj(p, m('attn.c_proj'), y, o, true));
-    const h2 = layerNorm(x.ref, g('ln_2.weight'), g('ln_2.bias'), c.eps);
-    const f = nn.gelu(proj(p, m('mlp.c_fc'), h2, o, true), { approximate: true });
-    x = x.add(proj(p, m('mlp.c_proj'), f, o, true));
+  inp.ids?.dispose();
+  const bias = attentionBias(inp as ForwardInputs, B, T, S, c.arch === 'llama' ? c.slidingWindow : null);
+  if (c.arch !== 'llama') {
+    inp.positions.dispose();
+    o.invFreq?.dispose();
+    return { B, T, bias };
   }
-  bias.dispose();
-  o.writeMask?.dispose();
-  x = layerNorm(x, p['ln_f.weight'].ref, p['ln_f.bias'].ref, c.eps);
-  const logits = lmHead(c, p, x, B, T, o.lastOnly ?? false);
-  return { logits, cache: o.returnCache ? { k: newK, v: newV } : undefined };
+  const ang = inp.positions.astype(np.float32).reshape([B, 1, T, 1]).mul(o.invFreq!.reshape([1, 1, 1, c.headDim / 2]));
+  return { B, T, bias, cos: np.cos(ang.ref), sin: np.sin(ang) };
+}
+
+export function disposeContext(ctx: BlockContext): void {
+  ctx.bias.dispose();
+  ctx.cos?.dispose();
+  ctx.sin?.dispose();
+}
+
+/** Names of the embedding tensors (read by `embed`). */
+export function embedNames(c: ModelConfig): string[] {
+  return c.arch === 'gpt2' ? ['wte.weight', 'wpe.weight'] : ['model.embed_tokens.weight'];
+}
+
+/** Names of the tensors read by `head` (final norm and output matrix; tied models: the embedding). */
+export function headNames(c: ModelConfig): string[] {
+  if (c.arch === 'gpt2') return ['ln_f.weight', 'ln_f.bias', 'wte.weight'];
+  return ['model.norm.weight', c.tieEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight'];
+}
+
+/** Prefix of layer l's tensor names. */
+export function layerPrefix(c: ModelConfig, l: number): string {
+  return c.arch === 'gpt2' ? `h.${l}.` : `model.layers.${l}.`;
+}
+
+/** Layer l's tensors keyed by their names without the layer prefix (the same keys for every layer). */
+export function layerParams(c: ModelConfig, p: Params, l: number): Params {
+  const pre = layerPrefix(c, l);
+  const out: Params = {};
+  for (const [k, v] of Object.entries(p)) if (k.startsWith(pre)) out[k.slice(pre.length)] = v;
+  return out;
+}
+
+/** Token (+ GPT-2 position) embeddings → x [B*T, D]. Consumes ids and positions; reads p. */
+export function embed(c: ModelConfig, p: Params, ids: Tensor, positions: Tensor): Tensor {
+  const [B, T] = ids.shape;
+  if (c.arch === 'gpt2') return embedLookup(p['wte.weight'].ref, ids).add(embedLookup(p['wpe.weight'].ref, positions)).reshape([B * T, c.hidden]);
+  positions.dispose();
+  return embedLookup(p['model.embed_tokens.weight'].ref, ids).reshape([B * T, c.hidden]);
+}
+
+export interface BlockCache {
+  k?: Tensor;
+  v?: Tensor;
+  writeMask?: Tensor;
+}
+
+/**
+ * One transformer block on x [B*T, D] with the layer's params `lp` (names without the layer prefix). Consumes
+ * x and the cache tensors; reads lp and ctx. Returns the new x and the block's keys/values (for caching).
+ */
+export function block(c: ModelConfig, lp: Params, x: Tensor, ctx: BlockContext, o: ForwardOptions, cache: BlockCache = {}): { x: Tensor; k: Tensor; v: Tensor } {
+  return c.arch === 'gpt2' ? gpt2Block(c, lp, x, ctx, o, cache) : llamaBlock(c, lp, x, ctx, o, cache);
+}
+
+function llamaBlock(c: LlamaConfig, lp: Params, x: Tensor, ctx: BlockContext, o: ForwardOptions, cache: BlockCache): { x: Tensor; k: Tensor; v: Tensor } {
+  const { B, T } = ctx;
+  const hd = c.headDim;
+  const g = (n: string) => lp[n].ref;
+  const h = rmsNorm(x.ref, g('input_layernorm.weight'), c.rmsEps);
+  const q = proj(lp, 'self_attn.q_proj', h.ref, o).reshape([B, T, c.heads, hd]).transpose([0, 2, 1, 3]);
+  let k = proj(lp, 'self_attn.k_proj', h.ref, o).reshape([B, T, c.kvHeads, hd]).transpose([0, 2, 1, 3]);
+  let v = proj(lp, 'self_attn.v_proj', h, o).reshape([B, T, c.kvHeads, hd]).transpose([0, 2, 1, 3]);
+  const qr = rope(q, ctx.cos!.ref, ctx.sin!.ref);
+  k = mergeCache(cache.k, rope(k, ctx.cos!.ref, ctx.sin!.ref), cache.writeMask);
+  v = mergeCache(cache.v, v, cache.writeMask);
+  cache.writeMask?.dispose();
+  const y = attend(qr, k.ref, v.ref, ctx.bias.ref, c.heads, c.kvHeads);
+  x = x.add(proj(lp, 'self_attn.o_proj', y, o));
+  const h2 = rmsNorm(x.ref, g('post_attention_layernorm.weight'), c.rmsEps);
+  const gate = nn.silu(proj(lp, 'mlp.gate_proj', h2.ref, o));
+  const up = proj(lp, 'mlp.up_proj', h2, o);
+  x = x.add(proj(lp, 'mlp.down_proj', gate.mul(up), o));
+  return { x, k, v };
+}
+
+function gpt2Block(c: Gpt2Config, lp: Params, x: Tensor, ctx: BlockContext, o: ForwardOptions, cache: BlockCache): { x: Tensor; k: Tensor; v: Tensor } {
+  const { B, T } = ctx;
+  const hd = c.headDim;
+  const g = (n: string) => lp[n].ref;
+  const heads = (t: Tensor) => t.reshape([B, T, c.heads, hd]).transpose([0, 2, 1, 3]);
+  const h = layerNorm(x.ref, g('ln_1.weight'), g('ln_1.bias'), c.eps);
+  const qkv = proj(lp, 'attn.c_attn', h, o, true);
+  const [q, k0, v0] = np.split(qkv, 3, -1);
+  const k = mergeCache(cache.k, heads(k0), cache.writeMask);
+  const v = mergeCache(cache.v, heads(v0), cache.writeMask);
+  cache.writeMask?.dispose();
+  const y = attend(heads(q), k.ref, v.ref, ctx.bias.ref, c.heads, c.heads);
+  x = x.add(proj(lp, 'attn.c_proj', y, o, true));
+  const h2 = layerNorm(x.ref, g('ln_2.weight'), g('ln_2.bias'), c.eps);
+  const f = nn.gelu(proj(lp, 'mlp.c_fc', h2, o, true), { approximate: true });
+  x = x.add(proj(lp, 'mlp.c_proj', f, o, true));
+  return { x, k, v };
+}
+
+/** Final norm and LM head: x [B*T, D] → logits [B,T,V] (or [B,V] with lastOnly). Consumes x; reads p. */
+export function head(c: ModelConfig, p: Params, x: Tensor, B: number, T: number, lastOnly = false): Tensor {
+  const h = c.arch === 'gpt2' ? layerNorm(x, p['ln_f.weight'].ref, p['ln_f.bias'].ref, c.eps) : rmsNorm(x, p['model.norm.weight'].ref, c.rmsEps);
+  return lmHead(c, p, h, B, T, lastOnly);
 }
 
 /** One forward pass. Consumes the inputs, the cache and writeMask; reads params. */
 export function forward(c: ModelConfig, p: Params, inp: ForwardInputs, o: ForwardOptions = {}): ForwardOutput {
-  return c.arch === 'gpt2' ? gpt2Forward(c, p, inp, o) : llamaForward(c, p, inp, o);
+  const [B, T] = inp.ids.shape;
+  let x = embed(c, p, inp.ids, inp.positions.ref);
+  const ctx = blockContext(c, { ...inp, ids: undefined }, o);
+  const newK: Tensor[] = [];
+  const newV: Tensor[] = [];
+  for (let l = 0; l < c.layers; l++) {
+    const pre = layerPrefix(c, l);
+    const lo: ForwardOptions = o.loraDropoutMasks ? { ...o, loraDropoutMasks: (m, shape) => o.loraDropoutMasks!(pre + m, shape) } : o;
+    const r = block(c, layerParams(c, p, l), x, ctx, lo, { k: o.cache?.k[l], v: o.cache?.v[l], writeMask: o.writeMask?.ref });
+    x = r.x;
+    if (o.returnCache) {
+      newK.push(r.k);
+      newV.push(r.v);
+    } else {
+      r.k.dispose();
+      r.v.dispose();
+    }
+  }
+  disposeContext(ctx);
+  o.writeMask?.dispose();
+  const logits = head(c, p, x, B, T, o.lastOnly ?? false);
+  return { logits, cache: o.returnCache ? { k: newK, v: newV } : undefined };
 }

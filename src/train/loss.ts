@@ -4,7 +4,7 @@
  * the tokens before it (weights[b,0] must be 0). Loss = Σ w·nll / Σ w — normalised by the loss-bearing
  * weight of the batch (so a batch's loss is a per-token mean over the tokens that carry loss).
  */
-import { np, nn, type Tensor } from '../engine/index.js';
+import { lax, np, nn, type Tensor } from '../engine/index.js';
 import type { ModelConfig } from '../models/config.js';
 import { forward, type ForwardInputs, type ForwardOptions, type Params } from '../models/transformer.js';
 
@@ -21,13 +21,30 @@ export interface TrainBatch {
 export function tokenNll(c: ModelConfig, p: Params, b: Omit<TrainBatch, 'weights'>, invFreq?: Tensor, extra: Pick<ForwardOptions, 'loraScale' | 'loraDropoutMasks'> = {}): Tensor {
   const inp: ForwardInputs = { ids: b.ids, positions: b.positions, qSeg: b.segments.ref, kSeg: b.segments, qSlot: b.slots.ref, kSlot: b.slots };
   const { logits } = forward(c, p, inp, { invFreq, ...extra });
-  // nll = logsumexp(logits) − logits[target]. A gather, not a one-hot product: jax-js builds oneHot from a
-  // V×V identity (9.7 GB at V = 49,152). The gathered values are multiplied by a constant ones-vector before
-  // the reshape so the cotangent reaching the gather's transpose (a scatter) is materialised under jit.
-  const [B, T] = b.targets.shape;
-  const lse = nn.logsumexp(logits.ref, -1);
-  const picked = np.takeAlongAxis(logits, b.targets.reshape([B, T, 1]), -1).mul(np.ones([1], { dtype: np.float32 })).reshape([B, T]);
-  return lse.sub(picked);
+  return nllFromLogits(logits, b.targets);
+}
+
+/** Per-position negative log-likelihood [B,T] of `targets` [B,T] under `logits` [B,T,V]. Consumes both. */
+export function nllFromLogits(logits: Tensor, targets: Tensor): Tensor {
+  const [B, T] = targets.shape;
+  const V = logits.shape[2];
+  // nll = logsumexp(logits) − logits[target], written so that its gradient with respect to the logits is a
+  // buffer computed in the forward pass: d = softmax(logits) − onehot(target) (stop-gradient), and
+  // nll = sg(lse − picked) + Σ_v d·(logits − sg(logits)) — the same value (the second term is exactly 0) and
+  // the same gradient. Why: autodiff of logsumexp / take would leave the cotangent as a chain of elementwise
+  // ops that jax-js fuses into the LM head's backward matmuls, which then run without their tiled path (the
+  // input-gradient matmul took 38 s of a 39 s SmolLM2-shape LoRA step at 1x256; with this form the head's
+  // forward + backward costs about what the bare matmuls do). The one-hot is a comparison against a
+  // broadcast iota, never nn.oneHot (jax-js builds that from a V×V identity: 9.7 GB at V = 49,152).
+  const lse = nn.logsumexp(logits.ref, -1, { keepdims: true });
+  const iota = np.arange(V, undefined, undefined, { dtype: np.int32 }).reshape([1, 1, V]);
+  const tgt = targets.reshape([B, T, 1]);
+  const d = lax.stopGradient(np.exp(logits.ref.sub(lse.ref)).sub(np.equal(tgt.ref, iota).astype(logits.dtype)));
+  // the gathered values are multiplied by a constant ones-vector so that the cotangent reaching the gather's
+  // transpose (a scatter) is materialised under jit (it is zero here, but jit still builds the scatter)
+  const picked = np.takeAlongAxis(logits.ref, tgt, -1).mul(np.ones([1], { dtype: np.float32 }));
+  const value = lax.stopGradient(lse.sub(picked)).reshape([B, T]);
+  return value.add(d.mul(logits.ref.sub(lax.stopGradient(logits))).sum(-1));
 }
 
 /** Σ w·nll / Σ w (a scalar). The caller guarantees Σ w > 0 (data stage refuses all-zero batches). */

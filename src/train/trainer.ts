@@ -1,7 +1,7 @@
 /**
  * The training loop: stages → epochs → optimizer steps (grad_accum micro-batches) through the engine.
  *
- * One step: for each micro-batch a jitted valueAndGrad of Σ w·nll / N (N = the loss-bearing weight of the
+ * One step: for each micro-batch the layer-by-layer gradients (segmented.ts) of Σ w·nll / N (N = the loss-bearing weight of the
  * whole optimizer step, or the number of rows with loss_norm: sequence) — so accumulated gradients sum to the
  * gradient of the step's loss —, then the global gradient norm, clipping, and AdamW applied one tensor at a
  * time (a small jitted update per tensor: the transient copy is one tensor, not the whole state).
@@ -10,7 +10,7 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
-import { fromHost, jit, np, random, toHost, tree, valueAndGrad, type Tensor } from '../engine/index.js';
+import { fromHost, jit, np, toHost, tree, type Tensor } from '../engine/index.js';
 import { HeedError } from '../errors.js';
 import { EngineGenerator } from '../decode/generate.js';
 import { loadTokenizer } from '../io/tokenizer.js';
@@ -19,7 +19,8 @@ import type { Batch } from '../data/pack.js';
 import { loadHostModel, saveHostModel, toDevice, toHostTensors } from '../models/load.js';
 import type { ModelConfig } from '../models/config.js';
 import type { Params } from '../models/transformer.js';
-import { tokenNll, type TrainBatch } from './loss.js';
+import type { TrainBatch } from './loss.js';
+import { makeSegmented } from './segmented.js';
 import { decays } from './adamw.js';
 import { invFreqFor, toDeviceBatch } from './step.js';
 import { resolveStages, validateTrainConfig, type TrainConfig } from './config.js';
@@ -58,26 +59,13 @@ const deviceBatch = (b: Batch, weights: Float32Array): DeviceBatch => toDeviceBa
 
 const tokensOf = (b: Batch) => b.segments.reduce((a, s) => a + (s >= 0 ? 1 : 0), 0);
 
-/** Builds the compiled pieces of a run for a model config. */
-function compile(c: ModelConfig, loraScale: number | undefined, loraDropout: number, loraModuleNames: string[]) {
-  const lossSum = (train: Params, frozen: Params, b: DeviceBatch, invFreq: Tensor, norm: Tensor, key: Tensor) => {
-    const p = { ...frozen, ...train };
-    let keys: Tensor | undefined;
-    let masks: ((m: string, shape: number[]) => Tensor) | undefined;
-    if (loraDropout > 0) {
-      const ks = (keys = random.split(key, loraModuleNames.length));
-      const index = new Map(loraModuleNames.map((n, i) => [n, i]));
-      masks = (m, shape) => random.bernoulli(ks.ref.slice(index.get(m)!), 1 - loraDropout, shape).astype(np.float32).mul(1 / (1 - loraDropout));
-    } else key.dispose();
-    const nll = tokenNllWith(c, p, b, invFreq, masks, loraScale);
-    keys?.dispose();
-    return nll.mul(b.weights).sum().div(norm);
-  };
-  const grad = jit(valueAndGrad(lossSum));
-  const evalSum = jit((p: Params, b: DeviceBatch, invFreq: Tensor) => {
-    const nll = tokenNllWith(c, p, b, invFreq, undefined, loraScale);
-    return nll.mul(b.weights).sum();
-  });
+/**
+ * Builds the compiled pieces of a run: the loss and its gradients layer by layer (segmented.ts: memory for one
+ * block's intermediates instead of the whole model's), the gradient norm, accumulation and per-tensor AdamW.
+ */
+function compile(c: ModelConfig, trainable: Set<string>, loraScale: number | undefined, loraDropout: number, loraModuleNames: string[]) {
+  const pre = (n: string) => n.replace(/^(model\.layers|h)\.\d+\./, '');
+  const seg = makeSegmented(c, { trainable, loraScale, loraDropout, loraModules: [...new Set(loraModuleNames.map(pre))] });
   const sqSum = jit((g: Record<string, Tensor>) => {
     let s: Tensor | undefined;
     for (const v of Object.values(g)) s = s ? s.add(np.square(v).sum()) : np.square(v).sum();
@@ -104,12 +92,11 @@ function compile(c: ModelConfig, loraScale: number | undefined, loraDropout: num
   const updDecay = mkUpdate(true);
   const updPlain = mkUpdate(false);
   /** free the compiled programs and their constants (a process may run several trainings) */
-  const dispose = () => [grad, evalSum, sqSum, addTrees, updDecay, updPlain].forEach((f) => f.dispose());
-  return { grad, evalSum, sqSum, addTrees, updDecay, updPlain, dispose };
-}
-
-function tokenNllWith(c: ModelConfig, p: Params, b: DeviceBatch, invFreq: Tensor, masks: ((m: string, s: number[]) => Tensor) | undefined, loraScale: number | undefined): Tensor {
-  return tokenNll(c, p, b, invFreq, { loraScale, loraDropoutMasks: masks });
+  const dispose = () => {
+    seg.dispose();
+    [sqSum, addTrees, updDecay, updPlain].forEach((f) => f.dispose());
+  };
+  return { seg, sqSum, addTrees, updDecay, updPlain, dispose };
 }
 
 export async function train(cfgIn: TrainConfig | { resume: string }, opts: TrainOptions = {}): Promise<RunSummary> {
@@ -177,7 +164,7 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
   }
   const nTrain = Object.values(trainable).reduce((a, t) => a + t.size, 0);
   log(`model ${cfg.model}: ${c.modelType}, ${lora ? `LoRA r=${lora.r} on ${mods.length} modules, ${nTrain.toLocaleString('en-US')} trainable parameters` : `full fine-tuning, ${nTrain.toLocaleString('en-US')} parameters`}`);
-  const fns = compile(c, loraScale, lora?.dropout ?? 0, mods.map((x) => x.name));
+  const fns = compile(c, new Set(Object.keys(trainable)), loraScale, lora?.dropout ?? 0, mods.map((x) => x.name));
 
   // --- plan: steps per stage (epochs × steps in the stage's first epoch, or steps)
   const stageSteps = stages.map((st, si) => {
@@ -229,7 +216,7 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
     let wsum = 0;
     const seqs = data.evalRows.map((e) => ({ ids: e.ids, weights: e.weights, positions: Int32Array.from(e.ids, (_, i) => i), segments: new Int32Array(e.ids.length), rows: [e.id], length: e.ids.length }));
     for (const b of microBatches(seqs, cfg.batch_size, data.padId, cfg.max_length)) {
-      sum += (await toHost(fns.evalSum(tree.ref(p), deviceBatch(b, b.weights), invFreq()) as Tensor))[0];
+      sum += (await toHost(await fns.seg.lossSum(p, deviceBatch(b, b.weights), invFreq())))[0];
       wsum += b.lossWeight;
     }
     return sum / wsum;
@@ -287,8 +274,9 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
       let loss = 0;
       let grads: Record<string, Tensor> | undefined;
       for (const [i, b] of micro.entries()) {
-        const key = random.key(cfg.seed * 1_000_003 + state.step * 131 + i);
-        const [l, g] = fns.grad(tree.ref(trainable), tree.ref(frozen), deviceBatch(b, weights[i]), invFreq(), np.array(norm), key) as [Tensor, Record<string, Tensor>];
+        // LoRA dropout: layer l of this micro-batch uses key keyBase + l
+        const keyBase = (cfg.seed * 1_000_003 + state.step * 4099 + i * 257) >>> 0;
+        const { loss: l, grads: g } = await fns.seg.grad({ ...frozen, ...trainable }, deviceBatch(b, weights[i]), invFreq(), np.array(norm), keyBase);
         loss += (await toHost(l))[0];
         grads = grads ? (fns.addTrees(grads, g) as Record<string, Tensor>) : g;
       }

@@ -1,0 +1,176 @@
+/**
+ * Layer-by-layer loss and gradients (activation checkpointing at block boundaries).
+ *
+ * Why: jax-js allocates every buffer of a jitted program when it is called and its wasm allocator reuses a
+ * freed buffer only for the same size, so one jitted valueAndGrad over a whole model needs memory for every
+ * intermediate of every layer at once. A SmolLM2-135M LoRA step at 1x256 did not fit the 4 GiB wasm32 heap
+ * that way. Here a step runs small jitted programs instead — the masking context, the embedding, one block
+ * (compiled once, called for every layer: all layers have the same shapes and parameter names), the head with
+ * the loss — keeping only each block's input x_l [B*T, D]. The backward pass walks the layers in reverse: each
+ * block's program recomputes its forward and returns the gradients of its parameters and of its input
+ * (one extra forward pass in all, the usual price of checkpointing). Peak memory: the weights, the trainable
+ * state, L activations of size B*T*D and one block's intermediates — instead of all of them.
+ *
+ * Flushing: jax-js queues the kernels of a jitted call and keeps every buffer they touch alive until they are
+ * submitted (when a result is awaited), so a chain of un-awaited calls holds all their intermediates at once —
+ * exactly what splitting the step is meant to avoid. Each block's output is therefore awaited
+ * (blockUntilReady) before the next block is queued.
+ *
+ * The numbers equal the fused valueAndGrad of tokenNll (test/train-segmented.test.ts checks loss and
+ * gradients on every architecture, full and LoRA).
+ */
+import { jit, np, random, tree, valueAndGrad, grad as gradOf, type Tensor } from '../engine/index.js';
+import type { ModelConfig } from '../models/config.js';
+import { block, blockContext, embed, embedNames, head, headNames, layerPrefix, type BlockContext, type ForwardOptions, type Params } from '../models/transformer.js';
+import { nllFromLogits, type TrainBatch } from './loss.js';
+
+export interface SegmentedOptions {
+  /** names of the trainable tensors (gradients are returned for these only) */
+  trainable: Set<string>;
+  loraScale?: number;
+  loraDropout?: number;
+  /** the LoRA target modules inside a layer (names without the layer prefix), for dropout keys */
+  loraModules?: string[];
+}
+
+type Ctx = Record<string, Tensor>;
+
+const pick = (p: Params, names: string[]): Params => Object.fromEntries(names.filter((n) => p[n]).map((n) => [n, p[n].ref]));
+
+export function makeSegmented(c: ModelConfig, opts: SegmentedOptions) {
+  const dropout = opts.loraDropout ?? 0;
+  const modIndex = new Map((opts.loraModules ?? []).map((m, i) => [m, i]));
+  const fwdOpts = (key: Tensor | undefined): ForwardOptions => {
+    if (!key) return { loraScale: opts.loraScale };
+    const ks = random.split(key, Math.max(1, modIndex.size));
+    return {
+      loraScale: opts.loraScale,
+      loraDropoutMasks: (m, shape) => random.bernoulli(ks.ref.slice(modIndex.get(m)!), 1 - dropout, shape).astype(np.float32).mul(1 / (1 - dropout)),
+    };
+  };
+  const ctxOf = (t: Ctx): BlockContext => ({ B: t.bias.shape[0], T: t.bias.shape[3], bias: t.bias, cos: t.cos, sin: t.sin });
+
+  const ctxFn = jit((positions: Tensor, qSeg: Tensor, kSeg: Tensor, qSlot: Tensor, kSlot: Tensor, invFreq: Tensor): Ctx => {
+    const ctx = blockContext(c, { positions, qSeg, kSeg, qSlot, kSlot }, { invFreq });
+    return ctx.cos ? { bias: ctx.bias, cos: ctx.cos, sin: ctx.sin! } : { bias: ctx.bias };
+  });
+  const embedFwd = jit((e: Params, ids: Tensor, positions: Tensor) => embed(c, e, ids, positions));
+  const embedGrad = jit((eT: Params, eF: Params, ids: Tensor, positions: Tensor, g: Tensor) =>
+    gradOf((t: Params) => embed(c, { ...eF, ...t }, ids.ref, positions.ref).mul(g.ref).sum())(eT),
+  );
+  const runBlock = (lp: Params, x: Tensor, ctx: Ctx, key: Tensor | undefined) => {
+    const r = block(c, lp, x, ctxOf(ctx), fwdOpts(key));
+    r.k.dispose();
+    r.v.dispose();
+    return r.x;
+  };
+  const blockFwd = jit((lpT: Params, lpF: Params, x: Tensor, ctx: Ctx) => runBlock({ ...lpF, ...lpT }, x, ctx, undefined));
+  const blockFwdDrop = jit((lpT: Params, lpF: Params, x: Tensor, ctx: Ctx, key: Tensor) => runBlock({ ...lpF, ...lpT }, x, ctx, key));
+  const blockGradFn = (withKey: boolean) =>
+    jit((lpT: Params, lpF: Params, x: Tensor, ctx: Ctx, g: Tensor, key: Tensor) => {
+      const f = (t: Params, xx: Tensor) => runBlock({ ...lpF, ...t }, xx, ctx, withKey ? key.ref : undefined).mul(g.ref).sum();
+      const [, grads] = valueAndGrad(f, { argnums: [0, 1] })(lpT, x) as unknown as [Tensor, [Params, Tensor]];
+      if (!withKey) key.dispose();
+      return grads;
+    });
+  const blockGrad = blockGradFn(dropout > 0);
+  const lossOf = (hp: Params, x: Tensor, b: Pick<TrainBatch, 'targets' | 'weights'>) => {
+    const [B, T] = b.targets.shape;
+    return nllFromLogits(head(c, hp, x, B, T), b.targets).mul(b.weights).sum();
+  };
+  const headValue = jit((hp: Params, x: Tensor, targets: Tensor, weights: Tensor) => lossOf(hp, x, { targets, weights }));
+  const headGradX = jit((hF: Params, x: Tensor, targets: Tensor, weights: Tensor, norm: Tensor) =>
+    valueAndGrad((xx: Tensor) => lossOf(hF, xx, { targets: targets.ref, weights: weights.ref }).div(norm.ref))(x),
+  );
+  const headGradAll = jit((hT: Params, hF: Params, x: Tensor, targets: Tensor, weights: Tensor, norm: Tensor) =>
+    valueAndGrad((t: Params, xx: Tensor) => lossOf({ ...hF, ...t }, xx, { targets: targets.ref, weights: weights.ref }).div(norm.ref), { argnums: [0, 1] })(hT, x),
+  );
+
+  const split = (p: Params, names: string[]) => {
+    const T: Params = {};
+    const F: Params = {};
+    for (const n of names) if (p[n]) (opts.trainable.has(n) ? T : F)[n] = p[n].ref;
+    return { T, F };
+  };
+  const layerSplit = (p: Params, l: number) => {
+    const pre = layerPrefix(c, l);
+    const T: Params = {};
+    const F: Params = {};
+    for (const [k, v] of Object.entries(p)) if (k.startsWith(pre)) (opts.trainable.has(k) ? T : F)[k.slice(pre.length)] = v.ref;
+    return { T, F, pre };
+  };
+  const eNames = embedNames(c);
+  const hNames = headNames(c);
+
+  /** Forward through the blocks, keeping every block input. Consumes nothing of p; consumes the batch's masking inputs and invFreq. */
+  const forwardBlocks = async (p: Params, b: TrainBatch, invFreq: Tensor, keyBase: number | undefined) => {
+    const ctx = ctxFn(b.positions.ref, b.segments.ref, b.segments, b.slots.ref, b.slots, invFreq) as Ctx;
+    const xs: Tensor[] = [embedFwd(pick(p, eNames), b.ids.ref, b.positions.ref) as Tensor];
+    for (let l = 0; l < c.layers; l++) {
+      const { T, F } = layerSplit(p, l);
+      const x = xs[l].ref;
+      xs.push((keyBase === undefined ? blockFwd(T, F, x, tree.ref(ctx)) : blockFwdDrop(T, F, x, tree.ref(ctx), random.key(keyBase + l))) as Tensor);
+      await xs[l + 1].blockUntilReady(); // see the note on flushing at the top
+    }
+    return { ctx, xs };
+  };
+
+  return {
+    /**
+     * Σ w·nll / norm and its gradients for the trainable tensors (full names). Reads p; consumes the batch,
+     * invFreq and the norm array. `keyBase` seeds LoRA dropout (layer l uses key keyBase + l).
+     */
+    async grad(p: Params, b: TrainBatch, invFreq: Tensor, norm: Tensor, keyBase: number): Promise<{ loss: Tensor; grads: Params }> {
+      const { ctx, xs } = await forwardBlocks(p, b, invFreq, dropout > 0 ? keyBase : undefined);
+      const h = split(p, hNames);
+      const grads: Params = {};
+      let dx: Tensor;
+      let loss: Tensor;
+      if (Object.keys(h.T).length) {
+        const [l, [dh, g]] = headGradAll(h.T, h.F, xs[c.layers], b.targets, b.weights, norm) as unknown as [Tensor, [Params, Tensor]];
+        Object.assign(grads, dh);
+        loss = l;
+        dx = g;
+      } else {
+        tree.dispose(h.T);
+        const [l, g] = headGradX(h.F, xs[c.layers], b.targets, b.weights, norm) as [Tensor, Tensor];
+        loss = l;
+        dx = g;
+      }
+      for (let l = c.layers - 1; l >= 0; l--) {
+        const { T, F, pre } = layerSplit(p, l);
+        const [dT, dxl] = blockGrad(T, F, xs[l], tree.ref(ctx), dx, random.key(dropout > 0 ? keyBase + l : 0)) as [Params, Tensor];
+        for (const [k, v] of Object.entries(dT)) grads[pre + k] = v;
+        dx = dxl;
+        await dx.blockUntilReady();
+      }
+      tree.dispose(ctx);
+      const e = split(p, eNames);
+      if (Object.keys(e.T).length) {
+        const dE = embedGrad(e.T, e.F, b.ids, b.positions, dx) as Params;
+        for (const [k, v] of Object.entries(dE)) grads[k] = grads[k] ? grads[k].add(v) : v;
+      } else {
+        tree.dispose(e.T);
+        tree.dispose(e.F);
+        dx.dispose();
+        b.ids.dispose();
+        b.positions.dispose();
+      }
+      return { loss, grads };
+    },
+    /** Σ w·nll (no dropout). Reads p; consumes the batch and invFreq. */
+    async lossSum(p: Params, b: TrainBatch, invFreq: Tensor): Promise<Tensor> {
+      const { ctx, xs } = await forwardBlocks(p, b, invFreq, undefined);
+      tree.dispose(ctx);
+      for (const x of xs.slice(0, -1)) x.dispose();
+      b.ids.dispose();
+      b.positions.dispose();
+      return headValue(pick(p, hNames), xs[c.layers], b.targets, b.weights) as Tensor;
+    },
+    dispose() {
+      for (const f of [ctxFn, embedFwd, embedGrad, blockFwd, blockFwdDrop, blockGrad, headValue, headGradX, headGradAll]) f.dispose();
+    },
+  };
+}
+
+export type Segmented = ReturnType<typeof makeSegmented>;
