@@ -218,3 +218,14 @@ test('IFS early stopping inside a real run: IFS points logged, stop at the plate
   const sum = JSON.parse(readFileSync(join(s.run_dir, 'summary.json'), 'utf8'));
   assert.equal(sum['ifs-early-stopping'].ifs_history.length, 3);
 });
+
+test('checkpointing: layers (layer by layer) and off (one fused program) give the same loss curve, LoRA dropout included', async () => {
+  for (const over of [{}, { model: join(TINY, 'qwen2'), lora: { r: 4, alpha: 8, dropout: 0.3, targets: ['q', 'v', 'down'] }, lr: 1e-2 }]) {
+    const a = metrics((await run({ steps: 8, eval_every: 4, save_every: 100, ...over, checkpointing: 'layers' })).run_dir);
+    const b = metrics((await run({ steps: 8, eval_every: 4, save_every: 100, ...over, checkpointing: 'off' })).run_dir);
+    assert.ok(maxAbsDiff(a.map((m) => m.loss), b.map((m) => m.loss)) < 1e-4, `${a.map((m) => m.loss)} vs ${b.map((m) => m.loss)}`);
+    const ev = (m: Record<string, number>[]) => m.filter((x) => x.eval_loss !== undefined).map((x) => x.eval_loss);
+    assert.ok(maxAbsDiff(ev(a), ev(b)) < 1e-4);
+    assert.ok(a[a.length - 1].loss !== a[0].loss);
+  }
+});

@@ -72,6 +72,7 @@ export const trainConfigSchema = z
       .nullable()
       .default(null),
     save_dtype: z.enum(['F32', 'F16', 'BF16']).default('F32'),
+    checkpointing: z.enum(['auto', 'layers', 'off']).default('auto'),
     early_stopping: z
       .object({
         ifs: z

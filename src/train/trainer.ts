@@ -20,7 +20,7 @@ import { loadHostModel, saveHostModel, toDevice, toHostTensors } from '../models
 import type { ModelConfig } from '../models/config.js';
 import type { Params } from '../models/transformer.js';
 import type { TrainBatch } from './loss.js';
-import { makeSegmented } from './segmented.js';
+import { makeFused, makeSegmented } from './segmented.js';
 import { decays } from './adamw.js';
 import { invFreqFor, toDeviceBatch } from './step.js';
 import { resolveStages, validateTrainConfig, type TrainConfig } from './config.js';
@@ -63,9 +63,10 @@ const tokensOf = (b: Batch) => b.segments.reduce((a, s) => a + (s >= 0 ? 1 : 0),
  * Builds the compiled pieces of a run: the loss and its gradients layer by layer (segmented.ts: memory for one
  * block's intermediates instead of the whole model's), the gradient norm, accumulation and per-tensor AdamW.
  */
-function compile(c: ModelConfig, trainable: Set<string>, loraScale: number | undefined, loraDropout: number, loraModuleNames: string[]) {
+function compile(c: ModelConfig, layered: boolean, trainable: Set<string>, loraScale: number | undefined, loraDropout: number, loraModuleNames: string[]) {
   const pre = (n: string) => n.replace(/^(model\.layers|h)\.\d+\./, '');
-  const seg = makeSegmented(c, { trainable, loraScale, loraDropout, loraModules: [...new Set(loraModuleNames.map(pre))] });
+  const o = { trainable, loraScale, loraDropout, loraModules: [...new Set(loraModuleNames.map(pre))] };
+  const seg = layered ? makeSegmented(c, o) : makeFused(c, o);
   const sqSum = jit((g: Record<string, Tensor>) => {
     let s: Tensor | undefined;
     for (const v of Object.values(g)) s = s ? s.add(np.square(v).sum()) : np.square(v).sum();
@@ -164,7 +165,11 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
   }
   const nTrain = Object.values(trainable).reduce((a, t) => a + t.size, 0);
   log(`model ${cfg.model}: ${c.modelType}, ${lora ? `LoRA r=${lora.r} on ${mods.length} modules, ${nTrain.toLocaleString('en-US')} trainable parameters` : `full fine-tuning, ${nTrain.toLocaleString('en-US')} parameters`}`);
-  const fns = compile(c, new Set(Object.keys(trainable)), loraScale, lora?.dropout ?? 0, mods.map((x) => x.name));
+  // checkpointing auto: layer by layer (memory of one block) from 8 layers or 20M parameters on, else one fused
+  // program (no recomputation: ~1.35x faster on the 2.2M demo model, and small models fit either way)
+  const nParams = Object.values({ ...frozen, ...trainable }).reduce((a, t) => a + t.size, 0);
+  const layered = cfg.checkpointing === 'layers' || (cfg.checkpointing === 'auto' && (c.layers >= 8 || nParams >= 20e6));
+  const fns = compile(c, layered, new Set(Object.keys(trainable)), loraScale, lora?.dropout ?? 0, mods.map((x) => x.name));
 
   // --- plan: steps per stage (epochs × steps in the stage's first epoch, or steps)
   const stageSteps = stages.map((st, si) => {
@@ -178,6 +183,7 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
     const st = stages[si];
     return cfg.lr_reset_per_stage ? { kind: st.schedule, lr: st.lr, warmupSteps: st.warmupSteps, totalSteps: stageSteps[si], minLrRatio: cfg.min_lr_ratio } : { kind: cfg.schedule, lr: cfg.lr, warmupSteps: cfg.warmup_steps, totalSteps, minLrRatio: cfg.min_lr_ratio };
   };
+  log(`gradients: ${layered ? 'layer by layer (checkpointing: layers)' : 'one fused program (checkpointing: off)'}`);
   log(`plan: ${stages.map((s, i) => `${s.name} ${stageSteps[i]} steps`).join(', ')}; batch ${cfg.batch_size}×${cfg.grad_accum} (max length ${cfg.max_length}${cfg.packing ? ', packed' : ''})`);
 
   // --- state
