@@ -9,9 +9,7 @@
  */
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EngineGenerator, type LogitsProcessor } from '../decode/generate.js';
-import { compileRules, loadRules } from '../decode/rules.js';
-import { loadModel, disposeParams } from '../models/load.js';
+import { openGenerator } from '../eval/generator.js';
 import { loadIfsClassifier } from '../eval/ifs/classifier.js';
 import { loadPromptSet } from '../eval/ifs/prompts.js';
 import { budgetSubset, scoreIfs, type IfsScore, type IfsResponse } from '../eval/ifs/score.js';
@@ -68,19 +66,14 @@ export async function runDemo(o: DemoOptions): Promise<Record<string, unknown>> 
 
   const evaluate = async (name: string, dir: string, adapter: string | null): Promise<ModelEval> => {
     const ts = performance.now();
-    const model = await loadModel(dir);
-    const gen = new EngineGenerator(model);
-    const procs: LogitsProcessor[] = adapter ? [compileRules(loadRules(adapter), model.tokenizer).processor] : [];
-    const ctx = model.config.maxPositions;
-    const fits = (p: string) => model.tokenizer.encode(p, { addSpecialTokens: true }).length + S.maxTokens <= ctx;
+    const { gen, fits, logitsProcessors: procs, dispose } = await openGenerator(dir, { rules: adapter ?? undefined, maxTokens: S.maxTokens, warn: log });
     const bar = new Progress(`eval ${name}`, prompts.length * 3 + questions.length, o.quiet);
     const res = await scoreIfs(gen, classifier, prompts, { variants: ['A', 'B', 'C'], maxTokens: S.maxTokens, batchSize: 16, fits, generate: { logitsProcessors: procs }, onProgress: (d) => bar.update(d) });
     const oq = await scoreObjecqa(gen, judge, questions, { variant: 'A', maxTokens: S.maxTokens, batchSize: 16, generate: { logitsProcessors: procs }, onProgress: (d) => bar.update(prompts.length * 3 + d, {}, d === questions.length) });
     bar.done();
     samplesByModel[name] = res.responses;
     writeFileSync(join(o.out, `responses-${name}.jsonl`), res.responses.map((r) => JSON.stringify(r)).join('\n') + '\n');
-    gen.dispose();
-    disposeParams(model.params);
+    dispose();
     const ifs: ModelEval['ifs'] = {};
     for (const s of res.scores as IfsScore[]) ifs[s.variant] = { ifs: s.ifs.value, ifs_ci: s.ifs.ci, ifs_partial: s.ifs_partial.value, ifs_full: s.ifs_full.value, n: s.ifs.n, skipped: s.skipped };
     const seconds = (performance.now() - ts) / 1000;
