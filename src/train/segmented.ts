@@ -31,9 +31,14 @@ export interface SegmentedOptions {
   loraDropout?: number;
   /** the LoRA target modules inside a layer (names without the layer prefix), for dropout keys */
   loraModules?: string[];
+  /** logits per head call (rows × vocabulary), default HEAD_ELEMENTS */
+  headElements?: number;
 }
 
 type Ctx = Record<string, Tensor>;
+
+/** logits per head call (rows × vocabulary): 8M floats = 32 MB per [rows, V] buffer */
+const HEAD_ELEMENTS = 8 * 2 ** 20;
 
 const pick = (p: Params, names: string[]): Params => Object.fromEntries(names.filter((n) => p[n]).map((n) => [n, p[n].ref]));
 
@@ -99,6 +104,15 @@ export function makeSegmented(c: ModelConfig, opts: SegmentedOptions): GradEngin
     for (const [k, v] of Object.entries(p)) if (k.startsWith(pre)) (opts.trainable.has(k) ? T : F)[k.slice(pre.length)] = v.ref;
     return { T, F, pre };
   };
+  /** row ranges for the head: at most HEAD_ELEMENTS logits per chunk (32 MB per [rows, V] buffer) */
+  const headChunks = (b: TrainBatch) => {
+    const [B, T] = b.targets.shape;
+    const rows = B * T;
+    const n = Math.max(1, Math.min(rows, Math.floor((opts.headElements ?? HEAD_ELEMENTS) / c.vocabSize)));
+    const chunks: Array<[number, number]> = [];
+    for (let a = 0; a < rows; a += n) chunks.push([a, Math.min(rows, a + n)]);
+    return { rows, chunks };
+  };
   const eNames = embedNames(c);
   const hNames = headNames(c);
 
@@ -122,21 +136,38 @@ export function makeSegmented(c: ModelConfig, opts: SegmentedOptions): GradEngin
      */
     async grad(p: Params, b: TrainBatch, invFreq: Tensor, norm: Tensor, keyBase: number): Promise<{ loss: Tensor; grads: Params }> {
       const { ctx, xs } = await forwardBlocks(p, b, invFreq, dropout > 0 ? keyBase : undefined);
+      // the head in row chunks: its [rows, V] buffers (logits, softmax, ...) are the largest of the step
       const h = split(p, hNames);
       const grads: Params = {};
-      let dx: Tensor;
-      let loss: Tensor;
-      if (Object.keys(h.T).length) {
-        const [l, [dh, g]] = headGradAll(h.T, h.F, xs[c.layers], b.targets, b.weights, norm) as unknown as [Tensor, [Params, Tensor]];
-        Object.assign(grads, dh);
-        loss = l;
-        dx = g;
-      } else {
-        tree.dispose(h.T);
-        const [l, g] = headGradX(h.F, xs[c.layers], b.targets, b.weights, norm) as [Tensor, Tensor];
-        loss = l;
-        dx = g;
+      const trainHead = Object.keys(h.T).length > 0;
+      const { rows, chunks } = headChunks(b);
+      const x = xs[c.layers];
+      const tg = b.targets.reshape([rows]);
+      const w = b.weights.reshape([rows]);
+      let loss: Tensor | undefined;
+      const dxs: Tensor[] = [];
+      for (const [a, e] of chunks) {
+        const xc = x.ref.slice([a, e]);
+        const tc = tg.ref.slice([a, e]).reshape([1, e - a]);
+        const wc = w.ref.slice([a, e]).reshape([1, e - a]);
+        let l: Tensor;
+        if (trainHead) {
+          const [lv, [dh, g]] = headGradAll(tree.ref(h.T), tree.ref(h.F), xc, tc, wc, norm.ref) as unknown as [Tensor, [Params, Tensor]];
+          for (const [k, v] of Object.entries(dh)) grads[k] = grads[k] ? grads[k].add(v) : v;
+          l = lv;
+          dxs.push(g);
+        } else {
+          const [lv, g] = headGradX(tree.ref(h.F), xc, tc, wc, norm.ref) as [Tensor, Tensor];
+          l = lv;
+          dxs.push(g);
+        }
+        loss = loss ? loss.add(l) : l;
+        await dxs[dxs.length - 1].blockUntilReady();
       }
+      for (const t of [x, tg, w, norm]) t.dispose();
+      tree.dispose(h.T);
+      tree.dispose(h.F);
+      let dx = dxs.length === 1 ? dxs[0] : np.concatenate(dxs, 0);
       for (let l = c.layers - 1; l >= 0; l--) {
         const { T, F, pre } = layerSplit(p, l);
         const [dT, dxl] = blockGrad(T, F, xs[l], tree.ref(ctx), dx, random.key(dropout > 0 ? keyBase + l : 0)) as [Params, Tensor];
@@ -156,7 +187,7 @@ export function makeSegmented(c: ModelConfig, opts: SegmentedOptions): GradEngin
         b.ids.dispose();
         b.positions.dispose();
       }
-      return { loss, grads };
+      return { loss: loss!, grads };
     },
     /** Σ w·nll (no dropout). Reads p; consumes the batch and invFreq. */
     async lossSum(p: Params, b: TrainBatch, invFreq: Tensor): Promise<Tensor> {
@@ -165,7 +196,20 @@ export function makeSegmented(c: ModelConfig, opts: SegmentedOptions): GradEngin
       for (const x of xs.slice(0, -1)) x.dispose();
       b.ids.dispose();
       b.positions.dispose();
-      return headValue(pick(p, hNames), xs[c.layers], b.targets, b.weights) as Tensor;
+      const { rows, chunks } = headChunks(b);
+      const hp = pick(p, hNames);
+      const x = xs[c.layers];
+      const tg = b.targets.reshape([rows]);
+      const w = b.weights.reshape([rows]);
+      let sum: Tensor | undefined;
+      for (const [a, e] of chunks) {
+        const l = headValue(tree.ref(hp), x.ref.slice([a, e]), tg.ref.slice([a, e]).reshape([1, e - a]), w.ref.slice([a, e]).reshape([1, e - a])) as Tensor;
+        sum = sum ? sum.add(l) : l;
+        await sum.blockUntilReady();
+      }
+      for (const t of [x, tg, w]) t.dispose();
+      tree.dispose(hp);
+      return sum!;
     },
     dispose() {
       for (const f of [ctxFn, embedFwd, embedGrad, blockFwd, blockFwdDrop, blockGrad, headValue, headGradX, headGradAll]) f.dispose();
@@ -220,7 +264,7 @@ export function makeFused(c: ModelConfig, opts: SegmentedOptions): GradEngine {
       const { T, F } = split(p);
       const keys = Array.from({ length: dropout > 0 ? c.layers : 0 }, (_, l) => random.key(keyBase + l));
       const [loss, grads] = gradFn(T, F, b, invFreq, norm, keys) as [Tensor, Params];
-      return { loss, grads };
+      return { loss: loss!, grads };
     },
     async lossSum(p, b, invFreq) {
       return evalFn(tree.ref(p), b, invFreq) as Tensor;
