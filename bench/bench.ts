@@ -16,12 +16,12 @@
  * Then a search for the largest full-fine-tuning shape that fits (SmolLM2-135M shape with fewer layers).
  * Results: bench/results/<date-time>.json and bench/results/latest.json. See bench/README.md.
  */
-import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { SHAPES, smollm2Config, type BenchShape } from './shapes.js';
+import { HERE, PYTHON, benchThreads, childMain, fmt, machineInfo, makeLog, markdownTable, median, peakRssMb, runProcess, runTorch, stamp, torchAvailable, waitIdle, type ChildResult } from './common.js';
 
 type Measure = 'fwd' | 'decode' | 'train';
 const MEASURES: Measure[] = ['fwd', 'decode', 'train'];
@@ -40,35 +40,6 @@ interface ChildSpec {
   newTokens: number;
   seed: number;
 }
-
-interface ChildResult {
-  ok: boolean;
-  error?: string;
-  doesNotFit?: boolean;
-  timedOut?: boolean;
-  engine?: string;
-  version?: string;
-  threads?: number;
-  params?: number;
-  tokPerS?: number;
-  medianMs?: number;
-  timesMs?: number[];
-  firstMs?: number;
-  prefillMs?: number;
-  peakRssMb?: number;
-  loss?: number[];
-  wallS?: number;
-  [k: string]: unknown;
-}
-
-const RESULT_TAG = '@@BENCH ';
-const median = (a: number[]) => {
-  const s = [...a].sort((x, y) => x - y);
-  const n = s.length;
-  return n === 0 ? NaN : n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-};
-const peakRssMb = () => process.resourceUsage().maxRSS / 1024;
-const OOM = /memory32|4 ?GiB|out of memory|Allocation exceeds|WebAssembly\.Memory|Array buffer allocation failed|could not allocate|Cannot allocate|heap limit|ENOMEM/i;
 
 // ---------------------------------------------------------------------------------------------------------
 // child: one measurement of heed in this process
@@ -192,86 +163,8 @@ async function heedChild(spec: ChildSpec): Promise<ChildResult> {
 // parent: spawn children, collect, print
 // ---------------------------------------------------------------------------------------------------------
 
-const HERE = fileURLToPath(new URL('.', import.meta.url));
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const PYTHON = process.env.HEED_BENCH_PYTHON ?? '/usr/bin/python3';
-
-/** machine-wide busy CPU seconds so far (Linux /proc/stat; undefined elsewhere) */
-function busyCpuS(): number | undefined {
-  try {
-    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-    const idle = f[3] + (f[4] ?? 0);
-    return (f.slice(0, 8).reduce((a, b) => a + b, 0) - idle) / 100; // USER_HZ = 100
-  } catch {
-    return undefined;
-  }
-}
-const NCPU = os.cpus().length;
-
-/** fraction of all cores busy with other work during the next `ms` */
-async function otherLoad(ms: number): Promise<number | undefined> {
-  const b0 = busyCpuS();
-  await new Promise((r) => setTimeout(r, ms));
-  const b1 = busyCpuS();
-  return b0 === undefined || b1 === undefined ? undefined : Math.max(0, (b1 - b0) / ((ms / 1000) * NCPU));
-}
-
-/** wait (up to maxS) until other processes use less than a quarter of the cores */
-async function waitIdle(maxS: number): Promise<{ waitedS: number; otherBefore?: number }> {
-  const t0 = performance.now();
-  let other = await otherLoad(1000);
-  while (other !== undefined && other > 0.25 && (performance.now() - t0) / 1000 < maxS) other = await otherLoad(2000);
-  return { waitedS: +((performance.now() - t0) / 1000).toFixed(1), otherBefore: other === undefined ? undefined : +other.toFixed(2) };
-}
-
-function runProcess(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutS: number): Promise<ChildResult> {
-  return new Promise((resolve) => {
-    const t0 = performance.now();
-    const busy0 = busyCpuS();
-    const child = spawn(cmd, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, timeoutS * 1000);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      resolve({ ok: false, error: `${cmd}: ${e.message}` });
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      const wallS = (performance.now() - t0) / 1000;
-      const busy1 = busyCpuS();
-      const line = out.split('\n').reverse().find((l) => l.startsWith(RESULT_TAG));
-      if (line) {
-        const r = JSON.parse(line.slice(RESULT_TAG.length)) as ChildResult;
-        // share of all cores used by other processes while this child ran (machine busy time minus the child's own CPU time)
-        const otherCpu = busy0 !== undefined && busy1 !== undefined && typeof r.cpuS === 'number' ? +Math.max(0, (busy1 - busy0 - r.cpuS) / (wallS * NCPU)).toFixed(3) : undefined;
-        resolve({ ...r, wallS, otherCpu });
-        return;
-      }
-      const tail = (err.trim() || out.trim()).split('\n').filter((l) => l.trim()).slice(-3).join(' | ').slice(0, 400);
-      const why = timedOut ? `timed out after ${timeoutS} s` : `exited with ${signal ?? `code ${code}`}`;
-      resolve({ ok: false, timedOut, doesNotFit: OOM.test(err + out), error: `${why}: ${tail}`, wallS });
-    });
-  });
-}
-
 function runHeed(spec: ChildSpec, timeoutS: number) {
   return runProcess(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--child', JSON.stringify(spec)], { ...process.env, HEED_THREADS: String(spec.threads) }, timeoutS);
-}
-
-function runTorch(spec: ChildSpec, timeoutS: number) {
-  return runProcess(PYTHON, [`${HERE}torch_bench.py`, JSON.stringify(spec)], { ...process.env, OMP_NUM_THREADS: String(spec.threads) }, timeoutS);
-}
-
-async function torchAvailable(): Promise<string | null> {
-  const r = await runProcess(PYTHON, [`${HERE}torch_bench.py`, '--version'], process.env, 60);
-  return r.ok ? String(r.version) : null;
 }
 
 /** iteration plan per measurement (warm-up, max timed iterations, time budget in seconds, child timeout) */
@@ -282,7 +175,6 @@ function plan(shape: BenchShape, m: Measure, quick: boolean): { warmup: number; 
   return { warmup: big ? 1 : 2, iters: quick ? 3 : 5, budgetS: big ? 20 : 15, timeoutS: 400 };
 }
 
-const fmt = (x: number | undefined, d = 0) => (x === undefined || !Number.isFinite(x) ? '—' : x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }));
 const ratio = (a?: ChildResult, b?: ChildResult) => (a?.ok && b?.ok && a.tokPerS && b.tokPerS ? a.tokPerS / b.tokPerS : undefined);
 function cell(r: ChildResult | undefined): string {
   if (!r) return 'skipped';
@@ -348,16 +240,7 @@ function table(rows: ShapeResult[]): string {
       `${rss(r.heed)} / ${rss(r.torch)}`,
     ];
   });
-  const all = [head, ...lines];
-  const w = head.map((_, i) => Math.max(...all.map((l) => l[i].length)));
-  const row = (l: string[]) => '| ' + l.map((x, i) => x.padEnd(w[i])).join(' | ') + ' |';
-  return [row(head), '|' + w.map((n) => '-'.repeat(n + 2)).join('|') + '|', ...lines.map(row)].join('\n');
-}
-
-function stamp(): string {
-  const d = new Date();
-  const p = (n: number) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}-${p(d.getMinutes())}-${p(d.getSeconds())}`;
+  return markdownTable(head, lines);
 }
 
 async function main() {
@@ -377,23 +260,14 @@ async function main() {
   });
   if (values.child) {
     const spec = JSON.parse(values.child) as ChildSpec;
-    let res: ChildResult;
-    try {
-      res = await heedChild(spec);
-    } catch (e) {
-      const msg = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-      res = { ok: false, error: msg.slice(0, 600), doesNotFit: OOM.test(msg), peakRssMb: peakRssMb() };
-    }
-    const cpu = process.cpuUsage(); // the whole process, worker threads included
-    res.cpuS = (cpu.user + cpu.system) / 1e6;
-    process.stdout.write(RESULT_TAG + JSON.stringify(res) + '\n', () => process.exit(res.ok ? 0 : 1));
+    await childMain(() => heedChild(spec));
     return;
   }
 
   const quick = values.quick!;
   const rounds = Math.max(1, Number(values.rounds) || 1);
   const t0 = performance.now();
-  const threads = Number(process.env.HEED_THREADS) > 0 ? Number(process.env.HEED_THREADS) : os.availableParallelism();
+  const threads = benchThreads();
   const wanted = values.shapes ? values.shapes.split(',') : quick ? ['probe-4.2M', 'llama-30M'] : SHAPES.map((s) => s.name);
   const unknown = wanted.filter((n) => !SHAPES.some((s) => s.name === n));
   if (unknown.length) throw new Error(`unknown shape(s) ${unknown.join(', ')}; known: ${SHAPES.map((s) => s.name).join(', ')}`);
@@ -401,7 +275,7 @@ async function main() {
   const measures = values.measures ? (values.measures.split(',') as Measure[]) : MEASURES;
   const torchVersion = values['no-torch'] ? null : await torchAvailable();
   if (!values['no-torch'] && !torchVersion) console.log(`note: ${PYTHON} has no usable torch: PyTorch columns are skipped (Debian: apt-get install python3-torch libopenblas0-openmp)`);
-  const log = (s: string) => console.error(`[${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${s}`);
+  const log = makeLog(t0);
   const idleWait = Number(values['idle-wait']);
   log(`threads ${threads}, torch ${torchVersion ?? 'absent'}, shapes ${shapes.map((s) => s.name).join(', ')}${quick ? ' (quick)' : ''}`);
 
@@ -509,7 +383,7 @@ async function main() {
 
   const result = {
     date: new Date().toISOString(), quick, rounds, elapsedS,
-    machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, memGiB: os.totalmem() / 2 ** 30, node: process.version, platform: `${os.platform()} ${os.release()}` },
+    machine: machineInfo(),
     threads, torch: torchVersion, heedEngine: rows.flatMap((r) => Object.values(r.heed)).find((h) => h?.engine)?.engine,
     decode: { batch: 1, promptLen: 32, newTokens: 64, sampling: 'greedy', tokPerS: '1000 / median per-token step time, prefill and compile excluded' },
     shapes: rows, fullFineTuningSearch: { families: { 'smollm2-width': 'SmolLM2-135M shape (hidden 576, 9 heads / 3 KV heads, intermediate 1536, vocab 49152, tied) with fewer layers', 'smollm2-body-vocab8192': 'the same with vocab 8192 (tried at 4x256 only when no smollm2-width depth fits there)' }, step: 'train step = loss + grads + AdamW, 1 warm-up (compile) + 1 timed step', tried: search, largest },

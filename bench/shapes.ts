@@ -51,3 +51,23 @@ export const SMOLLM2_135M: BenchShape = {
 };
 
 export const SHAPES: BenchShape[] = [PROBE, LLAMA_30M, SMOLLM2_135M];
+
+/**
+ * Qwen2.5-0.5B's shape (494.0M params, 136.1M of them the tied 151,936 x 896 embedding): q/k/v biases
+ * (model_type qwen2), 14 heads / 2 KV heads (head_dim 64), rope_theta 1e6. Used by bench/train-bench.ts
+ * (the largest LoRA shape); not part of `npm run bench`'s SHAPES.
+ */
+export function qwen25_05bConfig(layers = 24): Record<string, unknown> {
+  return {
+    model_type: 'qwen2', vocab_size: 151936, hidden_size: 896, num_hidden_layers: layers, num_attention_heads: 14,
+    num_key_value_heads: 2, intermediate_size: 4864, max_position_embeddings: 32768, rms_norm_eps: 1e-6,
+    rope_theta: 1000000, tie_word_embeddings: true, hidden_act: 'silu', use_sliding_window: false,
+  };
+}
+
+export const QWEN25_05B: BenchShape = {
+  name: 'qwen2.5-0.5B',
+  note: 'Qwen2.5-0.5B shape: vocab 151936, hidden 896, 24 layers, 14 heads, 2 KV heads, intermediate 4864, tied, rope_theta 1e6, q/k/v biases',
+  config: qwen25_05bConfig(24),
+  batch: [1, 256],
+};

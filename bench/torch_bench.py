@@ -1,8 +1,12 @@
 """PyTorch side of `npm run bench`: the same Llama / GPT-2 math as src/models/transformer.ts, one measurement
 per process. Usage: python3 bench/torch_bench.py '<spec json>' | --version
 
-spec (written by bench/bench.ts): measure (fwd | decode | train), config (a Hugging Face config.json object),
-batch [B, T], warmup, iters, budgetS, threads, promptLen, newTokens, seed.
+spec (written by bench/bench.ts and bench/train-bench.ts): measure (fwd | decode | train), config (a Hugging Face
+config.json object), batch [B, T], warmup, iters, budgetS, threads, promptLen, newTokens, seed; for train also
+(optional, bench/train-bench.ts) adamw {lr, beta1, beta2, eps, weightDecay} (default lr 1e-3, betas 0.9/0.95,
+eps 1e-8, weight decay 0.1 on matrices), gradClip (global norm, 0 = off, default 0) and lora {r, alpha, targets}
+(freeze the base model; adapters A [r, in] / B [out, r] on the targeted projections, scale alpha / r, AdamW on
+the adapters only, as src/train/lora.ts).
 Prints one line "@@BENCH {json}" (tokPerS, medianMs, peakRssMb, ...). Random weights (normal 0.02, norms 1).
 """
 import json
@@ -54,6 +58,7 @@ class Llama(nn.Module):
         self.I = c['intermediate_size']
         self.eps = c.get('rms_norm_eps', 1e-6)
         self.tied = c.get('tie_word_embeddings', False)
+        qkv_bias = c['model_type'] == 'qwen2' or c.get('attention_bias', False)
         theta = c.get('rope_theta', 10000.0)
         self.register_buffer('inv_freq', 1.0 / theta ** (torch.arange(0, self.hd, 2, dtype=torch.float32) / self.hd), persistent=False)
         self.embed = nn.Embedding(self.V, self.D)
@@ -61,9 +66,9 @@ class Llama(nn.Module):
         for _ in range(self.L):
             m = nn.Module()
             m.ln1 = nn.Parameter(torch.ones(self.D))
-            m.q = nn.Linear(self.D, self.H * self.hd, bias=False)
-            m.k = nn.Linear(self.D, self.KV * self.hd, bias=False)
-            m.v = nn.Linear(self.D, self.KV * self.hd, bias=False)
+            m.q = nn.Linear(self.D, self.H * self.hd, bias=qkv_bias)
+            m.k = nn.Linear(self.D, self.KV * self.hd, bias=qkv_bias)
+            m.v = nn.Linear(self.D, self.KV * self.hd, bias=qkv_bias)
             m.o = nn.Linear(self.H * self.hd, self.D, bias=False)
             m.ln2 = nn.Parameter(torch.ones(self.D))
             m.gate = nn.Linear(self.D, self.I, bias=False)
@@ -183,6 +188,35 @@ def build(c, seed):
     return model
 
 
+class LoraLinear(nn.Module):
+    """y = base(x) + scale * (x A^T) B^T with the base frozen; A ~ U(-1/sqrt(in), 1/sqrt(in)), B = 0 (as PEFT / heed)."""
+
+    def __init__(self, base, r, scale):
+        super().__init__()
+        self.base = base
+        for p in base.parameters():
+            p.requires_grad_(False)
+        bound = 1.0 / math.sqrt(base.in_features)
+        self.lora_A = nn.Parameter(torch.empty(r, base.in_features).uniform_(-bound, bound))
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r))
+        self.scale = scale
+
+    def forward(self, x):
+        return self.base(x) + (x @ self.lora_A.t() @ self.lora_B.t()) * self.scale
+
+
+def add_lora(model, lc):
+    """Freeze every parameter, then wrap the targeted projections of every layer (Llama family only)."""
+    if not isinstance(model, Llama):
+        raise ValueError('LoRA in torch_bench.py is implemented for the Llama family only')
+    for p in model.parameters():
+        p.requires_grad_(False)
+    scale = lc['alpha'] / lc['r']
+    for m in model.layers:
+        for t in lc['targets']:
+            setattr(m, t, LoraLinear(getattr(m, t), lc['r'], scale))
+
+
 def time_loop(fn, warmup, iters, budget_s):
     first = None
     for i in range(warmup):
@@ -257,23 +291,33 @@ def main(spec):
         return {**base, 'promptLen': P, 'newTokens': N, 'tokPerS': 1e3 / md, 'medianMs': md, 'meanTokPerS': len(step_times) / (sum(step_times) / 1e3),
                 'prefillMs': statistics.median(prefills), 'runMs': runs, 'generated': gen[:8], 'peakRssMb': peak_rss_mb()}
 
-    # train: loss (mean next-token cross-entropy) + backward + AdamW (no decay on norms / biases, as heed)
+    # train: loss (mean next-token cross-entropy) + backward [+ clipping] + AdamW (no decay on norms / biases / LoRA factors, as heed)
     ids = torch.randint(0, V, (B, T), generator=g)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{'params': decay, 'weight_decay': 0.1}, {'params': no_decay, 'weight_decay': 0.0}], lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
-    losses = []
+    lora = spec.get('lora')
+    if lora:
+        add_lora(model, lora)
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    a = {'lr': 1e-3, 'beta1': 0.9, 'beta2': 0.95, 'eps': 1e-8, 'weightDecay': 0.1, **(spec.get('adamw') or {})}
+    decay = [p for n, p in trainable if p.dim() >= 2 and 'lora_' not in n]
+    no_decay = [p for n, p in trainable if p.dim() < 2 or 'lora_' in n]
+    opt = torch.optim.AdamW([{'params': decay, 'weight_decay': a['weightDecay']}, {'params': no_decay, 'weight_decay': 0.0}], lr=a['lr'], betas=(a['beta1'], a['beta2']), eps=a['eps'])
+    clip = spec.get('gradClip') or 0
+    params_t = [p for _, p in trainable]
+    losses, norms = [], []
+    base['trainableParams'] = sum(p.numel() for p in params_t)
 
     def step():
         opt.zero_grad(set_to_none=True)
         logits = model(ids)
         loss = F.cross_entropy(logits[:, :-1].reshape(-1, V), ids[:, 1:].reshape(-1))
         loss.backward()
+        if clip > 0:
+            norms.append(float(torch.nn.utils.clip_grad_norm_(params_t, clip)))
         opt.step()
         losses.append(loss.item())
     times, first = time_loop(step, spec['warmup'], spec['iters'], spec['budgetS'])
     md = statistics.median(times)
-    return {**base, 'batch': [B, T], 'tokPerS': B * T / (md / 1e3), 'medianMs': md, 'timesMs': times, 'firstMs': first, 'loss': losses, 'peakRssMb': peak_rss_mb()}
+    return {**base, 'batch': [B, T], 'tokPerS': B * T / (md / 1e3), 'medianMs': md, 'timesMs': times, 'firstMs': first, 'loss': losses, 'gradNorm': norms, 'peakRssMb': peak_rss_mb()}
 
 
 if __name__ == '__main__':

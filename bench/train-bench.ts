@@ -1,0 +1,444 @@
+/**
+ * Training benchmark (not a test): what `heed train` does per optimizer step — src/train/trainer.ts `train()`
+ * with its gradients (src/train/segmented.ts: layer by layer, or one fused program for small models under the
+ * default `checkpointing: auto`), gradient norm + clipping and per-tensor AdamW —
+ * on LIMA rows (chatml, packed, every micro-batch B x T), against the same step in PyTorch in the same run.
+ *
+ *   npm run bench:train                          # all cases + full-fine-tuning search (long: ~30-60 min on 2 cores)
+ *   npm run bench:train -- --quick               # fewer steps, no search, no 4x256 LoRA case
+ *   npm run bench:train -- --cases probe,llama --no-torch --no-save
+ *   other flags: --search-budget S (default 900), --idle-wait S (default 20), --keep-tmp, --checkpointing auto|layers|off
+ *   (the trainer's key; default: the trainer's default); HEED_THREADS sets the
+ *   thread count of both engines (default: all cores), HEED_BENCH_PYTHON the python with torch
+ *
+ * Each heed case runs in its own child process (peak RSS per case; "Allocation exceeds the 4 GiB memory32
+ * limit" is recorded as "does not fit"): a random-weight Hugging Face folder is written to a temp dir by
+ * another child first (so that generating the weights does not count in the trainer's RSS), then the child
+ * calls train() with eval: null and a callback that timestamps every step and ends the run at the last step,
+ * before the trainer writes its final checkpoint. Step times come from metrics.jsonl (tokens_per_s); the first
+ * steps (compilation) are dropped. See bench/README.md, "Training benchmark".
+ */
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { LLAMA_30M, PROBE, QWEN25_05B, SMOLLM2_135M, smollm2Config } from './shapes.js';
+import { HERE, PYTHON, ROOT, benchThreads, childMain, fmt, machineInfo, makeLog, markdownTable, median, peakRssMb, runProcess, runTorch, stamp, torchAvailable, waitIdle, type ChildResult } from './common.js';
+
+const LIMA = '/work/shared/data/lima.jsonl';
+const SMOL_TOKENIZER = '/work/shared/tokenizers/SmolLM2-135M-Instruct/tokenizer.json';
+const BYTE_TOKENIZER_DIR = join(ROOT, 'models/tiny-dolly');
+const LORA_TARGETS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'];
+/** the optimizer settings of every case, on both sides (heed train's defaults, constant lr) */
+const ADAMW = { lr: 2e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 };
+const GRAD_CLIP = 1.0;
+
+type TokenizerKind = 'smollm2' | 'byte';
+interface LoraSpec {
+  r: number;
+  alpha: number;
+  targets: string[];
+}
+
+/** one benchmark case (a table row) */
+interface TrainCase {
+  id: string;
+  /** selection key for --cases (a case matches when its id or group starts with a given string) */
+  group: string;
+  shape: string;
+  note: string;
+  config: Record<string, unknown>;
+  tokenizer: TokenizerKind;
+  batch: [number, number];
+  lora: LoraSpec | null;
+  /** steps dropped (compilation), steps timed at least / at most, seconds of timed steps after which to stop */
+  drop: number;
+  minTimed: number;
+  maxTimed: number;
+  budgetS: number;
+  torch: boolean;
+  timeoutS: number;
+}
+
+/** what the heed child is asked to do */
+interface TrainSpec {
+  modelDir: string;
+  outDir: string;
+  batch: [number, number];
+  lora: LoraSpec | null;
+  drop: number;
+  minTimed: number;
+  maxTimed: number;
+  budgetS: number;
+  threads: number;
+  /** the trainer's `checkpointing` key (auto | layers | off); undefined: its default */
+  checkpointing?: string;
+}
+
+interface MakeModelSpec {
+  config: Record<string, unknown>;
+  dir: string;
+  tokenizer: TokenizerKind;
+  seed: number;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// children
+// ---------------------------------------------------------------------------------------------------------
+
+/** write a random-weight Hugging Face folder (config.json, model.safetensors, tokenizer files) */
+async function makeModelChild(spec: MakeModelSpec): Promise<ChildResult> {
+  const { parseModelConfig, parameterCount } = await import('../src/models/config.js');
+  const { randomParams } = await import('../src/models/random.js');
+  const { saveHostModel } = await import('../src/models/load.js');
+  const t0 = performance.now();
+  const c = parseModelConfig(spec.config);
+  saveHostModel(spec.dir, { raw: spec.config, tensors: randomParams(c, spec.seed, { exactNorms: true }) }, { dtype: 'F32' });
+  if (spec.tokenizer === 'smollm2') {
+    copyFileSync(SMOL_TOKENIZER, join(spec.dir, 'tokenizer.json'));
+    // the shared folder has tokenizer.json only; SmolLM2-Instruct's special tokens (no BOS: chatml starts with <|im_start|>)
+    writeFileSync(join(spec.dir, 'tokenizer_config.json'), JSON.stringify({ bos_token: null, eos_token: '<|im_end|>', pad_token: '<|im_end|>', model_max_length: 8192 }, null, 2) + '\n');
+  } else {
+    for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(BYTE_TOKENIZER_DIR, f), join(spec.dir, f));
+  }
+  return { ok: true, params: parameterCount(c), makeS: (performance.now() - t0) / 1000, peakRssMb: peakRssMb() };
+}
+
+class BenchDone extends Error {}
+
+/** current and peak RSS of this process from /proc/self/status (MB), else maxRSS */
+function rssNow(): { rssMb?: number; hwmMb: number } {
+  try {
+    const s = readFileSync('/proc/self/status', 'utf8');
+    const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1]);
+    return { rssMb: kb('VmRSS') / 1024, hwmMb: kb('VmHWM') / 1024 };
+  } catch {
+    return { hwmMb: peakRssMb() };
+  }
+}
+
+/** run heed's train() on the folder and read its per-step metrics */
+async function trainChild(spec: TrainSpec): Promise<ChildResult> {
+  const { initEngine } = await import('../src/engine/index.js');
+  const { validateTrainConfig } = await import('../src/train/config.js');
+  const { train } = await import('../src/train/trainer.js');
+  const info = await initEngine({ threads: spec.threads });
+  const [B, T] = spec.batch;
+  const maxSteps = spec.drop + spec.maxTimed + 1;
+  const cfg = validateTrainConfig(
+    {
+      model: spec.modelDir, data: LIMA, template: 'chatml', mask: 'output', packing: true, max_length: T, batch_size: B, grad_accum: 1,
+      steps: maxSteps, lr: ADAMW.lr, schedule: 'constant', adamw: { beta1: ADAMW.beta1, beta2: ADAMW.beta2, eps: ADAMW.eps, weight_decay: ADAMW.weightDecay },
+      grad_clip: GRAD_CLIP, eval: null, eval_every: 1, save_every: 1_000_000, seed: 0, name: 'run', out: spec.outDir,
+      lora: spec.lora ? { ...spec.lora, dropout: 0 } : null,
+      ...(spec.checkpointing ? { checkpointing: spec.checkpointing } : {}),
+    },
+    'train-bench',
+    spec.outDir,
+  );
+  // eval_every 1 with eval: null makes the trainer call onEval after every step and do nothing else (no eval rows,
+  // no best checkpoint). The callback timestamps the step and ends the run (by throwing) before the trainer's
+  // final checkpoint, once enough steps are timed.
+  const marks: { step: number; t: number; rssMb?: number; hwmMb: number }[] = [];
+  const logs: string[] = [];
+  const tStart = performance.now();
+  const cb = {
+    name: 'train-bench',
+    async onEval(ctx: { step: number }) {
+      marks.push({ step: ctx.step, t: performance.now(), ...rssNow() });
+      // seconds of the steps after the dropped ones (from the end of step `drop` to now)
+      const from = spec.drop > 0 ? marks[spec.drop - 1]?.t : tStart;
+      const timedS = from === undefined ? 0 : (performance.now() - from) / 1000;
+      // the last step's own metrics line is not written (the run ends inside its onEval): it is the +1
+      if (ctx.step >= maxSteps || (ctx.step >= spec.drop + spec.minTimed + 1 && timedS > spec.budgetS)) throw new BenchDone();
+    },
+  };
+  try {
+    await train(cfg, { quiet: true, callbacks: [cb], log: (s) => logs.push(s) });
+  } catch (e) {
+    if (!(e instanceof BenchDone)) {
+      // say how far it got (an out-of-memory failure in step 1 or after several steps reads differently)
+      const err = e instanceof Error ? e : new Error(String(e));
+      err.message += ` (${marks.length ? `after ${marks.length} completed step${marks.length > 1 ? 's' : ''}` : 'before the first step completed'}; RSS high-water ${fmt(rssNow().hwmMb)} MB)`;
+      throw err;
+    }
+  }
+  const recs = readFileSync(join(spec.outDir, 'run', 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, number>);
+  // step ms from tokens_per_s (the trainer's own timing: micro-batch gradients + norm + AdamW dispatch); jax-js runs
+  // a step's queued AdamW kernels when the next step first waits, so step k's time includes step k-1's update
+  let prevTok = 0;
+  const steps = recs.map((r) => {
+    const ntok = r.tokens - prevTok;
+    prevTok = r.tokens;
+    return { step: r.step, ms: (1000 * ntok) / r.tokens_per_s, fill: ntok / (B * T), loss: r.loss, gradNorm: r.grad_norm, realTokPerS: r.tokens_per_s };
+  });
+  const timed = steps.filter((s) => s.step > spec.drop);
+  if (!timed.length) throw new Error(`no timed step (metrics.jsonl has ${recs.length} records)`);
+  const md = median(timed.map((s) => s.ms));
+  // wall time between consecutive steps' callbacks (everything the loop does, the deferred AdamW included)
+  const wall = marks.slice(1).map((m, i) => ({ step: m.step, ms: m.t - marks[i].t })).filter((w) => w.step > spec.drop);
+  const trainable = /([\d,]+) (?:trainable )?parameters/.exec(logs.find((l) => /parameters/.test(l)) ?? '')?.[1];
+  const last = marks[marks.length - 1];
+  return {
+    ok: true,
+    engine: `heed train (@jax-js/jax ${info.version}, ${info.device}${info.relaxedSimd ? ', relaxed SIMD' : ''}, segmented grads)`,
+    version: info.version, threads: info.threads, batch: spec.batch,
+    trainableParams: trainable ? Number(trainable.replace(/,/g, '')) : undefined,
+    tokPerS: (B * T) / (md / 1000), medianMs: md, timesMs: timed.map((s) => s.ms),
+    realTokPerS: median(timed.map((s) => s.realTokPerS)), fill: median(steps.map((s) => s.fill)),
+    wallMedianMs: median(wall.map((w) => w.ms)), wallTimesMs: wall.map((w) => w.ms),
+    firstMs: steps[0]?.ms, setupMs: marks[0].t - tStart - (steps[0]?.ms ?? 0),
+    loss: steps.map((s) => s.loss), gradNorm: steps.map((s) => s.gradNorm), stepsRun: last.step,
+    rssAtStepsMb: marks.map((m) => Math.round(m.rssMb ?? NaN)), peakRssMb: Math.max(last.hwmMb, peakRssMb()),
+    log: logs.filter((l) => /^(model|plan|data)/.test(l)),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// parent
+// ---------------------------------------------------------------------------------------------------------
+
+const SELF = fileURLToPath(import.meta.url);
+const runChild = (flag: string, spec: object, timeoutS: number, threads: number) =>
+  runProcess(process.execPath, [...process.execArgv, SELF, flag, JSON.stringify(spec)], { ...process.env, HEED_THREADS: String(threads) }, timeoutS);
+
+function cases(quick: boolean): TrainCase[] {
+  const lora16: LoraSpec = { r: 16, alpha: 32, targets: LORA_TARGETS };
+  const small = quick ? { drop: 2, minTimed: 3, maxTimed: 3, budgetS: 30 } : { drop: 2, minTimed: 3, maxTimed: 8, budgetS: 60 };
+  const big = quick ? { drop: 1, minTimed: 2, maxTimed: 2, budgetS: 60 } : { drop: 1, minTimed: 2, maxTimed: 5, budgetS: 120 };
+  const probe = { drop: 1, minTimed: 1, maxTimed: 1, budgetS: 0 };
+  const out: TrainCase[] = [
+    { id: 'probe-4.2M-full-8x128', group: 'probe', shape: PROBE.name, note: PROBE.note, config: PROBE.config, tokenizer: 'byte', batch: [8, 128], lora: null, ...small, torch: true, timeoutS: 600 },
+    { id: 'llama-30M-full-4x256', group: 'llama', shape: LLAMA_30M.name, note: LLAMA_30M.note, config: LLAMA_30M.config, tokenizer: 'byte', batch: [4, 256], lora: null, ...small, torch: true, timeoutS: 900 },
+    { id: 'smollm2-135M-lora16-1x256', group: 'smollm2-lora', shape: SMOLLM2_135M.name, note: SMOLLM2_135M.note, config: SMOLLM2_135M.config, tokenizer: 'smollm2', batch: [1, 256], lora: lora16, ...big, torch: true, timeoutS: 1200 },
+  ];
+  if (!quick) out.push({ id: 'smollm2-135M-lora16-4x256', group: 'smollm2-lora', shape: SMOLLM2_135M.name, note: SMOLLM2_135M.note, config: SMOLLM2_135M.config, tokenizer: 'smollm2', batch: [4, 256], lora: lora16, ...big, minTimed: 2, maxTimed: quick ? 2 : 3, torch: true, timeoutS: 1800 });
+  for (const T of [128, 256]) out.push({ id: `qwen2.5-0.5B-lora16-1x${T}`, group: 'qwen-lora', shape: QWEN25_05B.name, note: QWEN25_05B.note, config: QWEN25_05B.config, tokenizer: 'smollm2', batch: [1, T], lora: lora16, ...probe, torch: false, timeoutS: 1200 });
+  return out;
+}
+
+interface CaseResult {
+  id: string;
+  shape: string;
+  note: string;
+  config: Record<string, unknown>;
+  params: number;
+  trainableParams: number;
+  batch: [number, number];
+  lora: LoraSpec | null;
+  heed?: ChildResult;
+  torch?: ChildResult;
+  ratio?: number;
+  model?: ChildResult;
+}
+
+interface SearchProbe {
+  layers: number;
+  params: number;
+  batch: [number, number];
+  fits: boolean;
+  tokPerS?: number;
+  peakRssMb?: number;
+  firstMs?: number;
+  loss?: number[];
+  error?: string;
+  wallS?: number;
+}
+
+/** a pair during which other processes used more than this share of the cores gets a '*' */
+const BUSY = 0.15;
+const otherOf = (r?: ChildResult) => (typeof r?.otherCpu === 'number' ? r.otherCpu : 0);
+function cell(r: ChildResult | undefined, skipped = 'skipped'): string {
+  if (!r) return skipped;
+  if (r.ok) return fmt(r.tokPerS);
+  if (r.doesNotFit) return 'does not fit';
+  if (r.timedOut) return 'timeout';
+  return 'error';
+}
+const mb = (r?: ChildResult) => (r?.ok || r?.peakRssMb ? fmt(r?.peakRssMb) : '—');
+const millions = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : `${(n / 1e3).toFixed(0)}K`);
+
+function table(rows: CaseResult[]): string {
+  const head = ['case', 'params', 'trainable', 'batch B×T', 'heed tok/s', 'torch tok/s', 'ratio', 'peak RSS MB heed / torch', 'compile s (heed)'];
+  const lines = rows.map((r) => {
+    let ratio = fmt(r.ratio, 2);
+    if (ratio !== '—' && Math.max(otherOf(r.heed), otherOf(r.torch)) > BUSY) ratio += '*';
+    const compile = r.heed?.ok && typeof r.heed.firstMs === 'number' ? fmt((r.heed.firstMs - (r.heed.medianMs ?? 0)) / 1000, 1) : '—';
+    return [r.id, millions(r.params), millions(r.trainableParams), r.batch.join('×'), cell(r.heed), cell(r.torch, r.torch === undefined ? '—' : 'skipped'), ratio, `${mb(r.heed)} / ${mb(r.torch)}`, compile];
+  });
+  return markdownTable(head, lines);
+}
+
+async function main() {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: process.env.HEED_BENCH_QUICK === '1' },
+      cases: { type: 'string' },
+      'no-torch': { type: 'boolean', default: false },
+      'no-search': { type: 'boolean', default: false },
+      'no-save': { type: 'boolean', default: false },
+      'search-budget': { type: 'string', default: '900' },
+      'idle-wait': { type: 'string', default: process.env.HEED_BENCH_IDLE_WAIT ?? '20' },
+      'keep-tmp': { type: 'boolean', default: false },
+      checkpointing: { type: 'string' },
+      child: { type: 'string' },
+      'make-model': { type: 'string' },
+    },
+  });
+  if (values['make-model']) return childMain(() => makeModelChild(JSON.parse(values['make-model']!) as MakeModelSpec));
+  if (values.child) return childMain(() => trainChild(JSON.parse(values.child!) as TrainSpec));
+
+  const quick = values.quick!;
+  const t0 = performance.now();
+  const log = makeLog(t0);
+  const threads = benchThreads();
+  const idleWait = Number(values['idle-wait']);
+  const all = cases(quick);
+  const wanted = values.cases?.split(',').map((s) => s.trim()).filter(Boolean);
+  const matches = (key: string) => !wanted || wanted.some((w) => key.startsWith(w));
+  const selected = all.filter((c) => matches(c.id) || matches(c.group));
+  const runSearch = !quick && !values['no-search'] && (!wanted || wanted.some((w) => 'full-search'.startsWith(w) || w === 'search'));
+  if (wanted && !selected.length && !runSearch) throw new Error(`--cases ${values.cases}: no case matches; cases: ${all.map((c) => c.id).join(', ')}, full-search`);
+  for (const f of [LIMA, SMOL_TOKENIZER, join(BYTE_TOKENIZER_DIR, 'tokenizer.json')]) if (!existsSync(f)) throw new Error(`${f} not found (the benchmark trains on LIMA rows with these tokenizers)`);
+  const torchVersion = values['no-torch'] ? null : await torchAvailable();
+  if (!values['no-torch'] && !torchVersion) console.log(`note: ${PYTHON} has no usable torch: PyTorch columns are skipped (Debian: apt-get install python3-torch libopenblas0-openmp)`);
+  log(`threads ${threads}, torch ${torchVersion ?? 'absent'}, cases ${selected.map((c) => c.id).join(', ')}${runSearch ? ', full-search' : ''}${quick ? ' (quick)' : ''}`);
+
+  const tmp = mkdtempSync(join(os.tmpdir(), 'heed-train-bench-'));
+  const cleanup = () => {
+    if (!values['keep-tmp']) rmSync(tmp, { recursive: true, force: true });
+  };
+  process.on('exit', cleanup);
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130));
+
+  const { parseModelConfig, parameterCount, expectedShapes } = await import('../src/models/config.js');
+  const { loraModules } = await import('../src/train/lora.js');
+  const trainableOf = (config: Record<string, unknown>, lora: LoraSpec | null) => {
+    const c = parseModelConfig(config);
+    if (!lora) return parameterCount(c);
+    const shapes = expectedShapes(c);
+    return loraModules(c, lora.targets as never, (n) => shapes.get(n)!).reduce((a, m) => a + lora.r * (m.inDim + m.outDim), 0);
+  };
+
+  // model folders: one per distinct (config, tokenizer), removed once no later case needs it
+  let nModels = 0;
+  let current: { key: string; dir: string; res: ChildResult } | undefined;
+  const modelFor = async (config: Record<string, unknown>, tokenizer: TokenizerKind): Promise<{ dir: string; res: ChildResult }> => {
+    const key = JSON.stringify([config, tokenizer]);
+    if (current?.key === key) return current;
+    if (current) rmSync(current.dir, { recursive: true, force: true });
+    const dir = join(tmp, `model-${nModels++}`);
+    const res = await runChild('--make-model', { config, dir, tokenizer, seed: 0 } satisfies MakeModelSpec, 900, threads);
+    current = { key, dir, res };
+    return current;
+  };
+  let nRuns = 0;
+  const runHeed = async (c: { config: Record<string, unknown>; tokenizer: TokenizerKind; batch: [number, number]; lora: LoraSpec | null; drop: number; minTimed: number; maxTimed: number; budgetS: number; timeoutS: number }): Promise<{ heed: ChildResult; model: ChildResult }> => {
+    const m = await modelFor(c.config, c.tokenizer);
+    if (!m.res.ok) return { heed: { ok: false, error: `writing the model folder failed: ${m.res.error}`, doesNotFit: false }, model: m.res };
+    const outDir = join(tmp, `run-${nRuns++}`);
+    mkdirSync(outDir, { recursive: true });
+    const idle = idleWait > 0 ? await waitIdle(idleWait) : undefined;
+    const spec: TrainSpec = { modelDir: m.dir, outDir, batch: c.batch, lora: c.lora, drop: c.drop, minTimed: c.minTimed, maxTimed: c.maxTimed, budgetS: c.budgetS, threads, checkpointing: values.checkpointing };
+    const r = await runChild('--child', spec, c.timeoutS, threads);
+    rmSync(outDir, { recursive: true, force: true });
+    if (idle) Object.assign(r, idle);
+    return { heed: r, model: m.res };
+  };
+  const other = (r: ChildResult) => (typeof r.otherCpu === 'number' ? `, other processes used ${(100 * r.otherCpu).toFixed(0)}% of the cores` : '');
+
+  const rows: CaseResult[] = [];
+  for (const c of selected) {
+    const row: CaseResult = { id: c.id, shape: c.shape, note: c.note, config: c.config, params: parameterCount(parseModelConfig(c.config)), trainableParams: trainableOf(c.config, c.lora), batch: c.batch, lora: c.lora };
+    rows.push(row);
+    const { heed, model } = await runHeed(c);
+    row.heed = heed;
+    row.model = model;
+    log(`${c.id} heed: ${heed.ok ? `${fmt(heed.tokPerS)} tok/s (median step ${fmt(heed.medianMs)} ms, first ${fmt(heed.firstMs)} ms), peak RSS ${fmt(heed.peakRssMb)} MB, loss ${(heed.loss ?? []).map((x) => x.toFixed(3)).join(' ')}` : heed.error} (${fmt(heed.wallS, 1)} s${other(heed)})`);
+    if (c.torch && torchVersion) {
+      const idle = idleWait > 0 ? await waitIdle(idleWait) : undefined;
+      const spec = { measure: 'train', config: c.config, batch: c.batch, warmup: c.drop, iters: c.maxTimed, budgetS: c.budgetS, threads, promptLen: 32, newTokens: 64, seed: 0, adamw: ADAMW, gradClip: GRAD_CLIP, lora: c.lora };
+      const r = await runTorch(spec, c.timeoutS);
+      if (idle) Object.assign(r, idle);
+      row.torch = r;
+      log(`${c.id} torch: ${r.ok ? `${fmt(r.tokPerS)} tok/s (median step ${fmt(r.medianMs)} ms), peak RSS ${fmt(r.peakRssMb)} MB, loss ${(r.loss ?? []).map((x) => x.toFixed(3)).join(' ')}` : r.error} (${fmt(r.wallS, 1)} s${other(r)})`);
+    }
+    if (row.heed?.ok && row.torch?.ok && row.heed.tokPerS && row.torch.tokPerS) row.ratio = row.heed.tokPerS / row.torch.tokPerS;
+  }
+
+  // largest full fine-tuning: SmolLM2-135M width with its 49,152 vocabulary, bisecting on the depth at 1x256
+  const search: SearchProbe[] = [];
+  let largest: { layers: number; firstFailingLayers: number | null; exact: boolean; params?: number; tokPerS?: number; peakRssMb?: number } | undefined;
+  const searchBatch: [number, number] = [1, 256];
+  if (runSearch) {
+    const deadline = performance.now() + Number(values['search-budget']) * 1000;
+    const known = new Map<number, boolean>();
+    const probe = async (L: number): Promise<boolean> => {
+      if (known.has(L)) return known.get(L)!;
+      const config = smollm2Config(L);
+      const params = parameterCount(parseModelConfig(config));
+      const { heed: r } = await runHeed({ config, tokenizer: 'smollm2', batch: searchBatch, lora: null, drop: 1, minTimed: 1, maxTimed: 1, budgetS: 0, timeoutS: 900 });
+      known.set(L, r.ok);
+      search.push({ layers: L, params, batch: searchBatch, fits: r.ok, tokPerS: r.tokPerS, peakRssMb: r.peakRssMb, firstMs: r.firstMs, loss: r.loss, error: r.ok ? undefined : r.error, wallS: r.wallS });
+      log(`full-FT search: ${L} layers (${millions(params)}) at ${searchBatch.join('x')}: ${r.ok ? `fits, ${fmt(r.tokPerS)} tok/s, peak RSS ${fmt(r.peakRssMb)} MB` : r.error} (${fmt(r.wallS, 1)} s)`);
+      return r.ok;
+    };
+    // the whole model first (it may simply fit), then 1, then bisect
+    let lo = 0;
+    let bad = 31;
+    if (await probe(30)) lo = 30;
+    else {
+      bad = 30;
+      if (performance.now() < deadline) (await probe(1)) ? (lo = 1) : (bad = 1);
+    }
+    while (bad - lo > 1 && performance.now() < deadline) {
+      const mid = Math.floor((lo + bad) / 2);
+      if (await probe(mid)) lo = mid;
+      else bad = mid;
+    }
+    const best = search.find((p) => p.layers === lo && p.fits);
+    largest = { layers: lo, firstFailingLayers: bad <= 30 ? bad : null, exact: bad - lo === 1, params: best?.params, tokPerS: best?.tokPerS, peakRssMb: best?.peakRssMb };
+  }
+  if (current) rmSync(current.dir, { recursive: true, force: true });
+
+  const elapsedS = (performance.now() - t0) / 1000;
+  console.log(`\nheed train vs PyTorch, training tokens/s (B·T / median step time; ratio = heed / torch); threads ${threads}; ${os.cpus()[0]?.model ?? 'cpu'}`);
+  console.log(table(rows));
+  if (rows.some((r) => r.ratio !== undefined && Math.max(otherOf(r.heed), otherOf(r.torch)) > BUSY)) console.log(`  * other processes used more than ${100 * BUSY}% of the cores while this pair ran: timings are skewed (PyTorch's OpenMP threads suffer most), so this ratio is unreliable`);
+  console.log(`  step: LIMA rows, chatml, output mask, packed to T, AdamW lr ${ADAMW.lr} (betas ${ADAMW.beta1}/${ADAMW.beta2}, wd ${ADAMW.weightDecay}), grad clip ${GRAD_CLIP}; LoRA r=16 alpha 32 on q,k,v,o,gate,up,down`);
+  for (const r of rows.filter((x) => x.heed?.ok)) {
+    const h = r.heed!;
+    console.log(`  ${r.id}: heed ${(h.timesMs as number[]).length} timed step(s) (median ${fmt(h.medianMs)} ms, wall between steps ${fmt(h.wallMedianMs as number)} ms), first step ${fmt((h.firstMs ?? 0) / 1000, 1)} s, set-up ${fmt((h.setupMs as number) / 1000, 1)} s, fill ${fmt(100 * (h.fill as number))}%, loss ${(h.loss ?? []).map((x) => x.toFixed(3)).join(' ')}`);
+  }
+  const fails = rows.flatMap((r) => (['heed', 'torch'] as const).filter((e) => r[e] && !r[e]!.ok).map((e) => `  ${r.id} ${e}: ${r[e]!.error}`));
+  if (fails.length) console.log('failures:\n' + fails.join('\n'));
+  if (largest) {
+    const bound = largest.exact ? '' : ' (search stopped at its time budget: a lower bound)';
+    if (largest.layers === 0) console.log(`full fine-tuning at ${searchBatch.join('x')}, SmolLM2 width (vocab 49,152): ${largest.firstFailingLayers === 1 ? 'does not fit even with 1 layer' : 'nothing fits among the depths tried'}`);
+    else console.log(`largest full fine-tuning at ${searchBatch.join('x')}, SmolLM2 width (vocab 49,152): ${largest.layers} layers = ${millions(largest.params ?? 0)} params, ${fmt(largest.tokPerS)} tok/s, peak RSS ${fmt(largest.peakRssMb)} MB${largest.firstFailingLayers ? `; ${largest.firstFailingLayers} layers do not fit` : ''}${bound}`);
+  }
+  console.log(`total ${elapsedS.toFixed(0)} s`);
+
+  const result = {
+    date: new Date().toISOString(), quick, elapsedS, machine: machineInfo(), threads, torch: torchVersion,
+    heedEngine: rows.find((r) => r.heed?.engine)?.heed?.engine,
+    step: {
+      what: 'heed: src/train/trainer.ts train() (segmented gradients, grad norm + clipping, per-tensor AdamW) on LIMA rows (template chatml, mask output, packing, max_length T, batch_size B); torch: the same model in bench/torch_bench.py, cross-entropy on random ids (B x T), backward, clip_grad_norm_, AdamW',
+      adamw: ADAMW, gradClip: GRAD_CLIP, data: LIMA, checkpointing: values.checkpointing ?? 'trainer default (auto: layer by layer from 8 layers or 20M parameters, else one fused program)',
+      tokPerS: 'B*T / median step time; heed step time = tokens / tokens_per_s of metrics.jsonl, first `drop` steps excluded; realTokPerS counts non-padding tokens only',
+    },
+    cases: rows,
+    fullFineTuningSearch: runSearch ? { family: 'SmolLM2-135M width (hidden 576, 9 heads / 3 KV heads, intermediate 1536, vocab 49152, tied) with 1..30 layers', batch: searchBatch, steps: '3 (1 dropped, 1 timed, 1 ending the run)', tried: search, largest } : null,
+  };
+  if (!values['no-save']) {
+    const dir = `${HERE}results`;
+    mkdirSync(dir, { recursive: true });
+    const file = `${dir}/train-${stamp()}.json`;
+    writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
+    writeFileSync(`${dir}/train-latest.json`, JSON.stringify(result, null, 2) + '\n');
+    console.log(`saved ${file} and bench/results/train-latest.json`);
+  }
+}
+
+await main();
