@@ -10,7 +10,7 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
-import { fromHost, jit, np, toHost, tree, type Tensor } from '../engine/index.js';
+import { blockUntilReady, fromHost, jit, np, toHost, tree, type Tensor } from '../engine/index.js';
 import { HeedError } from '../errors.js';
 import { EngineGenerator } from '../decode/generate.js';
 import { loadTokenizer } from '../io/tokenizer.js';
@@ -159,8 +159,9 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
     m = {};
     v = {};
     for (const [k, t] of Object.entries(trainable)) {
-      m[k] = np.zeros(t.shape);
-      v[k] = np.zeros(t.shape);
+      // real buffers now (np.zeros is lazy): allocated before the first step fragments the wasm heap
+      m[k] = fromHost(new Float32Array(t.size), t.shape);
+      v[k] = fromHost(new Float32Array(t.size), t.shape);
     }
   }
   const nTrain = Object.values(trainable).reduce((a, t) => a + t.size, 0);
@@ -294,16 +295,25 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
       const a = cfg.adamw;
       const scal = Float32Array.of(lr / (1 - a.beta1 ** gt), 1 / Math.sqrt(1 - a.beta2 ** gt), 1 - lr * a.weight_decay, clip, a.beta1, a.beta2, a.eps);
       const np_: Params = {}, nm: Record<string, Tensor> = {}, nv: Record<string, Tensor> = {};
+      let queued = 0;
       for (const k of Object.keys(trainable)) {
         const upd = decays(k, trainable[k].shape) && !k.includes('lora_') ? fns.updDecay : fns.updPlain;
         const [p2, m2, v2] = upd(trainable[k], m[k], v[k], grads![k], fromHost(scal, [scal.length])) as Tensor[];
         np_[k] = p2;
         nm[k] = m2;
         nv[k] = v2;
+        // jax-js frees the old p, m, v and g only when the queued update has run: flush every ~64 MB of
+        // parameters so the old and new optimizer state never coexist in full (full FT of 135M would not fit)
+        queued += p2.size;
+        if (queued >= 16 * 2 ** 20) {
+          await p2.blockUntilReady();
+          queued = 0;
+        }
       }
       trainable = np_;
       m = nm;
       v = nv;
+      await blockUntilReady([trainable, m, v]); // the step's time includes its own update
       const ntok = micro.reduce((acc, b) => acc + tokensOf(b), 0);
       state = { ...state, step: state.step + 1, stageStep: state.stageStep + 1, micro: state.micro + micro.length, tokens: state.tokens + ntok };
       const secs = (performance.now() - ts) / 1000;
