@@ -26,8 +26,8 @@ import { parseArgs } from 'node:util';
 import { LLAMA_30M, PROBE, QWEN25_05B, SMOLLM2_135M, smollm2Config } from './shapes.js';
 import { HERE, PYTHON, ROOT, benchThreads, childMain, fmt, machineInfo, makeLog, markdownTable, median, peakRssMb, runProcess, runTorch, stamp, torchAvailable, waitIdle, type ChildResult } from './common.js';
 
-const LIMA = '/work/shared/data/lima.jsonl';
-const SMOL_TOKENIZER = '/work/shared/tokenizers/SmolLM2-135M-Instruct/tokenizer.json';
+const LIMA = join(ROOT, '..', 'shared', 'data', 'lima.jsonl');
+const SMOL_TOKENIZER = join(ROOT, '..', 'shared', 'tokenizers', 'SmolLM2-135M-Instruct', 'tokenizer.json');
 const BYTE_TOKENIZER_DIR = join(ROOT, 'models/tiny-dolly');
 const LORA_TARGETS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'];
 /** the optimizer settings of every case, on both sides (heed train's defaults, constant lr) */
