@@ -5,7 +5,11 @@
  *   (c) SFT with mask `output` (instruction tuning), IFS every few steps, early stop at the plateau
  *   (d) the same data with the `instruction` (IM) and `response-only` masks, for the same number of steps
  *   (e) a summary table (stdout) and an HTML report (report.html)
- * The tuned models are trained with the Alpaca template, the format of IFS variant A.
+ * The tuned models are trained on bare instruction → response pairs (template `plain`: the instruction, a space,
+ * the response, EOS), the format of IFS variant C (the bare instruction, no wrapper) — the paper's main variant
+ * for base models. Variants A (full Alpaca wrapper) and B ("### Response:" only) are measured too: a small base
+ * model that read answers in pretraining writes answer-shaped text after an explicit "### Response:" cue even
+ * untrained, so A and B say less about it than C does.
  */
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -41,8 +45,8 @@ export interface ModelEval {
 
 export function demoSettings(fast: boolean) {
   return fast
-    ? { prompts: 24, questions: 12, maxTokens: 32, steps: 30, evalEvery: 6, evalBudget: 16, batch: 4, accum: 2, maxLength: 256, lr: 3e-3 }
-    : { prompts: 60, questions: 30, maxTokens: 48, steps: 80, evalEvery: 10, evalBudget: 32, batch: 4, accum: 2, maxLength: 256, lr: 2e-3 };
+    ? { variant: 'C' as const, template: 'plain', prompts: 16, questions: 8, maxTokens: 24, steps: 28, evalEvery: 4, evalBudget: 16, batch: 4, accum: 2, maxLength: 192, lr: 3e-3, minIfs: 0.15 }
+    : { variant: 'C' as const, template: 'plain', prompts: 60, questions: 30, maxTokens: 48, steps: 120, evalEvery: 10, evalBudget: 32, batch: 4, accum: 2, maxLength: 256, lr: 2e-3, minIfs: 0.2 };
 }
 
 export function defaultDemoModel(): string {
@@ -69,7 +73,7 @@ export async function runDemo(o: DemoOptions): Promise<Record<string, unknown>> 
     const { gen, fits, logitsProcessors: procs, dispose } = await openGenerator(dir, { rules: adapter ?? undefined, maxTokens: S.maxTokens, warn: log });
     const bar = new Progress(`eval ${name}`, prompts.length * 3 + questions.length, o.quiet);
     const res = await scoreIfs(gen, classifier, prompts, { variants: ['A', 'B', 'C'], maxTokens: S.maxTokens, batchSize: 16, fits, generate: { logitsProcessors: procs }, onProgress: (d) => bar.update(d) });
-    const oq = await scoreObjecqa(gen, judge, questions, { variant: 'A', maxTokens: S.maxTokens, batchSize: 16, generate: { logitsProcessors: procs }, onProgress: (d) => bar.update(prompts.length * 3 + d, {}, d === questions.length) });
+    const oq = await scoreObjecqa(gen, judge, questions, { variant: S.variant, maxTokens: S.maxTokens, batchSize: 16, generate: { logitsProcessors: procs }, onProgress: (d) => bar.update(prompts.length * 3 + d, {}, d === questions.length) });
     bar.done();
     samplesByModel[name] = res.responses;
     writeFileSync(join(o.out, `responses-${name}.jsonl`), res.responses.map((r) => JSON.stringify(r)).join('\n') + '\n');
@@ -78,7 +82,7 @@ export async function runDemo(o: DemoOptions): Promise<Record<string, unknown>> 
     for (const s of res.scores as IfsScore[]) ifs[s.variant] = { ifs: s.ifs.value, ifs_ci: s.ifs.ci, ifs_partial: s.ifs_partial.value, ifs_full: s.ifs_full.value, n: s.ifs.n, skipped: s.skipped };
     const seconds = (performance.now() - ts) / 1000;
     timings[`eval ${name}`] = seconds;
-    log(`${name}: IFS A ${ifs.A.ifs.toFixed(2)}  B ${ifs.B.ifs.toFixed(2)}  C ${ifs.C.ifs.toFixed(2)}  ObjecQA ${oq.objective.value.toFixed(2)}  (${clock(seconds)})`);
+    log(`${name}: IFS C ${ifs.C.ifs.toFixed(2)}  A ${ifs.A.ifs.toFixed(2)}  B ${ifs.B.ifs.toFixed(2)}  ObjecQA ${oq.objective.value.toFixed(2)}  (${clock(seconds)})`);
     return { name, model: dir, adapter, ifs, objecqa: oq.objective.value, seconds };
   };
 
@@ -89,7 +93,7 @@ export async function runDemo(o: DemoOptions): Promise<Record<string, unknown>> 
       {
         model: base,
         data: repoPath('data/demo/dolly-train.jsonl'),
-        template: 'alpaca',
+        template: S.template,
         mask,
         max_length: S.maxLength,
         truncation: 'truncate-right',
@@ -104,7 +108,7 @@ export async function runDemo(o: DemoOptions): Promise<Record<string, unknown>> 
         save_every: 100000,
         keep_last: 1,
         seed: 0,
-        early_stopping: { ifs: { patience: 2, min_delta: 0.03, min_ifs: 0.5, budget: S.evalBudget, variant: 'A', max_tokens: S.maxTokens, batch_size: 16, measure_only: !earlyStop } },
+        early_stopping: { ifs: { patience: 2, min_delta: 0.03, min_ifs: S.minIfs, budget: S.evalBudget, variant: S.variant, max_tokens: S.maxTokens, batch_size: 16, measure_only: !earlyStop } },
         out: o.out,
         name,
       },
@@ -131,30 +135,30 @@ export async function runDemo(o: DemoOptions): Promise<Record<string, unknown>> 
   const evRo = await evaluate('response-only', roRun.last_checkpoint!, null);
   const evals = [evBase, evRules, evIt, evIm, evRo];
 
-  const row = (e: ModelEval) => [e.name, e.ifs.A.ifs, e.ifs.A.ifs_partial, e.ifs.A.ifs_full, e.ifs.B.ifs, e.ifs.C.ifs, e.objecqa];
+  const row = (e: ModelEval) => [e.name, e.ifs.C.ifs, e.ifs.C.ifs_partial, e.ifs.C.ifs_full, e.ifs.A.ifs, e.ifs.B.ifs, e.objecqa];
   const table: Table = {
     title: 'IFS per prompt variant and ObjecQA',
-    columns: ['model', 'IFS A', 'IFS_partial A', 'IFS_full A', 'IFS B', 'IFS C', 'ObjecQA'],
+    columns: ['model', 'IFS C', 'IFS_partial C', 'IFS_full C', 'IFS A', 'IFS B', 'ObjecQA'],
     rows: evals.map(row),
-    note: `${prompts.length} prompts (half partial, half full) per variant, greedy, ${S.maxTokens} new tokens; A = full Alpaca wrapper, B = "### Response:" suffix only, C = no wrapper. 95% Wilson intervals in summary.json.`,
+    note: `${prompts.length} prompts (half partial, half full) per variant, greedy, ${S.maxTokens} new tokens; C = the bare instruction (the format the tuned models were trained on), A = full Alpaca wrapper, B = "### Response:" suffix only; ObjecQA on the bare questions. 95% Wilson intervals in summary.json.`,
   };
   const early = itRun.stopped_early ? `stopped early at step ${itRun.stopped_early.step} (${itRun.stopped_early.reason})` : `did not plateau within ${S.steps} steps`;
   const trainTable: Table = {
     title: 'Instruction tuning runs',
-    columns: ['run', 'mask', 'steps', 'final held-out loss (output tokens)', 'best IFS (A, eval subset)', 'note'],
+    columns: ['run', 'mask', 'steps', 'final held-out loss (output tokens)', 'best IFS (C, eval subset)', 'note'],
     rows: [
       ['sft-output', 'output (IT)', itRun.steps, (itRun.final.eval_loss as number) ?? '', itRun.best?.value ?? '', early],
       ['sft-instruction', 'instruction (IM)', imRun.steps, (imRun.final.eval_loss as number) ?? '', (imRun['ifs-early-stopping'] as { ifs_best?: { ifs: number } })?.ifs_best?.ifs ?? '', 'same steps as IT'],
       ['sft-response-only', 'response-only', roRun.steps, (roRun.final.eval_loss as number) ?? '', (roRun['ifs-early-stopping'] as { ifs_best?: { ifs: number } })?.ifs_best?.ifs ?? '', 'same steps as IT'],
     ],
   };
-  // sample responses: the same full prompts (variant A) before and after
+  // sample responses: the same full prompts (variant C) before and after
   const samples: Sample[] = [];
-  const byId = (name: string) => new Map((samplesByModel[name] ?? []).filter((r) => r.variant === 'A').map((r) => [r.id, r]));
+  const byId = (name: string) => new Map((samplesByModel[name] ?? []).filter((r) => r.variant === S.variant).map((r) => [r.id, r]));
   const b0 = byId('base'), b1 = byId('base+rules'), b2 = byId('IT (output mask)');
   for (const r of [...b0.values()].filter((x) => x.kind === 'full').slice(0, 4)) {
     samples.push({
-      title: `prompt ${r.id} (variant A)`,
+      title: `prompt ${r.id} (variant ${S.variant})`,
       prompt: r.prompt,
       responses: [
         { label: 'base', text: r.response, answerLike: r.label === 1 },

@@ -99,7 +99,10 @@ export async function pretrain(o: PretrainOptions, onProgress: PretrainProgress 
   const tokDir = o.init ?? o.tokenizer;
   let previous: Record<string, unknown> | undefined;
   if (o.init && existsSync(join(o.init, 'training.json'))) previous = JSON.parse(readFileSync(join(o.init, 'training.json'), 'utf8'));
-  const stepOffset = previous ? Number(previous.stepOffset ?? 0) + Number((previous.training as { steps?: number } | undefined)?.steps ?? 0) : 0;
+  // the global step of the weights in --init: the last curve point written with them (a run stopped before its
+  // planned steps saved its folder at an evaluation), else the previous offset plus its planned steps
+  const prevCurve = previous?.curve as Array<{ step: number }> | undefined;
+  const stepOffset = previous ? Number(prevCurve?.at(-1)?.step ?? Number(previous.stepOffset ?? 0) + Number((previous.training as { steps?: number } | undefined)?.steps ?? 0)) : 0;
   if (tokDir) {
     tok = loadTokenizer(tokDir);
     mkdirSync(o.out, { recursive: true });
