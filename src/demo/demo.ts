@@ -46,7 +46,7 @@ export interface ModelEval {
 export function demoSettings(fast: boolean) {
   return fast
     ? { variant: 'C' as const, template: 'plain', prompts: 16, questions: 8, maxTokens: 24, steps: 28, evalEvery: 4, evalBudget: 16, batch: 4, accum: 2, maxLength: 192, lr: 3e-3, minIfs: 0.15 }
-    : { variant: 'C' as const, template: 'plain', prompts: 60, questions: 30, maxTokens: 48, steps: 120, evalEvery: 10, evalBudget: 32, batch: 4, accum: 2, maxLength: 256, lr: 2e-3, minIfs: 0.2 };
+    : { variant: 'C' as const, template: 'plain', prompts: 60, questions: 30, maxTokens: 48, steps: 120, evalEvery: 10, evalBudget: 32, batch: 4, accum: 2, maxLength: 256, lr: 2e-3, minIfs: 0.15 };
 }
 
 export function defaultDemoModel(): string {
