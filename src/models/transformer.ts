@@ -252,8 +252,17 @@ function gpt2Block(c: Gpt2Config, lp: Params, x: Tensor, ctx: BlockContext, o: F
 
 /** Final norm and LM head: x [B*T, D] → logits [B,T,V] (or [B,V] with lastOnly). Consumes x; reads p. */
 export function head(c: ModelConfig, p: Params, x: Tensor, B: number, T: number, lastOnly = false): Tensor {
-  const h = c.arch === 'gpt2' ? layerNorm(x, p['ln_f.weight'].ref, p['ln_f.bias'].ref, c.eps) : rmsNorm(x, p['model.norm.weight'].ref, c.rmsEps);
-  return lmHead(c, p, h, B, T, lastOnly);
+  return lmHead(c, p, finalNorm(c, p, x), B, T, lastOnly);
+}
+
+/** The final norm before the LM head. Consumes x; reads p. */
+export function finalNorm(c: ModelConfig, p: Params, x: Tensor): Tensor {
+  return c.arch === 'gpt2' ? layerNorm(x, p['ln_f.weight'].ref, p['ln_f.bias'].ref, c.eps) : rmsNorm(x, p['model.norm.weight'].ref, c.rmsEps);
+}
+
+/** The output matrix [V, D] (tied models: the embedding). Read, not consumed. */
+export function outputMatrix(c: ModelConfig, p: Params): Tensor {
+  return c.arch === 'gpt2' ? p['wte.weight'] : c.tieEmbeddings ? p['model.embed_tokens.weight'] : p['lm_head.weight'];
 }
 
 /** One forward pass. Consumes the inputs, the cache and writeMask; reads params. */

@@ -19,9 +19,9 @@
  * The numbers equal the fused valueAndGrad of tokenNll (test/train-segmented.test.ts checks loss and
  * gradients on every architecture, full and LoRA).
  */
-import { jit, np, random, tree, valueAndGrad, grad as gradOf, type Tensor } from '../engine/index.js';
+import { jit, nn, np, random, tree, valueAndGrad, grad as gradOf, type Tensor } from '../engine/index.js';
 import type { ModelConfig } from '../models/config.js';
-import { block, blockContext, embed, embedNames, head, headNames, layerPrefix, type BlockContext, type ForwardOptions, type Params } from '../models/transformer.js';
+import { block, blockContext, embed, embedNames, finalNorm, head, headNames, outputMatrix, layerPrefix, type BlockContext, type ForwardOptions, type Params } from '../models/transformer.js';
 import { nllFromLogits, tokenNll, type TrainBatch } from './loss.js';
 
 export interface SegmentedOptions {
@@ -79,17 +79,60 @@ export function makeSegmented(c: ModelConfig, opts: SegmentedOptions): GradEngin
       return grads;
     });
   const blockGrad = blockGradFn(dropout > 0);
-  const lossOf = (hp: Params, x: Tensor, b: Pick<TrainBatch, 'targets' | 'weights'>) => {
-    const [B, T] = b.targets.shape;
-    return nllFromLogits(head(c, hp, x, B, T), b.targets).mul(b.weights).sum();
+  const headValue = jit((hp: Params, x: Tensor, targets: Tensor, weights: Tensor) => {
+    const [B, T] = targets.shape;
+    return nllFromLogits(head(c, hp, x, B, T), targets).mul(weights).sum();
+  });
+  // Head gradient for the input only (frozen head: LoRA). Written out instead of autodiff through the output
+  // matmul: dh = (w/norm · (softmax − onehot)) · W, then the final norm's vjp by autodiff. Autodiff through
+  // x·Wᵀ made the program hold several W-sized buffers (a Qwen2.5-0.5B head step took 1.8 GB beyond the
+  // weights, 545 MB per copy of its tied [151936, 896] embedding); this form holds none.
+  /** value, d = w/norm · (softmax − onehot) [R, V] and the normed input h [R, D] of one head chunk */
+  const headForward = (hp: Params, x: Tensor, targets: Tensor, weights: Tensor, norm: Tensor) => {
+    const [, R] = targets.shape;
+    const W = outputMatrix(c, hp);
+    const h = finalNorm(c, hp, x);
+    const logits = np.matmul(h.ref, W.ref.transpose());
+    const V = logits.shape[1];
+    const lse = nn.logsumexp(logits.ref, -1, { keepdims: true });
+    const tgt = targets.reshape([R, 1]);
+    const iota = np.arange(V, undefined, undefined, { dtype: np.int32 }).reshape([1, V]);
+    const picked = np.takeAlongAxis(logits.ref, tgt.ref, -1);
+    const wn = weights.reshape([R, 1]).div(norm);
+    const value = lse.ref.sub(picked).mul(wn.ref).sum();
+    const d = np.exp(logits.sub(lse)).sub(np.equal(tgt, iota).astype(np.float32)).mul(wn);
+    return { value, d, h, W };
   };
-  const headValue = jit((hp: Params, x: Tensor, targets: Tensor, weights: Tensor) => lossOf(hp, x, { targets, weights }));
-  const headGradX = jit((hF: Params, x: Tensor, targets: Tensor, weights: Tensor, norm: Tensor) =>
-    valueAndGrad((xx: Tensor) => lossOf(hF, xx, { targets: targets.ref, weights: weights.ref }).div(norm.ref))(x),
-  );
-  const headGradAll = jit((hT: Params, hF: Params, x: Tensor, targets: Tensor, weights: Tensor, norm: Tensor) =>
-    valueAndGrad((t: Params, xx: Tensor) => lossOf({ ...hF, ...t }, xx, { targets: targets.ref, weights: weights.ref }).div(norm.ref), { argnums: [0, 1] })(hT, x),
-  );
+  // The head's gradients are written out instead of autodiff through the output matmul: dh = d·W, dW = dᵀ·h,
+  // then the final norm's vjp by autodiff. Autodiff through x·Wᵀ made the program hold several W-sized
+  // buffers (a Qwen2.5-0.5B LoRA head step took 1.8 GB beyond the weights: 545 MB per copy of its tied
+  // [151936, 896] embedding); written out it holds none (87 MB). Same numbers (test/train-segmented.test.ts).
+  const headGradX = jit((hF: Params, x: Tensor, targets: Tensor, weights: Tensor, norm: Tensor) => {
+    const { value, d, h, W } = headForward(hF, x.ref, targets, weights, norm);
+    h.dispose();
+    const dh = np.matmul(d, W.ref);
+    const dx = gradOf((xx: Tensor) => finalNorm(c, hF, xx).mul(dh.ref).sum())(x);
+    dh.dispose();
+    return [value, dx];
+  });
+  const wName = (hp: Params) => Object.keys(hp).find((k) => hp[k] === outputMatrix(c, hp));
+  const headGradAll = jit((hT: Params, hF: Params, x: Tensor, targets: Tensor, weights: Tensor, norm: Tensor) => {
+    const all = { ...hF, ...hT };
+    const { value, d, h, W } = headForward(all, x.ref, targets, weights, norm);
+    const dh = np.matmul(d.ref, W.ref);
+    const wn = wName(all)!;
+    const rest: Params = {};
+    for (const [k, v] of Object.entries(hT)) if (k !== wn) rest[k] = v;
+    const [dRest, dx] = gradOf((t: Params, xx: Tensor) => finalNorm(c, { ...all, ...t }, xx).mul(dh.ref).sum(), { argnums: [0, 1] })(rest, x) as unknown as [Params, Tensor];
+    dh.dispose();
+    const dT: Params = { ...dRest };
+    if (hT[wn]) dT[wn] = np.matmul(d.transpose(), h);
+    else {
+      d.dispose();
+      h.dispose();
+    }
+    return [value, [dT, dx]];
+  });
 
   const split = (p: Params, names: string[]) => {
     const T: Params = {};
