@@ -192,3 +192,20 @@ test('a row whose first generated token is EOS yields empty text, not a crash', 
   assert.equal(r[0].finishReason, 'eos');
   disposeParams(model.params);
 });
+
+test('block-by-block prefill (used for larger models) generates exactly what the whole-model prefill does', async () => {
+  for (const name of ['llama-gqa', 'gpt2', 'mistral-window']) {
+    const model = await loadModel(join(TINY, name));
+    const prompts = [[5, 6, 7, 8, 9], [40, 41], [100, 3, 4, 90, 91, 92, 93, 94, 95]];
+    const fused = new EngineGenerator(model);
+    fused.prefillMode = 'fused';
+    const layers = new EngineGenerator(model);
+    layers.prefillMode = 'layers';
+    const a = await fused.generateIds(prompts, { maxTokens: 6, eosIds: [] });
+    const b = await layers.generateIds(prompts, { maxTokens: 6, eosIds: [] });
+    assert.deepEqual(b.map((g) => g.ids), a.map((g) => g.ids), name);
+    fused.dispose();
+    layers.dispose();
+    disposeParams(model.params);
+  }
+});
