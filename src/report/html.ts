@@ -104,7 +104,7 @@ function samplesHtml(samples: Sample[]): string {
     .map(
       (s) =>
         `<div class="sample"><div class="prompt"><b>${esc(s.title)}</b><pre>${esc(s.prompt)}</pre></div>${s.responses
-          .map((r) => `<div class="resp ${r.answerLike === undefined ? '' : r.answerLike ? 'yes' : 'no'}"><span class="who">${esc(r.label)}${r.answerLike === undefined ? '' : r.answerLike ? ' · answer-like' : ' · continuation-like'}</span><pre>${esc(r.text)}</pre></div>`)
+          .map((r) => `<div class="resp ${r.answerLike === undefined ? '' : r.answerLike ? 'yes' : 'no'}"><span class="who">${esc(r.label)}${r.answerLike === undefined ? '' : r.answerLike ? ' · answer-like' : ' · continuation-like'}</span>${r.text.trim() ? `<pre>${esc(r.text)}</pre>` : '<pre class="empty">(empty response: the model ended at once)</pre>'}</div>`)
           .join('')}</div>`,
     )
     .join('');
@@ -172,6 +172,7 @@ h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ddd
 table{border-collapse:collapse;font-size:13px;margin:6px 0}td,th{border:1px solid #ddd;padding:4px 8px;text-align:left}th{background:#f3f4f6}
 .note{color:#555;font-size:12px}.sample{border:1px solid #e5e7eb;border-radius:6px;padding:8px;margin:10px 0}
 pre{white-space:pre-wrap;margin:4px 0;font-size:12px;background:#f9fafb;padding:6px;border-radius:4px}
+pre.empty{color:#6b7280;font-style:italic}
 .resp.yes pre{border-left:3px solid #16a34a}.resp.no pre{border-left:3px solid #dc2626}.who{font-size:12px;color:#374151}
 </style></head><body>
 <h1>${esc(title)}</h1>
