@@ -57,12 +57,11 @@ class NodeWebWorker {
 /** Install the polyfill with `threads` workers (navigator.hardwareConcurrency is what jax-js reads). */
 export function installNodeWorkers(threads: number): void {
   const g = globalThis as Record<string, unknown>;
-  if (threads <= 1) {
-    // one thread: no pool at all. jax-js then runs kernels synchronously on the main thread, which saves the
-    // postMessage round trip per kernel (decode: 1.6-1.8x faster than a one-worker pool, bench/README.md)
-    if (g.Worker === NodeWebWorker) delete g.Worker;
-    return;
-  }
+  // one thread from the start (HEED_THREADS=1): no pool at all. jax-js then runs kernels synchronously on the
+  // main thread, saving the postMessage round trip per kernel (decode: 1.6-1.8x faster than a one-worker pool,
+  // bench/README.md). Once the polyfill is in place it stays (jax-js may already rely on it); a later request
+  // for one thread then gets a pool of one worker.
+  if (threads <= 1 && typeof g.Worker === 'undefined') return;
   if (typeof g.Worker === 'undefined') g.Worker = NodeWebWorker;
   const nav = (g.navigator ?? {}) as Record<string, unknown>;
   try {
