@@ -9,7 +9,7 @@
 import { jit, np, fromHost, toHost, tree, type Tensor } from '../engine/index.js';
 import { HeedError } from '../errors.js';
 import { ropeInvFreq, type ModelConfig } from '../models/config.js';
-import { block, blockContext, embed, embedNames, forward, head, headNames, layerParams, type KvCache, type Params } from '../models/transformer.js';
+import { block, blockContext, contextFrom, contextTensors, embed, embedNames, forward, head, headNames, layerParams, pickParams, runsLayerByLayer, type KvCache, type Params } from '../models/transformer.js';
 import type { Model } from '../models/load.js';
 import { mulberry32 } from '../models/random.js';
 import { sampleToken, type SamplingOptions } from './sampling.js';
@@ -90,16 +90,13 @@ export class EngineGenerator implements TextGenerator {
   }
 
   /**
-   * Prefill block by block for larger models (≥ 8 layers or ≥ 20M parameters, the trainer's rule): one jitted
+   * Prefill block by block for larger models (runsLayerByLayer, the trainer's rule): one jitted
    * whole-model prefill holds every layer's intermediates at once, and each prompt length compiles a program
    * whose buffers the wasm allocator cannot reuse for other lengths — `heed ifs` on the SmolLM2-135M shape ran
    * out of the 4 GiB heap after 64 prompts. Block by block (each awaited), one block's buffers are alive.
    */
   private layered(): boolean {
-    if (this.prefillMode !== 'auto') return this.prefillMode === 'layers';
-    const c = this.model.config;
-    const n = Object.values(this.model.params).reduce((a, t) => a + t.size, 0);
-    return c.layers >= 8 || n >= 20e6;
+    return this.prefillMode === 'auto' ? runsLayerByLayer(this.model.config, this.model.params) : this.prefillMode === 'layers';
   }
 
   private layerFns?: { ctx: ReturnType<typeof jit>; embed: ReturnType<typeof jit>; head: ReturnType<typeof jit>; blocks: Map<number, ReturnType<typeof jit>> };
@@ -108,10 +105,7 @@ export class EngineGenerator implements TextGenerator {
     const c = this.model.config;
     const o = { loraScale: this.model.loraScale };
     const f = (this.layerFns ??= {
-      ctx: jit((positions: Tensor, qSeg: Tensor, kSeg: Tensor, qSlot: Tensor, kSlot: Tensor, invFreq: Tensor): Record<string, Tensor> => {
-        const x = blockContext(c, { positions, qSeg, kSeg, qSlot, kSlot }, { invFreq });
-        return x.cos ? { bias: x.bias, cos: x.cos, sin: x.sin! } : { bias: x.bias };
-      }),
+      ctx: jit((positions: Tensor, qSeg: Tensor, kSeg: Tensor, qSlot: Tensor, kSlot: Tensor, invFreq: Tensor) => contextTensors(blockContext(c, { positions, qSeg, kSeg, qSlot, kSlot }, { invFreq }))),
       embed: jit((e: Params, ids: Tensor, positions: Tensor) => embed(c, e, ids, positions)),
       head: jit((hp: Params, x3: Tensor) => {
         const [B, T, D] = x3.shape;
@@ -122,18 +116,17 @@ export class EngineGenerator implements TextGenerator {
     let blk = f.blocks.get(capacity);
     if (!blk) {
       blk = jit((lp: Params, x: Tensor, ctx: Record<string, Tensor>) => {
-        const T = ctx.bias.shape[3];
-        const r = block(c, lp, x, { B: ctx.bias.shape[0], T, bias: ctx.bias, cos: ctx.cos, sin: ctx.sin }, o);
-        const padKv = (t: Tensor) => np.pad(t, [[0, 0], [0, 0], [0, capacity - T], [0, 0]]);
+        const bc = contextFrom(ctx);
+        const r = block(c, lp, x, bc, o);
+        const padKv = (t: Tensor) => np.pad(t, [[0, 0], [0, 0], [0, capacity - bc.T], [0, 0]]);
         return { x: r.x, k: padKv(r.k), v: padKv(r.v) };
       });
       f.blocks.set(capacity, blk);
     }
     const p = this.model.params;
-    const pick = (names: string[]) => Object.fromEntries(names.filter((n) => p[n]).map((n) => [n, p[n].ref]));
     const [B, T] = args.ids.shape;
     const ctx = f.ctx(args.positions.ref, args.qSeg, args.kSeg, args.qSlot, args.kSlot, args.invFreq) as Record<string, Tensor>;
-    let x = f.embed(pick(embedNames(c)), args.ids, args.positions) as Tensor;
+    let x = f.embed(pickParams(p, embedNames(c)), args.ids, args.positions) as Tensor;
     const k: Tensor[] = [];
     const v: Tensor[] = [];
     for (let l = 0; l < c.layers; l++) {
@@ -144,7 +137,7 @@ export class EngineGenerator implements TextGenerator {
       await x.blockUntilReady();
     }
     tree.dispose(ctx);
-    return { logits: f.head(pick(headNames(c)), x.reshape([B, T, c.hidden])) as Tensor, k, v };
+    return { logits: f.head(pickParams(p, headNames(c)), x.reshape([B, T, c.hidden])) as Tensor, k, v };
   }
 
   /** prefill whole-model (`fused`), block by block (`layers`), or by model size (`auto`) */

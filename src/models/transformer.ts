@@ -129,8 +129,7 @@ function mergeCache(old: Tensor | undefined, fresh: Tensor, writeMask: Tensor | 
 function lmHead(c: ModelConfig, p: Params, x: Tensor, B: number, T: number, lastOnly: boolean): Tensor {
   let h = x;
   if (lastOnly) h = h.reshape([B, T, c.hidden]).slice([], T - 1);
-  const w = c.arch === 'gpt2' ? p['wte.weight'].ref : c.tieEmbeddings ? p['model.embed_tokens.weight'].ref : p['lm_head.weight'].ref;
-  const logits = np.matmul(h, w.transpose());
+  const logits = np.matmul(h, outputMatrix(c, p).ref.transpose());
   return lastOnly ? logits : logits.reshape([B, T, c.vocabSize]);
 }
 
@@ -164,6 +163,26 @@ export function disposeContext(ctx: BlockContext): void {
   ctx.sin?.dispose();
 }
 
+/** A block context as a plain record of arrays (what a jitted function can return or take). */
+export function contextTensors(ctx: BlockContext): Record<string, Tensor> {
+  return ctx.cos ? { bias: ctx.bias, cos: ctx.cos, sin: ctx.sin! } : { bias: ctx.bias };
+}
+
+/** The inverse of contextTensors (B and T come from the bias [B,1,1,T,S]). */
+export function contextFrom(t: Record<string, Tensor>): BlockContext {
+  return { B: t.bias.shape[0], T: t.bias.shape[3], bias: t.bias, cos: t.cos, sin: t.sin };
+}
+
+/**
+ * Whether to run a model block by block (training gradients, generation prefill) rather than as one jitted
+ * program: from 8 layers or 20M parameters on. jax-js holds every buffer of a queued program until it has run,
+ * so a whole-model program needs every layer's intermediates at once; below this size that fits and one
+ * program is faster.
+ */
+export function runsLayerByLayer(c: ModelConfig, p: Params): boolean {
+  return c.layers >= 8 || Object.values(p).reduce((a, t) => a + t.size, 0) >= 20e6;
+}
+
 /** Names of the embedding tensors (read by `embed`). */
 export function embedNames(c: ModelConfig): string[] {
   return c.arch === 'gpt2' ? ['wte.weight', 'wpe.weight'] : ['model.embed_tokens.weight'];
@@ -171,13 +190,28 @@ export function embedNames(c: ModelConfig): string[] {
 
 /** Names of the tensors read by `head` (final norm and output matrix; tied models: the embedding). */
 export function headNames(c: ModelConfig): string[] {
-  if (c.arch === 'gpt2') return ['ln_f.weight', 'ln_f.bias', 'wte.weight'];
-  return ['model.norm.weight', c.tieEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight'];
+  return [...(c.arch === 'gpt2' ? ['ln_f.weight', 'ln_f.bias'] : ['model.norm.weight']), outputMatrixName(c)];
+}
+
+/** Name of the output matrix [V, D] (tied models: the embedding). */
+export function outputMatrixName(c: ModelConfig): string {
+  return c.arch === 'gpt2' ? 'wte.weight' : c.tieEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
 }
 
 /** Prefix of layer l's tensor names. */
 export function layerPrefix(c: ModelConfig, l: number): string {
   return c.arch === 'gpt2' ? `h.${l}.` : `model.layers.${l}.`;
+}
+
+/** Layer index and name inside the layer of a layer tensor or module name (undefined for other names). */
+export function splitLayerName(name: string): { layer: number; sub: string } | undefined {
+  const m = /^(?:model\.layers|h)\.(\d+)\.(.*)$/.exec(name);
+  return m ? { layer: Number(m[1]), sub: m[2] } : undefined;
+}
+
+/** The named tensors present in p, each with a new reference (for passing into a jitted call). */
+export function pickParams(p: Params, names: string[]): Params {
+  return Object.fromEntries(names.filter((n) => p[n]).map((n) => [n, p[n].ref]));
 }
 
 /** Layer l's tensors keyed by their names without the layer prefix (the same keys for every layer). */
@@ -262,7 +296,7 @@ export function finalNorm(c: ModelConfig, p: Params, x: Tensor): Tensor {
 
 /** The output matrix [V, D] (tied models: the embedding). Read, not consumed. */
 export function outputMatrix(c: ModelConfig, p: Params): Tensor {
-  return c.arch === 'gpt2' ? p['wte.weight'] : c.tieEmbeddings ? p['model.embed_tokens.weight'] : p['lm_head.weight'];
+  return p[outputMatrixName(c)];
 }
 
 /** One forward pass. Consumes the inputs, the cache and writeMask; reads params. */

@@ -21,7 +21,7 @@
  */
 import { jit, nn, np, random, tree, valueAndGrad, grad as gradOf, type Tensor } from '../engine/index.js';
 import type { ModelConfig } from '../models/config.js';
-import { block, blockContext, embed, embedNames, finalNorm, head, headNames, outputMatrix, layerPrefix, type BlockContext, type ForwardOptions, type Params } from '../models/transformer.js';
+import { block, blockContext, contextFrom, contextTensors, embed, embedNames, finalNorm, head, headNames, layerPrefix, outputMatrix, outputMatrixName, pickParams, splitLayerName, type ForwardOptions, type Params } from '../models/transformer.js';
 import { nllFromLogits, tokenNll, type TrainBatch } from './loss.js';
 
 export interface SegmentedOptions {
@@ -40,7 +40,10 @@ type Ctx = Record<string, Tensor>;
 /** logits per head call (rows × vocabulary): 8M floats = 32 MB per [rows, V] buffer */
 const HEAD_ELEMENTS = 8 * 2 ** 20;
 
-const pick = (p: Params, names: string[]): Params => Object.fromEntries(names.filter((n) => p[n]).map((n) => [n, p[n].ref]));
+/** LoRA dropout: a scaled keep-mask for module `index` from one layer's split keys. Reads keys. */
+function dropoutMask(keys: Tensor, index: number, dropout: number, shape: number[]): Tensor {
+  return random.bernoulli(keys.ref.slice(index), 1 - dropout, shape).astype(np.float32).mul(1 / (1 - dropout));
+}
 
 export function makeSegmented(c: ModelConfig, opts: SegmentedOptions): GradEngine {
   const dropout = opts.loraDropout ?? 0;
@@ -48,23 +51,16 @@ export function makeSegmented(c: ModelConfig, opts: SegmentedOptions): GradEngin
   const fwdOpts = (key: Tensor | undefined): ForwardOptions => {
     if (!key) return { loraScale: opts.loraScale };
     const ks = random.split(key, Math.max(1, modIndex.size));
-    return {
-      loraScale: opts.loraScale,
-      loraDropoutMasks: (m, shape) => random.bernoulli(ks.ref.slice(modIndex.get(m)!), 1 - dropout, shape).astype(np.float32).mul(1 / (1 - dropout)),
-    };
+    return { loraScale: opts.loraScale, loraDropoutMasks: (m, shape) => dropoutMask(ks, modIndex.get(m)!, dropout, shape) };
   };
-  const ctxOf = (t: Ctx): BlockContext => ({ B: t.bias.shape[0], T: t.bias.shape[3], bias: t.bias, cos: t.cos, sin: t.sin });
 
-  const ctxFn = jit((positions: Tensor, qSeg: Tensor, kSeg: Tensor, qSlot: Tensor, kSlot: Tensor, invFreq: Tensor): Ctx => {
-    const ctx = blockContext(c, { positions, qSeg, kSeg, qSlot, kSlot }, { invFreq });
-    return ctx.cos ? { bias: ctx.bias, cos: ctx.cos, sin: ctx.sin! } : { bias: ctx.bias };
-  });
+  const ctxFn = jit((positions: Tensor, qSeg: Tensor, kSeg: Tensor, qSlot: Tensor, kSlot: Tensor, invFreq: Tensor): Ctx => contextTensors(blockContext(c, { positions, qSeg, kSeg, qSlot, kSlot }, { invFreq })));
   const embedFwd = jit((e: Params, ids: Tensor, positions: Tensor) => embed(c, e, ids, positions));
   const embedGrad = jit((eT: Params, eF: Params, ids: Tensor, positions: Tensor, g: Tensor) =>
     gradOf((t: Params) => embed(c, { ...eF, ...t }, ids.ref, positions.ref).mul(g.ref).sum())(eT),
   );
   const runBlock = (lp: Params, x: Tensor, ctx: Ctx, key: Tensor | undefined) => {
-    const r = block(c, lp, x, ctxOf(ctx), fwdOpts(key));
+    const r = block(c, lp, x, contextFrom(ctx), fwdOpts(key));
     r.k.dispose();
     r.v.dispose();
     return r.x;
@@ -83,10 +79,6 @@ export function makeSegmented(c: ModelConfig, opts: SegmentedOptions): GradEngin
     const [B, T] = targets.shape;
     return nllFromLogits(head(c, hp, x, B, T), targets).mul(weights).sum();
   });
-  // Head gradient for the input only (frozen head: LoRA). Written out instead of autodiff through the output
-  // matmul: dh = (w/norm · (softmax − onehot)) · W, then the final norm's vjp by autodiff. Autodiff through
-  // x·Wᵀ made the program hold several W-sized buffers (a Qwen2.5-0.5B head step took 1.8 GB beyond the
-  // weights, 545 MB per copy of its tied [151936, 896] embedding); this form holds none.
   /** value, d = w/norm · (softmax − onehot) [R, V] and the normed input h [R, D] of one head chunk */
   const headForward = (hp: Params, x: Tensor, targets: Tensor, weights: Tensor, norm: Tensor) => {
     const [, R] = targets.shape;
@@ -115,12 +107,11 @@ export function makeSegmented(c: ModelConfig, opts: SegmentedOptions): GradEngin
     dh.dispose();
     return [value, dx];
   });
-  const wName = (hp: Params) => Object.keys(hp).find((k) => hp[k] === outputMatrix(c, hp));
   const headGradAll = jit((hT: Params, hF: Params, x: Tensor, targets: Tensor, weights: Tensor, norm: Tensor) => {
     const all = { ...hF, ...hT };
     const { value, d, h, W } = headForward(all, x.ref, targets, weights, norm);
     const dh = np.matmul(d.ref, W.ref);
-    const wn = wName(all)!;
+    const wn = outputMatrixName(c);
     const rest: Params = {};
     for (const [k, v] of Object.entries(hT)) if (k !== wn) rest[k] = v;
     const [dRest, dx] = gradOf((t: Params, xx: Tensor) => finalNorm(c, { ...all, ...t }, xx).mul(dh.ref).sum(), { argnums: [0, 1] })(rest, x) as unknown as [Params, Tensor];
@@ -156,13 +147,15 @@ export function makeSegmented(c: ModelConfig, opts: SegmentedOptions): GradEngin
     for (let a = 0; a < rows; a += n) chunks.push([a, Math.min(rows, a + n)]);
     return { rows, chunks };
   };
+  /** rows a..e of the final activations x [rows, D] and of the flat targets / weights [rows], as one [1, e-a] batch */
+  const chunkOf = (x: Tensor, tg: Tensor, w: Tensor, a: number, e: number): [Tensor, Tensor, Tensor] => [x.ref.slice([a, e]), tg.ref.slice([a, e]).reshape([1, e - a]), w.ref.slice([a, e]).reshape([1, e - a])];
   const eNames = embedNames(c);
   const hNames = headNames(c);
 
   /** Forward through the blocks, keeping every block input. Consumes nothing of p; consumes the batch's masking inputs and invFreq. */
   const forwardBlocks = async (p: Params, b: TrainBatch, invFreq: Tensor, keyBase: number | undefined) => {
     const ctx = ctxFn(b.positions.ref, b.segments.ref, b.segments, b.slots.ref, b.slots, invFreq) as Ctx;
-    const xs: Tensor[] = [embedFwd(pick(p, eNames), b.ids.ref, b.positions.ref) as Tensor];
+    const xs: Tensor[] = [embedFwd(pickParams(p, eNames), b.ids.ref, b.positions.ref) as Tensor];
     for (let l = 0; l < c.layers; l++) {
       const { T, F } = layerSplit(p, l);
       const x = xs[l].ref;
@@ -190,9 +183,7 @@ export function makeSegmented(c: ModelConfig, opts: SegmentedOptions): GradEngin
       let loss: Tensor | undefined;
       const dxs: Tensor[] = [];
       for (const [a, e] of chunks) {
-        const xc = x.ref.slice([a, e]);
-        const tc = tg.ref.slice([a, e]).reshape([1, e - a]);
-        const wc = w.ref.slice([a, e]).reshape([1, e - a]);
+        const [xc, tc, wc] = chunkOf(x, tg, w, a, e);
         let l: Tensor;
         if (trainHead) {
           const [lv, [dh, g]] = headGradAll(tree.ref(h.T), tree.ref(h.F), xc, tc, wc, norm.ref) as unknown as [Tensor, [Params, Tensor]];
@@ -240,13 +231,13 @@ export function makeSegmented(c: ModelConfig, opts: SegmentedOptions): GradEngin
       b.ids.dispose();
       b.positions.dispose();
       const { rows, chunks } = headChunks(b);
-      const hp = pick(p, hNames);
+      const hp = pickParams(p, hNames);
       const x = xs[c.layers];
       const tg = b.targets.reshape([rows]);
       const w = b.weights.reshape([rows]);
       let sum: Tensor | undefined;
       for (const [a, e] of chunks) {
-        const l = headValue(tree.ref(hp), x.ref.slice([a, e]), tg.ref.slice([a, e]).reshape([1, e - a]), w.ref.slice([a, e]).reshape([1, e - a])) as Tensor;
+        const l = headValue(tree.ref(hp), ...chunkOf(x, tg, w, a, e)) as Tensor;
         sum = sum ? sum.add(l) : l;
         await sum.blockUntilReady();
       }
@@ -275,17 +266,13 @@ export interface GradEngine {
 export function makeFused(c: ModelConfig, opts: SegmentedOptions): GradEngine {
   const dropout = opts.loraDropout ?? 0;
   const modIndex = new Map((opts.loraModules ?? []).map((m, i) => [m, i]));
-  const layerOf = (name: string) => {
-    const m = /^(?:model\.layers|h)\.(\d+)\.(.*)$/.exec(name)!;
-    return { l: Number(m[1]), sub: m[2] };
-  };
   const lossSumOf = (t: Params, fr: Params, b: TrainBatch, inv: Tensor, keys: Tensor[] | undefined) => {
     let split: Tensor[] | undefined;
     const masks = keys
       ? (name: string, shape: number[]) => {
           split ??= keys.map((k) => random.split(k, Math.max(1, modIndex.size)));
-          const { l, sub } = layerOf(name);
-          return random.bernoulli(split[l].ref.slice(modIndex.get(sub)!), 1 - dropout, shape).astype(np.float32).mul(1 / (1 - dropout));
+          const { layer, sub } = splitLayerName(name)!;
+          return dropoutMask(split[layer], modIndex.get(sub)!, dropout, shape);
         }
       : undefined;
     const nll = tokenNll(c, { ...fr, ...t }, b, inv, { loraScale: opts.loraScale, loraDropoutMasks: masks });
@@ -307,7 +294,7 @@ export function makeFused(c: ModelConfig, opts: SegmentedOptions): GradEngine {
       const { T, F } = split(p);
       const keys = Array.from({ length: dropout > 0 ? c.layers : 0 }, (_, l) => random.key(keyBase + l));
       const [loss, grads] = gradFn(T, F, b, invFreq, norm, keys) as [Tensor, Params];
-      return { loss: loss!, grads };
+      return { loss, grads };
     },
     async lossSum(p, b, invFreq) {
       return evalFn(tree.ref(p), b, invFreq) as Tensor;
@@ -319,4 +306,3 @@ export function makeFused(c: ModelConfig, opts: SegmentedOptions): GradEngine {
   };
 }
 
-export type Segmented = ReturnType<typeof makeSegmented>;

@@ -18,7 +18,7 @@ import type { HostTensor } from '../io/safetensors.js';
 import type { Batch } from '../data/pack.js';
 import { loadHostModel, saveHostModel, toDevice, toHostTensors } from '../models/load.js';
 import type { ModelConfig } from '../models/config.js';
-import type { Params } from '../models/transformer.js';
+import { runsLayerByLayer, splitLayerName, type Params } from '../models/transformer.js';
 import type { TrainBatch } from './loss.js';
 import { makeFused, makeSegmented } from './segmented.js';
 import { decays } from './adamw.js';
@@ -64,8 +64,7 @@ const tokensOf = (b: Batch) => b.segments.reduce((a, s) => a + (s >= 0 ? 1 : 0),
  * block's intermediates instead of the whole model's), the gradient norm, accumulation and per-tensor AdamW.
  */
 function compile(c: ModelConfig, layered: boolean, trainable: Set<string>, loraScale: number | undefined, loraDropout: number, loraModuleNames: string[]) {
-  const pre = (n: string) => n.replace(/^(model\.layers|h)\.\d+\./, '');
-  const o = { trainable, loraScale, loraDropout, loraModules: [...new Set(loraModuleNames.map(pre))] };
+  const o = { trainable, loraScale, loraDropout, loraModules: [...new Set(loraModuleNames.map((n) => splitLayerName(n)!.sub))] };
   const seg = layered ? makeSegmented(c, o) : makeFused(c, o);
   const sqSum = jit((g: Record<string, Tensor>) => {
     let s: Tensor | undefined;
@@ -166,10 +165,9 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
   }
   const nTrain = Object.values(trainable).reduce((a, t) => a + t.size, 0);
   log(`model ${cfg.model}: ${c.modelType}, ${lora ? `LoRA r=${lora.r} on ${mods.length} modules, ${nTrain.toLocaleString('en-US')} trainable parameters` : `full fine-tuning, ${nTrain.toLocaleString('en-US')} parameters`}`);
-  // checkpointing auto: layer by layer (memory of one block) from 8 layers or 20M parameters on, else one fused
-  // program (no recomputation: ~1.35x faster on the 2.2M demo model, and small models fit either way)
-  const nParams = Object.values({ ...frozen, ...trainable }).reduce((a, t) => a + t.size, 0);
-  const layered = cfg.checkpointing === 'layers' || (cfg.checkpointing === 'auto' && (c.layers >= 8 || nParams >= 20e6));
+  // checkpointing auto: layer by layer (memory of one block) for larger models, else one fused program (no
+  // recomputation: ~1.35x faster on the 2.2M demo model, and small models fit either way)
+  const layered = cfg.checkpointing === 'layers' || (cfg.checkpointing === 'auto' && runsLayerByLayer(c, { ...frozen, ...trainable }));
   const fns = compile(c, layered, new Set(Object.keys(trainable)), loraScale, lora?.dropout ?? 0, mods.map((x) => x.name));
 
   // --- plan: steps per stage (epochs × steps in the stage's first epoch, or steps)
