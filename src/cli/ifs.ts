@@ -1,6 +1,6 @@
 import type { Command } from './main.js';
 import { parse, num } from './args.js';
-import { deviceOption } from './common.js';
+import { evalModelOptions } from './common.js';
 import { HeedError } from '../errors.js';
 
 const usage = 'heed ifs --model <dir> [--prompts F] [--variant A|B|C|all] [--limit N] [--max-tokens N] [--batch N] [--out F] [--adapter rules[:preset|:file.json]] [--classifier F] [--json] [--device wasm|webgpu]';
@@ -13,18 +13,10 @@ export const command: Command = {
     const { values, positionals } = parse(
       argv,
       {
-        model: { type: 'string', short: 'm' },
+        ...evalModelOptions,
         prompts: { type: 'string' },
-        variant: { type: 'string' },
-        limit: { type: 'string' },
-        'max-tokens': { type: 'string' },
-        batch: { type: 'string' },
-        out: { type: 'string' },
         adapter: { type: 'string' },
         classifier: { type: 'string' },
-        threads: { type: 'string' },
-        json: { type: 'boolean' },
-        ...deviceOption,
       },
       usage,
     );

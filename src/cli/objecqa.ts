@@ -1,6 +1,6 @@
 import type { Command } from './main.js';
 import { parse, num } from './args.js';
-import { deviceOption } from './common.js';
+import { evalModelOptions } from './common.js';
 import { HeedError } from '../errors.js';
 
 const usage = 'heed objecqa --model <dir> [--questions F] [--variant A|B|C] [--limit N] [--max-tokens N] [--out F] [--adapter rules[:preset|:file.json]] [--judge F] [--json]  |  heed objecqa train-judge [--data F] [--out F] [--seed S]';
@@ -35,20 +35,12 @@ export const command: Command = {
     const { values, positionals } = parse(
       argv,
       {
-        model: { type: 'string', short: 'm' },
+        ...evalModelOptions,
         questions: { type: 'string' },
-        variant: { type: 'string' },
-        limit: { type: 'string' },
-        'max-tokens': { type: 'string' },
-        batch: { type: 'string' },
-        out: { type: 'string' },
         adapter: { type: 'string' },
         judge: { type: 'string' },
         data: { type: 'string' },
         seed: { type: 'string' },
-        threads: { type: 'string' },
-        json: { type: 'boolean' },
-        ...deviceOption,
       },
       usage,
     );
