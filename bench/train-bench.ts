@@ -61,16 +61,10 @@ interface TrainCase {
   timeoutS: number;
 }
 
-/** what the heed child is asked to do */
-interface TrainSpec {
+/** what the heed child is asked to do: the case's batch, adapter and timing plan, plus where and how */
+interface TrainSpec extends Pick<TrainCase, 'batch' | 'lora' | 'drop' | 'minTimed' | 'maxTimed' | 'budgetS'> {
   modelDir: string;
   outDir: string;
-  batch: [number, number];
-  lora: LoraSpec | null;
-  drop: number;
-  minTimed: number;
-  maxTimed: number;
-  budgetS: number;
   threads: number;
   /** the trainer's `checkpointing` key (auto | layers | off); undefined: its default */
   checkpointing?: string;
