@@ -97,8 +97,10 @@ test('heed pretrain: a tiny run writes a model folder that generate and model in
   writeFileSync(data, docs.slice(0, 400).join('\n<|endoftext|>\n'));
   const out = join(d, 'model');
   mkdirSync(out);
-  const r = heed('pretrain', '--data', data, '--out', out, '--vocab', '400', '--hidden', '32', '--layers', '2', '--heads', '2', '--kv-heads', '1', '--intermediate', '64', '--context', '64', '--batch', '4', '--seq', '32', '--steps', '60', '--lr', '1e-2', '--warmup', '5', '--eval-every', '20', '--eval-batches', '4', '--threads', '1');
+  const r = heed('pretrain', '--data', data, '--out', out, '--vocab', '400', '--hidden', '32', '--layers', '2', '--heads', '2', '--kv-heads', '1', '--intermediate', '64', '--context', '64', '--batch', '4', '--seq', '32', '--steps', '60', '--lr', '1e-2', '--warmup', '5', '--eval-every', '20', '--eval-batches', '4', '--threads', '1', '--samples', '4');
   assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /samples: 4 continuations of held-out document openings/);
+  assert.match(r.stderr, /known words +[\d.]+% +[\d.]+%/);
   assert.match(r.stdout, /held-out loss [\d.]+ -> [\d.]+/);
   assert.match(r.stderr, /BPE: 400 tokens/);
   for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json', 'training.json']) assert.ok(existsSync(join(out, f)), f);
@@ -107,6 +109,13 @@ test('heed pretrain: a tiny run writes a model folder that generate and model in
   const held = tj.curve.filter((p: { heldOut?: number }) => p.heldOut !== undefined).map((p: { heldOut: number }) => p.heldOut);
   assert.ok(held.length >= 4, JSON.stringify(held));
   assert.ok(held[held.length - 1] < held[0] - 0.5, `held-out ${held[0]} -> ${held[held.length - 1]}`);
+  // the end-of-run samples: 4 continuations with their statistics next to the held-out text's
+  assert.equal(tj.samples.samples.length, 4);
+  for (const k of ['model', 'reference']) assert.ok(tj.samples[k].knownWordRate >= 0 && tj.samples[k].knownWordRate <= 1 && tj.samples[k].words > 0, k);
+  assert.ok(tj.samples.reference.knownWordRate > 0.6, `held-out text is mostly words of the training text: ${tj.samples.reference.knownWordRate}`);
+  // their sampling settings become generation_config.json's defaults, which heed generate uses unless flags say otherwise
+  const gc = JSON.parse(readFileSync(join(out, 'generation_config.json'), 'utf8'));
+  assert.deepEqual(gc, { bos_token_id: 0, eos_token_id: 0, pad_token_id: 0, do_sample: true, temperature: tj.samples.settings.temperature, top_k: tj.samples.settings.topK, repetition_penalty: tj.samples.settings.repetitionPenalty });
   const cfg = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
   assert.equal(cfg.model_type, 'llama');
   assert.equal(cfg.tie_word_embeddings, true);
@@ -117,6 +126,13 @@ test('heed pretrain: a tiny run writes a model folder that generate and model in
   assert.equal(g.status, 0, g.stderr);
   const res = JSON.parse(g.stdout);
   assert.ok(res[0].tokens > 0);
+  assert.match(g.stderr, /\[generation_config.json: temperature [\d.]+, topK \d+, repetitionPenalty [\d.]+/);
+  // with the same seed sampling repeats itself; --temperature 0 is greedy (no notice about the file's temperature)
+  const g2 = heed('generate', '--model', out, '--prompt', 'The', '--max-tokens', '8', '--json');
+  assert.equal(JSON.parse(g2.stdout)[0].text, res[0].text);
+  const greedy = heed('generate', '--model', out, '--prompt', 'The', '--max-tokens', '8', '--json', '--temperature', '0');
+  assert.equal(greedy.status, 0, greedy.stderr);
+  assert.doesNotMatch(greedy.stderr, /generation_config.json: temperature/);
   // --init continues from the folder (its weights, shape and tokenizer); global step numbers; phase 1 kept
   const out2 = join(d, 'model2');
   const c = heed('pretrain', '--data', data, '--out', out2, '--init', out, '--steps', '20', '--batch', '4', '--seq', '32', '--lr', '5e-3', '--warmup', '2', '--eval-every', '10', '--eval-batches', '4', '--threads', '1', '--seed', '7');

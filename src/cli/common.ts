@@ -1,6 +1,7 @@
 import { HeedError } from '../errors.js';
 import { initEngine, type DeviceName } from '../engine/index.js';
 import { num } from './args.js';
+import type { SamplingOptions } from '../decode/sampling.js';
 
 export const deviceOption = { device: { type: 'string' as const } };
 
@@ -16,6 +17,24 @@ export const evalModelOptions = {
   json: { type: 'boolean' as const },
   ...deviceOption,
 };
+
+/** Sampling flags of the commands that sample text (generate, pretrain samples). */
+export const samplingOptions = {
+  temperature: { type: 'string' as const },
+  'top-p': { type: 'string' as const },
+  'top-k': { type: 'string' as const },
+  'repetition-penalty': { type: 'string' as const },
+};
+
+/** The sampling flags given (undefined where absent), checked. */
+export function samplingFlags(values: Record<string, unknown>): SamplingOptions {
+  return {
+    temperature: num(values.temperature, 'temperature', { min: 0 }),
+    topP: num(values['top-p'], 'top-p', { min: 0, max: 1 }),
+    topK: num(values['top-k'], 'top-k', { int: true, min: 0 }),
+    repetitionPenalty: num(values['repetition-penalty'], 'repetition-penalty', { min: 0.01 }),
+  };
+}
 
 export async function startEngine(device: unknown, threads?: unknown) {
   const d = (device ?? 'wasm') as string;

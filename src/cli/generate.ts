@@ -1,9 +1,10 @@
 import type { Command } from './main.js';
 import { parse, num } from './args.js';
-import { deviceOption, startEngine } from './common.js';
+import { deviceOption, samplingFlags, samplingOptions, startEngine } from './common.js';
 import { HeedError } from '../errors.js';
+import { samplingDefaults } from '../decode/sampling.js';
 
-const usage = 'heed generate --model <dir> --prompt "..." [--chat] [--system "..."] [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S] [--stop STR]... [--adapter rules[:preset|:file.json]] [--device wasm|webgpu] [--json]';
+const usage = 'heed generate --model <dir> --prompt "..." [--chat] [--system "..."] [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--repetition-penalty R] [--seed S] [--stop STR]... [--adapter rules[:preset|:file.json]] [--device wasm|webgpu] [--json]';
 
 export const command: Command = {
   path: ['generate'],
@@ -18,9 +19,7 @@ export const command: Command = {
         chat: { type: 'boolean' },
         system: { type: 'string' },
         'max-tokens': { type: 'string' },
-        temperature: { type: 'string' },
-        'top-p': { type: 'string' },
-        'top-k': { type: 'string' },
+        ...samplingOptions,
         seed: { type: 'string' },
         stop: { type: 'string', multiple: true },
         adapter: { type: 'string' },
@@ -34,11 +33,12 @@ export const command: Command = {
     if (!values.model) throw new HeedError('missing --model', `usage: ${usage}`);
     const prompts = values.prompt ?? [];
     if (prompts.length === 0) throw new HeedError('missing --prompt', 'pass --prompt "..." (repeat it for a batch)');
+    const { generationConfig } = await import('../models/load.js');
+    const sampling = samplingDefaults(samplingFlags(values), generationConfig(values.model));
+    if (sampling.from) console.error(`[${sampling.from}]`);
     const opts = {
       maxTokens: num(values['max-tokens'], 'max-tokens', { int: true, min: 1 }) ?? 128,
-      temperature: num(values.temperature, 'temperature', { min: 0 }) ?? 0,
-      topP: num(values['top-p'], 'top-p', { min: 0, max: 1 }),
-      topK: num(values['top-k'], 'top-k', { int: true, min: 0 }),
+      ...sampling.options,
       seed: num(values.seed, 'seed', { int: true, min: 0 }) ?? 0,
       stop: values.stop,
     };

@@ -15,6 +15,7 @@ const registry: Array<{ path: string[]; summary: string; load: () => Promise<Com
   { path: ['model', 'info'], summary: 'describe a Hugging Face model folder', load: async () => (await import('./model-info.js')).command },
   { path: ['train'], summary: 'supervised fine-tuning (full or LoRA) from a YAML config; --resume continues exactly', load: async () => (await import('./train.js')).command },
   { path: ['pretrain'], summary: 'pretrain a small Llama base model (and its BPE tokenizer) from scratch on plain text', load: async () => (await import('./pretrain.js')).command },
+  { path: ['pretrain', 'samples'], summary: 'continue held-out openings with a base model; known-word, loop and sentence rates vs real text', load: async () => (await import('./pretrain-samples.js')).command },
   { path: ['data', 'stats'], summary: 'token counts, loss-bearing tokens and instruction/output ratio of a data file', load: async () => (await import('./data-stats.js')).command },
   { path: ['data', 'inspect'], summary: 'print data rows with their loss-bearing tokens highlighted', load: async () => (await import('./data-inspect.js')).command },
   { path: ['ifs'], summary: 'Instruction Following Score (IFS) of a model folder, per prompt variant', load: async () => (await import('./ifs.js')).command },

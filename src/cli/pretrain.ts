@@ -5,7 +5,7 @@ import { Progress, clock } from './progress.js';
 import { HeedError } from '../errors.js';
 
 const usage =
-  'heed pretrain --data <file.txt|file.jsonl> --out <dir> [--tokenizer DIR | --vocab N | --init MODEL_DIR] [--hidden H] [--layers L] [--heads n] [--kv-heads k] [--intermediate I] [--context C] [--steps N] [--batch B] [--seq T] [--lr LR] [--warmup N] [--eval-every N] [--seed S] [--dtype F32|F16] [--threads N] [--quiet]';
+  'heed pretrain --data <file.txt|file.jsonl> --out <dir> [--tokenizer DIR | --vocab N | --init MODEL_DIR] [--hidden H] [--layers L] [--heads n] [--kv-heads k] [--intermediate I] [--context C] [--steps N] [--batch B] [--seq T] [--lr LR] [--warmup N] [--eval-every N] [--seed S] [--samples N] [--dtype F32|F16] [--threads N] [--quiet]';
 
 export const command: Command = {
   path: ['pretrain'],
@@ -33,6 +33,7 @@ export const command: Command = {
         warmup: { type: 'string' },
         'eval-every': { type: 'string' },
         'eval-batches': { type: 'string' },
+        samples: { type: 'string' },
         seed: { type: 'string' },
         dtype: { type: 'string' },
         threads: { type: 'string' },
@@ -69,6 +70,7 @@ export const command: Command = {
       warmup: int('warmup', 0) ?? Math.min(d.warmup, Math.floor(steps / 10)),
       evalEvery: int('eval-every') ?? Math.min(d.evalEvery, steps),
       evalBatches: int('eval-batches') ?? d.evalBatches,
+      samples: int('samples', 0) ?? d.samples,
       seed: int('seed', 0) ?? d.seed,
       dtype: dtype as 'F32' | 'F16',
     };
@@ -90,6 +92,10 @@ export const command: Command = {
     );
     bar?.done();
     const last = res.curve[res.curve.length - 1];
+    if (res.samples && !quiet) {
+      const { formatSampleReport } = await import('../pretrain/samples.js');
+      console.error(formatSampleReport(res.samples));
+    }
     console.log(`pretrained ${opts.out}: ${(res.params / 1e6).toFixed(2)}M parameters, ${opts.steps} steps, ${last.tokens} tokens in ${clock(last.seconds)}; held-out loss ${res.firstHeldOut.toFixed(3)} -> ${res.heldOut.toFixed(3)} (curve: ${opts.out}/training.json)`);
     return 0;
   },

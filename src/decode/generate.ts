@@ -12,7 +12,7 @@ import { ropeInvFreq, type ModelConfig } from '../models/config.js';
 import { block, blockContext, contextFrom, contextTensors, embed, embedNames, forward, head, headNames, layerParams, pickParams, runsLayerByLayer, type KvCache, type Params } from '../models/transformer.js';
 import type { Model } from '../models/load.js';
 import { mulberry32 } from '../models/random.js';
-import { sampleToken, type SamplingOptions } from './sampling.js';
+import { applyRepetitionPenalty, sampleToken, type SamplingOptions } from './sampling.js';
 
 /** Context passed to a logits processor. */
 export interface ProcessorContext {
@@ -237,6 +237,7 @@ export class EngineGenerator implements TextGenerator {
           if (done[b]) continue;
           let row = logits.subarray(b * V, (b + 1) * V);
           for (const proc of opts.logitsProcessors ?? []) row = proc(seqs[b], row, { row: b, promptLength: promptIds[b].length, step });
+          if (opts.repetitionPenalty !== undefined) row = applyRepetitionPenalty(row, seqs[b], opts.repetitionPenalty);
           const t = sampleToken(row, opts, rand);
           next[b] = t;
           if (eos.has(t)) {

@@ -1,10 +1,27 @@
-/** Host-side token selection: greedy, temperature, top-k, top-p (nucleus), seeded. Order as in transformers. */
+/** Host-side token selection: repetition penalty, then greedy, temperature, top-k, top-p (nucleus), seeded. Order as in transformers. */
 
 export interface SamplingOptions {
   /** 0 (or undefined) = greedy */
   temperature?: number;
   topK?: number;
   topP?: number;
+  /**
+   * transformers' repetition_penalty (CTRL, Keskar et al. 2019): the logit of every distinct token already in the
+   * sequence (prompt and generated) is divided by it when positive and multiplied by it when negative. 1 = off.
+   */
+  repetitionPenalty?: number;
+}
+
+/** Apply `repetitionPenalty` in place to the logits of the distinct ids in `ids`; returns `logits`. */
+export function applyRepetitionPenalty(logits: Float32Array, ids: readonly number[], penalty: number): Float32Array {
+  if (!(penalty > 0)) throw new RangeError(`repetition penalty must be > 0, got ${penalty}`);
+  if (penalty === 1) return logits;
+  for (const id of new Set(ids)) {
+    if (id < 0 || id >= logits.length) continue;
+    const x = logits[id];
+    logits[id] = x > 0 ? x / penalty : x * penalty;
+  }
+  return logits;
 }
 
 export function argmax(x: Float32Array): number {
@@ -56,4 +73,27 @@ export function sampleToken(logits: Float32Array, o: SamplingOptions, rand: () =
     if (r < 0) return idx[k];
   }
   return idx[idx.length - 1];
+}
+
+/**
+ * Sampling settings: the flags given, else the model's generation_config.json (as transformers' generate does:
+ * do_sample, temperature, top_k, top_p, repetition_penalty), else greedy. `from` says which came from the file.
+ */
+export function samplingDefaults(flags: SamplingOptions, gc: Record<string, unknown>): { options: SamplingOptions; from?: string } {
+  const n = (k: string) => (typeof gc[k] === 'number' ? (gc[k] as number) : undefined);
+  const sample = gc.do_sample === true;
+  const fromFile: Record<string, number | undefined> = {
+    temperature: flags.temperature === undefined && sample ? n('temperature') ?? 1 : undefined,
+    topK: flags.topK === undefined && sample ? n('top_k') : undefined,
+    topP: flags.topP === undefined && sample ? n('top_p') : undefined,
+    repetitionPenalty: flags.repetitionPenalty === undefined ? n('repetition_penalty') : undefined,
+  };
+  const options: SamplingOptions = {
+    temperature: flags.temperature ?? fromFile.temperature ?? 0,
+    topK: flags.topK ?? fromFile.topK,
+    topP: flags.topP ?? fromFile.topP,
+    repetitionPenalty: flags.repetitionPenalty ?? fromFile.repetitionPenalty,
+  };
+  const used = Object.entries(fromFile).filter(([, v]) => v !== undefined).map(([k, v]) => `${k} ${v}`);
+  return { options, from: used.length ? `generation_config.json: ${used.join(', ')} (flags override; --temperature 0 is greedy)` : undefined };
 }

@@ -16,6 +16,9 @@ import { loadTokenizer, type HeedTokenizer } from '../io/tokenizer.js';
 import { HeedError } from '../errors.js';
 import { trainBpe, bpeTokenizerJson, DEFAULT_SPECIALS, type BpeResult } from './bpe.js';
 import { readCorpus, splitHeldOut } from './corpus.js';
+import { SAMPLE_DEFAULTS, sampleFluency, samplePrompts, type SampleReport } from './samples.js';
+import { EngineGenerator } from '../decode/generate.js';
+import type { SamplingOptions } from '../decode/sampling.js';
 
 export interface PretrainOptions {
   data: string;
@@ -45,12 +48,14 @@ export interface PretrainOptions {
   heldOutFrac: number;
   /** save the folder at every evaluation (so a stopped run leaves a usable model) */
   saveEveryEval: boolean;
+  /** continuations of held-out openings sampled at the end and measured (src/pretrain/samples.ts); 0 = none */
+  samples: number;
 }
 
 export const PRETRAIN_DEFAULTS: Omit<PretrainOptions, 'data' | 'out'> = {
   vocab: 3072, hidden: 192, layers: 4, heads: 6, kvHeads: 2, intermediate: 512, context: 512,
   steps: 1000, batch: 8, seq: 256, lr: 2e-3, warmup: 100, weightDecay: 0.1, seed: 1234,
-  evalEvery: 100, evalBatches: 8, dtype: 'F32', heldOutFrac: 0.05, saveEveryEval: true,
+  evalEvery: 100, evalBatches: 8, dtype: 'F32', heldOutFrac: 0.05, saveEveryEval: true, samples: SAMPLE_DEFAULTS.samples,
 };
 
 export interface CurvePoint { step: number; loss: number; lr: number; tokens: number; seconds: number; heldOut?: number }
@@ -64,6 +69,7 @@ export interface PretrainResult {
   trainTokens: number;
   heldOutTokens: number;
   tokenizer: Record<string, unknown>;
+  samples?: SampleReport;
 }
 
 export type PretrainProgress = (p: { step: number; steps: number; loss: number; heldOut?: number; tokensPerSec: number; lr: number; phase: 'train' | 'eval' }) => void;
@@ -87,6 +93,18 @@ function writeTokenizerFiles(dir: string, tj: Record<string, unknown>, context: 
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tj));
   writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ bos_token: null, eos_token: '<|endoftext|>', pad_token: '<|endoftext|>', unk_token: null, model_max_length: context, tokenizer_class: 'PreTrainedTokenizerFast' }, null, 2) + '\n');
+}
+
+/** generation_config.json of a pretrained model: EOS = BOS = PAD, and the sampling its samples were measured with. */
+export function generationConfigJson(eos: number, sampling?: SamplingOptions): Record<string, unknown> {
+  const g: Record<string, unknown> = { bos_token_id: eos, eos_token_id: eos, pad_token_id: eos };
+  if (sampling && (sampling.temperature ?? 0) > 0) {
+    Object.assign(g, { do_sample: true, temperature: sampling.temperature });
+    if (sampling.topK) g.top_k = sampling.topK;
+    if (sampling.topP !== undefined) g.top_p = sampling.topP;
+  }
+  if (sampling?.repetitionPenalty !== undefined && sampling.repetitionPenalty !== 1) g.repetition_penalty = sampling.repetitionPenalty;
+  return g;
 }
 
 export async function pretrain(o: PretrainOptions, onProgress: PretrainProgress = () => {}, log: (s: string) => void = () => {}): Promise<PretrainResult> {
@@ -117,7 +135,7 @@ export async function pretrain(o: PretrainOptions, onProgress: PretrainProgress 
   }
   const eos = tok.tokenToId('<|endoftext|>');
   if (eos === undefined) throw new HeedError('the tokenizer has no <|endoftext|> token', 'train the BPE here (omit --tokenizer) or use a tokenizer with <|endoftext|>');
-  writeFileSync(join(o.out, 'generation_config.json'), JSON.stringify({ bos_token_id: eos, eos_token_id: eos, pad_token_id: eos }, null, 2) + '\n');
+  writeFileSync(join(o.out, 'generation_config.json'), JSON.stringify(generationConfigJson(eos), null, 2) + '\n');
 
   const enc = (ds: string[]) => {
     const ids: number[] = [];
@@ -232,5 +250,20 @@ export async function pretrain(o: PretrainOptions, onProgress: PretrainProgress 
     }
   }
   const s = summary(true);
-  return { curve, heldOut: heldNow, firstHeldOut: first, seconds: (performance.now() - t0) / 1000, params, trainTokens: trainIds.length, heldOutTokens: heldIds.length, tokenizer: s.tokenizer };
+  let samples: SampleReport | undefined;
+  if (o.samples > 0) {
+    // what the model writes, measured against held-out text (training.json "samples"); the same sampling
+    // settings become the folder's generation_config.json defaults for `heed generate`
+    const longest = Math.max(0, ...samplePrompts(heldOut, o.samples, SAMPLE_DEFAULTS.promptWords).map((x) => tok.encode(x.prompt).length));
+    const so = { ...SAMPLE_DEFAULTS, samples: o.samples, maxTokens: Math.min(SAMPLE_DEFAULTS.maxTokens, o.context - longest) };
+    if (so.maxTokens < 8) log(`samples skipped: the context (${o.context}) leaves ${so.maxTokens} tokens after the longest prompt (${longest})`);
+    else {
+      const gen = new EngineGenerator({ config, params: p, tokenizer: tok });
+      samples = await sampleFluency(gen, train, heldOut, so);
+      gen.dispose();
+      writeFileSync(join(o.out, 'training.json'), JSON.stringify({ ...s, samples }, null, 2) + '\n');
+      writeFileSync(join(o.out, 'generation_config.json'), JSON.stringify(generationConfigJson(eos, so), null, 2) + '\n');
+    }
+  }
+  return { curve, heldOut: heldNow, firstHeldOut: first, seconds: (performance.now() - t0) / 1000, params, trainTokens: trainIds.length, heldOutTokens: heldIds.length, tokenizer: s.tokenizer, samples };
 }
