@@ -115,7 +115,7 @@ test('heed pretrain: a tiny run writes a model folder that generate and model in
   assert.ok(tj.samples.reference.knownWordRate > 0.6, `held-out text is mostly words of the training text: ${tj.samples.reference.knownWordRate}`);
   // their sampling settings become generation_config.json's defaults, which heed generate uses unless flags say otherwise
   const gc = JSON.parse(readFileSync(join(out, 'generation_config.json'), 'utf8'));
-  assert.deepEqual(gc, { bos_token_id: 0, eos_token_id: 0, pad_token_id: 0, do_sample: true, temperature: tj.samples.settings.temperature, top_k: tj.samples.settings.topK, repetition_penalty: tj.samples.settings.repetitionPenalty });
+  assert.deepEqual(gc, { bos_token_id: 0, eos_token_id: 0, pad_token_id: 0, do_sample: true, temperature: tj.samples.settings.temperature, min_p: tj.samples.settings.minP, repetition_penalty: tj.samples.settings.repetitionPenalty });
   const cfg = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
   assert.equal(cfg.model_type, 'llama');
   assert.equal(cfg.tie_word_embeddings, true);
@@ -126,7 +126,7 @@ test('heed pretrain: a tiny run writes a model folder that generate and model in
   assert.equal(g.status, 0, g.stderr);
   const res = JSON.parse(g.stdout);
   assert.ok(res[0].tokens > 0);
-  assert.match(g.stderr, /\[generation_config.json: temperature [\d.]+, topK \d+, repetitionPenalty [\d.]+/);
+  assert.match(g.stderr, /\[generation_config.json: temperature [\d.]+, minP [\d.]+, repetitionPenalty [\d.]+/);
   // with the same seed sampling repeats itself; --temperature 0 is greedy (no notice about the file's temperature)
   const g2 = heed('generate', '--model', out, '--prompt', 'The', '--max-tokens', '8', '--json');
   assert.equal(JSON.parse(g2.stdout)[0].text, res[0].text);

@@ -23,6 +23,7 @@ export const samplingOptions = {
   temperature: { type: 'string' as const },
   'top-p': { type: 'string' as const },
   'top-k': { type: 'string' as const },
+  'min-p': { type: 'string' as const },
   'repetition-penalty': { type: 'string' as const },
 };
 
@@ -32,6 +33,7 @@ export function samplingFlags(values: Record<string, unknown>): SamplingOptions 
     temperature: num(values.temperature, 'temperature', { min: 0 }),
     topP: num(values['top-p'], 'top-p', { min: 0, max: 1 }),
     topK: num(values['top-k'], 'top-k', { int: true, min: 0 }),
+    minP: num(values['min-p'], 'min-p', { min: 0, max: 1 }),
     repetitionPenalty: num(values['repetition-penalty'], 'repetition-penalty', { min: 0.01 }),
   };
 }

@@ -4,7 +4,7 @@ import { deviceOption, samplingFlags, samplingOptions, startEngine } from './com
 import { HeedError } from '../errors.js';
 import { samplingDefaults } from '../decode/sampling.js';
 
-const usage = 'heed generate --model <dir> --prompt "..." [--chat] [--system "..."] [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--repetition-penalty R] [--seed S] [--stop STR]... [--adapter rules[:preset|:file.json]] [--device wasm|webgpu] [--json]';
+const usage = 'heed generate --model <dir> --prompt "..." [--chat] [--system "..."] [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--min-p P] [--repetition-penalty R] [--seed S] [--stop STR]... [--adapter rules[:preset|:file.json]] [--device wasm|webgpu] [--json]';
 
 export const command: Command = {
   path: ['generate'],

@@ -4,7 +4,7 @@ import { deviceOption, samplingFlags, samplingOptions, startEngine } from './com
 import { HeedError } from '../errors.js';
 import { samplingDefaults } from '../decode/sampling.js';
 
-const usage = 'heed pretrain samples --model <dir> --data <corpus> [--samples N] [--prompt-words N] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--repetition-penalty R] [--seed S] [--json]';
+const usage = 'heed pretrain samples --model <dir> --data <corpus> [--samples N] [--prompt-words N] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repetition-penalty R] [--seed S] [--json]';
 
 export const command: Command = {
   path: ['pretrain', 'samples'],
@@ -37,7 +37,7 @@ export const command: Command = {
     const flags = samplingFlags(values);
     // flags, else the model's generation_config.json when it asks for sampling, else heed's defaults
     const gc = generationConfig(values.model);
-    const sampling = gc.do_sample === true ? samplingDefaults(flags, gc).options : { temperature: flags.temperature ?? d.temperature, topK: flags.topK ?? d.topK, topP: flags.topP ?? d.topP, repetitionPenalty: flags.repetitionPenalty ?? d.repetitionPenalty };
+    const sampling = gc.do_sample === true ? samplingDefaults(flags, gc).options : { temperature: flags.temperature ?? d.temperature, topK: flags.topK ?? d.topK, topP: flags.topP ?? d.topP, minP: flags.minP ?? d.minP, repetitionPenalty: flags.repetitionPenalty ?? d.repetitionPenalty };
     const o = {
       ...d,
       ...sampling,

@@ -1,10 +1,16 @@
-/** Host-side token selection: repetition penalty, then greedy, temperature, top-k, top-p (nucleus), seeded. Order as in transformers. */
+/** Host-side token selection: repetition penalty, then greedy, or temperature, top-k, top-p (nucleus), min-p, seeded. Order as in transformers. */
 
 export interface SamplingOptions {
   /** 0 (or undefined) = greedy */
   temperature?: number;
   topK?: number;
   topP?: number;
+  /**
+   * min-p (Nguyen et al. 2024; transformers' min_p, llama.cpp's --min-p): keep the tokens whose probability is at
+   * least minP × the top token's (after temperature). Cuts the unlikely tail where the model is sure — inside a
+   * word — and keeps choice where it is not.
+   */
+  minP?: number;
   /**
    * transformers' repetition_penalty (CTRL, Keskar et al. 2019): the logit of every distinct token already in the
    * sequence (prompt and generated) is divided by it when positive and multiplied by it when negative. 1 = off.
@@ -53,6 +59,7 @@ export function sampleToken(logits: Float32Array, o: SamplingOptions, rand: () =
   if (o.topK && o.topK > 0 && o.topK < idx.length) idx = idx.slice(0, o.topK);
   const m = logits[idx[0]] / t;
   let probs = idx.map((i) => Math.exp(logits[i] / t - m));
+
   let z = probs.reduce((a, b) => a + b, 0);
   if (o.topP !== undefined && o.topP < 1) {
     // keep the smallest prefix whose mass reaches topP (always at least one token)
@@ -66,6 +73,15 @@ export function sampleToken(logits: Float32Array, o: SamplingOptions, rand: () =
     idx = idx.slice(0, keep);
     probs = probs.slice(0, keep);
     z = probs.reduce((a, b) => a + b, 0);
+  }
+  if (o.minP !== undefined && o.minP > 0) {
+    // probs are relative to the top token's (probs[0] = 1), so the cut is a prefix
+    const cut = probs.findIndex((q) => q < o.minP!);
+    if (cut > 0) {
+      idx = idx.slice(0, cut);
+      probs = probs.slice(0, cut);
+      z = probs.reduce((a, b) => a + b, 0);
+    }
   }
   let r = rand() * z;
   for (let k = 0; k < idx.length; k++) {
@@ -86,12 +102,14 @@ export function samplingDefaults(flags: SamplingOptions, gc: Record<string, unkn
     temperature: flags.temperature === undefined && sample ? n('temperature') ?? 1 : undefined,
     topK: flags.topK === undefined && sample ? n('top_k') : undefined,
     topP: flags.topP === undefined && sample ? n('top_p') : undefined,
+    minP: flags.minP === undefined && sample ? n('min_p') : undefined,
     repetitionPenalty: flags.repetitionPenalty === undefined ? n('repetition_penalty') : undefined,
   };
   const options: SamplingOptions = {
     temperature: flags.temperature ?? fromFile.temperature ?? 0,
     topK: flags.topK ?? fromFile.topK,
     topP: flags.topP ?? fromFile.topP,
+    minP: flags.minP ?? fromFile.minP,
     repetitionPenalty: flags.repetitionPenalty ?? fromFile.repetitionPenalty,
   };
   const used = Object.entries(fromFile).filter(([, v]) => v !== undefined).map(([k, v]) => `${k} ${v}`);

@@ -4,10 +4,10 @@
  * not loop, and it writes sentences. Each number is also computed on held-out human text from the same corpus
  * (`reference`), so a model's numbers read as a ratio to real text rather than as an absolute.
  *
- * - knownWordRate: share of words (letters, optionally with an apostrophe part; lower-cased) found in `known`
+ * - knownWordRate: share of words (letters, optionally with an apostrophe part; lower-cased) found in the corpus
+ * - knownBigramRate: share of adjacent word pairs found in the corpus (local word order: "of the", "is a type")
  * - repeated3gramRate: share of word 3-grams that already occurred earlier in the same text (loops)
- * - sentenceEndRate: share of texts with at least one sentence end (. ! ? followed by a space, a newline or the end)
- * - unknownWords: the most frequent words not in `known`, with counts (the made-up words a reader would notice)
+ * - unknownWords: the most frequent words not in the corpus, with counts (the made-up words a reader would notice)
  */
 
 export interface FluencyStats {
@@ -15,8 +15,8 @@ export interface FluencyStats {
   words: number;
   meanWords: number;
   knownWordRate: number;
+  knownBigramRate: number;
   repeated3gramRate: number;
-  sentenceEndRate: number;
   unknownWords: Array<[string, number]>;
 }
 
@@ -24,23 +24,38 @@ const WORD = /[A-Za-z]+(?:'[A-Za-z]+)?/g;
 
 export const words = (text: string): string[] => (text.match(WORD) ?? []).map((w) => w.toLowerCase());
 
-/** The distinct words of a corpus. */
-export function corpusWords(texts: Iterable<string>): Set<string> {
-  const s = new Set<string>();
-  for (const t of texts) for (const w of words(t)) s.add(w);
-  return s;
+export interface CorpusVocabulary {
+  words: Set<string>;
+  bigrams: Set<string>;
 }
 
-export function fluencyStats(texts: readonly string[], known: ReadonlySet<string>, topUnknown = 12): FluencyStats {
-  let nWords = 0, nKnown = 0, n3 = 0, rep3 = 0, withEnd = 0;
+/** The distinct words and adjacent word pairs of a corpus. */
+export function corpusVocabulary(texts: Iterable<string>): CorpusVocabulary {
+  const v: CorpusVocabulary = { words: new Set(), bigrams: new Set() };
+  for (const t of texts) {
+    const ws = words(t);
+    ws.forEach((w, i) => {
+      v.words.add(w);
+      if (i > 0) v.bigrams.add(`${ws[i - 1]} ${w}`);
+    });
+  }
+  return v;
+}
+
+export function fluencyStats(texts: readonly string[], known: CorpusVocabulary, topUnknown = 12): FluencyStats {
+  let nWords = 0, nKnown = 0, n2 = 0, known2 = 0, n3 = 0, rep3 = 0;
   const unknown = new Map<string, number>();
   for (const t of texts) {
     const ws = words(t);
     nWords += ws.length;
-    for (const w of ws) {
-      if (known.has(w)) nKnown++;
+    ws.forEach((w, i) => {
+      if (known.words.has(w)) nKnown++;
       else unknown.set(w, (unknown.get(w) ?? 0) + 1);
-    }
+      if (i > 0) {
+        n2++;
+        if (known.bigrams.has(`${ws[i - 1]} ${w}`)) known2++;
+      }
+    });
     const seen = new Set<string>();
     for (let i = 0; i + 2 < ws.length; i++) {
       const g = `${ws[i]} ${ws[i + 1]} ${ws[i + 2]}`;
@@ -48,7 +63,6 @@ export function fluencyStats(texts: readonly string[], known: ReadonlySet<string
       if (seen.has(g)) rep3++;
       else seen.add(g);
     }
-    if (/[.!?](\s|$)/.test(t.trim() + ' ')) withEnd++;
   }
   const unknownWords = [...unknown.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, topUnknown);
   return {
@@ -56,8 +70,8 @@ export function fluencyStats(texts: readonly string[], known: ReadonlySet<string
     words: nWords,
     meanWords: texts.length ? nWords / texts.length : 0,
     knownWordRate: nWords ? nKnown / nWords : 0,
+    knownBigramRate: n2 ? known2 / n2 : 0,
     repeated3gramRate: n3 ? rep3 / n3 : 0,
-    sentenceEndRate: texts.length ? withEnd / texts.length : 0,
     unknownWords,
   };
 }

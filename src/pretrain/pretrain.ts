@@ -102,6 +102,7 @@ export function generationConfigJson(eos: number, sampling?: SamplingOptions): R
     Object.assign(g, { do_sample: true, temperature: sampling.temperature });
     if (sampling.topK) g.top_k = sampling.topK;
     if (sampling.topP !== undefined) g.top_p = sampling.topP;
+    if (sampling.minP) g.min_p = sampling.minP;
   }
   if (sampling?.repetitionPenalty !== undefined && sampling.repetitionPenalty !== 1) g.repetition_penalty = sampling.repetitionPenalty;
   return g;
