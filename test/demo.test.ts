@@ -27,6 +27,11 @@ test('heed demo --fast: base → rules → IT (early stop) → IM / response-onl
     }
     assert.ok(e.objecqa >= 0 && e.objecqa <= 1);
   }
+  // (a) what the base model writes on its own, next to real text of its corpus
+  const bt = s.base_text;
+  assert.equal(bt.samples.length, s.settings.textSamples);
+  assert.ok(bt.model.words > 0 && bt.model.knownWordRate > 0.8, `known words ${bt.model.knownWordRate}`);
+  assert.ok(bt.model.knownBigramRate > bt.shuffled.knownBigramRate, 'word order better than shuffled words');
   const byName = Object.fromEntries(s.evaluations.map((e: { name: string }) => [e.name, e]));
   assert.ok(byName['IT (output mask)'].ifs.C.ifs > byName.base.ifs.C.ifs, `IT IFS C ${byName['IT (output mask)'].ifs.C.ifs} vs base ${byName.base.ifs.C.ifs}`);
   assert.equal(s.early_stopping.triggered, true, 'IFS early stopping fired');
@@ -37,5 +42,6 @@ test('heed demo --fast: base → rules → IT (early stop) → IM / response-onl
   const html = readFileSync(join(out, 'report.html'), 'utf8');
   assert.ok((html.match(/<svg/g) ?? []).length >= 3, 'charts in the report');
   assert.ok(!/https?:\/\/(?!www\.w3\.org)/.test(html), 'the report needs no network');
+  assert.match(html, /What the base model writes on its own/);
   console.log(`# heed demo --fast: ${seconds.toFixed(0)} s (target ≤ 120 s on 2 cores); IFS C base ${byName.base.ifs.C.ifs.toFixed(2)} → IT ${byName['IT (output mask)'].ifs.C.ifs.toFixed(2)}`);
 });

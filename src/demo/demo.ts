@@ -1,6 +1,8 @@
 /**
  * `heed demo`: the whole story of the seed papers on a laptop, end to end, every number in summary.json.
- *   (a) IFS (variants A, B, C) and ObjecQA of the shipped base model (it only continues text: low IFS)
+ *   (a) what the base model writes on its own (continuations of held-out documents of its pretraining corpus,
+ *       measured against the real text: src/pretrain/samples.ts), then IFS (variants A, B, C) and ObjecQA of it
+ *       (it only continues text: low IFS)
  *   (b) the same with the rule adapter (product of experts with hand-written rules, no training)
  *   (c) SFT with mask `output` (instruction tuning), IFS every few steps, early stop at the plateau
  *   (d) the same data with the `instruction` (IM) and `response-only` masks, for the same number of steps
@@ -11,8 +13,10 @@
  * model that read answers in pretraining writes answer-shaped text after an explicit "### Response:" cue even
  * untrained, so A and B say less about it than C does.
  */
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import { readCorpus, splitHeldOut } from '../pretrain/corpus.js';
+import { SAMPLE_DEFAULTS, sampleFluency, type SampleReport } from '../pretrain/samples.js';
 import { openGenerator } from '../eval/generator.js';
 import { loadIfsClassifier } from '../eval/ifs/classifier.js';
 import { loadPromptSet } from '../eval/ifs/prompts.js';
@@ -45,13 +49,22 @@ export interface ModelEval {
 
 export function demoSettings(fast: boolean) {
   return fast
-    ? { variant: 'C' as const, template: 'plain', prompts: 16, questions: 8, maxTokens: 24, steps: 28, evalEvery: 4, evalBudget: 16, batch: 4, accum: 2, maxLength: 192, lr: 3e-3, minIfs: 0.15 }
-    : { variant: 'C' as const, template: 'plain', prompts: 60, questions: 30, maxTokens: 48, steps: 120, evalEvery: 10, evalBudget: 32, batch: 4, accum: 2, maxLength: 256, lr: 2e-3, minIfs: 0.15 };
+    ? { variant: 'C' as const, template: 'plain', prompts: 16, questions: 8, textSamples: 8, maxTokens: 24, steps: 28, evalEvery: 4, evalBudget: 16, batch: 4, accum: 2, maxLength: 192, lr: 3e-3, minIfs: 0.15 }
+    : { variant: 'C' as const, template: 'plain', prompts: 60, questions: 30, textSamples: 24, maxTokens: 48, steps: 120, evalEvery: 10, evalBudget: 32, batch: 4, accum: 2, maxLength: 256, lr: 2e-3, minIfs: 0.15 };
 }
 
 export function defaultDemoModel(): string {
   const big = repoPath('models/base-dolly');
   return existsSync(join(big, 'model.safetensors')) ? big : repoPath('models/tiny-dolly');
+}
+
+/** The pretraining corpus named in a model's training.json (heed pretrain), if it can be found. */
+function pretrainCorpus(model: string): string | undefined {
+  const tj = join(model, 'training.json');
+  if (!existsSync(tj)) return undefined;
+  const corpus = (JSON.parse(readFileSync(tj, 'utf8')) as { corpus?: unknown }).corpus;
+  if (typeof corpus !== 'string') return undefined;
+  return [isAbsolute(corpus) ? corpus : repoPath(corpus), resolve(corpus)].find((p) => existsSync(p));
 }
 
 export async function runDemo(o: DemoOptions): Promise<Record<string, unknown>> {
@@ -121,6 +134,18 @@ export async function runDemo(o: DemoOptions): Promise<Record<string, unknown>> 
 
   log(`heed demo: base model ${base}${o.fast ? ' (--fast)' : ''}; ${prompts.length} IFS prompts × variants A/B/C, ${questions.length} ObjecQA questions, ${S.maxTokens} new tokens, greedy`);
   log('\n— (a) the base model');
+  let baseText: SampleReport | undefined;
+  const corpus = pretrainCorpus(base);
+  if (corpus) {
+    const { train: docs, heldOut } = splitHeldOut(readCorpus(corpus));
+    const { gen, dispose } = await openGenerator(base, { maxTokens: SAMPLE_DEFAULTS.maxTokens, warn: log });
+    const bar = new Progress('base text', S.textSamples, o.quiet);
+    baseText = await sampleFluency(gen, docs, heldOut, { ...SAMPLE_DEFAULTS, samples: S.textSamples }, (d) => bar.update(d));
+    bar.done();
+    dispose();
+    const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+    log(`what it writes: ${pct(baseText.model.knownWordRate)} known words (held-out text ${pct(baseText.reference.knownWordRate)}), ${pct(baseText.model.knownBigramRate)} known word pairs (held-out ${pct(baseText.reference.knownBigramRate)}, shuffled ${pct(baseText.shuffled.knownBigramRate)}), ${pct(baseText.model.repeated3gramRate)} repeated 3-grams`);
+  } else log(`what it writes: not measured (${base}/training.json names no pretraining corpus that exists here)`);
   const evBase = await evaluate('base', base, null);
   log('\n— (b) the base model with the rule adapter (default preset)');
   const evRules = await evaluate('base+rules', base, 'default');
@@ -167,11 +192,29 @@ export async function runDemo(o: DemoOptions): Promise<Record<string, unknown>> 
       ],
     });
   }
+  const tables = [table, trainTable];
+  if (baseText) {
+    const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+    const st = [baseText.model, baseText.reference, baseText.shuffled];
+    tables.push({
+      title: 'What the base model writes on its own',
+      columns: ['', 'base model (sampled)', 'held-out text', 'its words shuffled'],
+      rows: [
+        ['known words', ...st.map((x) => pct(x.knownWordRate))],
+        ['known word pairs', ...st.map((x) => pct(x.knownBigramRate))],
+        ['repeated 3-grams', ...st.map((x) => pct(x.repeated3gramRate))],
+        ['words per sample', ...st.map((x) => x.meanWords.toFixed(1))],
+      ],
+      note: `${baseText.samples.length} continuations of the first ${baseText.settings.promptWords} words of held-out documents of its pretraining corpus (temperature ${baseText.settings.temperature}, min-p ${baseText.settings.minP}, repetition penalty ${baseText.settings.repetitionPenalty}, ${baseText.settings.maxTokens} tokens), next to the documents' own next words cut to the same length, and those words shuffled. Known = found among the words / adjacent word pairs of the training documents.`,
+    });
+    for (const x of baseText.samples.slice(0, 3)) samples.push({ title: 'the base model continuing a held-out document', prompt: x.prompt, responses: [{ label: 'base (sampled)', text: x.text }, { label: 'the document', text: x.reference }] });
+  }
   const seconds = (performance.now() - t0) / 1000;
   const summary = {
     base_model: base,
     fast: !!o.fast,
     settings: S,
+    base_text: baseText ? { settings: baseText.settings, model: baseText.model, reference: baseText.reference, shuffled: baseText.shuffled, samples: baseText.samples } : null,
     evaluations: evals,
     runs: { 'sft-output': itRun, 'sft-instruction': imRun, 'sft-response-only': roRun },
     early_stopping: { triggered: !!itRun.stopped_early, step: itRun.stopped_early?.step ?? null, reason: itRun.stopped_early?.reason ?? null, best_checkpoint: bestIt },
@@ -183,8 +226,8 @@ export async function runDemo(o: DemoOptions): Promise<Record<string, unknown>> 
     join(o.out, 'demo.json'),
     JSON.stringify({
       title: 'heed demo: a base model becomes an instruction follower',
-      intro: `Base model ${base}. (a) IFS and ObjecQA of the base model, (b) with the rule adapter, (c) instruction tuning (output mask) with IFS early stopping: ${early}, (d) IM and response-only masks for the same number of steps. Total ${clock(seconds)}.`,
-      tables: [table, trainTable],
+      intro: `Base model ${base}. (a) what the base model writes, its IFS and ObjecQA, (b) with the rule adapter, (c) instruction tuning (output mask) with IFS early stopping: ${early}, (d) IM and response-only masks for the same number of steps. Total ${clock(seconds)}.`,
+      tables,
       samples,
     }),
   );
