@@ -59,7 +59,6 @@ export function sampleToken(logits: Float32Array, o: SamplingOptions, rand: () =
   if (o.topK && o.topK > 0 && o.topK < idx.length) idx = idx.slice(0, o.topK);
   const m = logits[idx[0]] / t;
   let probs = idx.map((i) => Math.exp(logits[i] / t - m));
-
   let z = probs.reduce((a, b) => a + b, 0);
   if (o.topP !== undefined && o.topP < 1) {
     // keep the smallest prefix whose mass reaches topP (always at least one token)
@@ -93,7 +92,7 @@ export function sampleToken(logits: Float32Array, o: SamplingOptions, rand: () =
 
 /**
  * Sampling settings: the flags given, else the model's generation_config.json (as transformers' generate does:
- * do_sample, temperature, top_k, top_p, repetition_penalty), else greedy. `from` says which came from the file.
+ * do_sample, temperature, top_k, top_p, min_p, repetition_penalty), else greedy. `from` says which came from the file.
  */
 export function samplingDefaults(flags: SamplingOptions, gc: Record<string, unknown>): { options: SamplingOptions; from?: string } {
   const n = (k: string) => (typeof gc[k] === 'number' ? (gc[k] as number) : undefined);

@@ -16,7 +16,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { readCorpus, splitHeldOut } from '../pretrain/corpus.js';
-import { SAMPLE_DEFAULTS, sampleFluency, type SampleReport } from '../pretrain/samples.js';
+import { SAMPLE_DEFAULTS, describeSampling, sampleFluency, sampleStatRows, sampleSummaryLine, type SampleReport } from '../pretrain/samples.js';
 import { openGenerator } from '../eval/generator.js';
 import { loadIfsClassifier } from '../eval/ifs/classifier.js';
 import { loadPromptSet } from '../eval/ifs/prompts.js';
@@ -143,8 +143,7 @@ export async function runDemo(o: DemoOptions): Promise<Record<string, unknown>> 
     baseText = await sampleFluency(gen, docs, heldOut, { ...SAMPLE_DEFAULTS, samples: S.textSamples }, (d) => bar.update(d));
     bar.done();
     dispose();
-    const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-    log(`what it writes: ${pct(baseText.model.knownWordRate)} known words (held-out text ${pct(baseText.reference.knownWordRate)}), ${pct(baseText.model.knownBigramRate)} known word pairs (held-out ${pct(baseText.reference.knownBigramRate)}, shuffled ${pct(baseText.shuffled.knownBigramRate)}), ${pct(baseText.model.repeated3gramRate)} repeated 3-grams`);
+    log(`what it writes: ${sampleSummaryLine(baseText)}`);
   } else log(`what it writes: not measured (${base}/training.json names no pretraining corpus that exists here)`);
   const evBase = await evaluate('base', base, null);
   log('\n— (b) the base model with the rule adapter (default preset)');
@@ -194,18 +193,11 @@ export async function runDemo(o: DemoOptions): Promise<Record<string, unknown>> 
   }
   const tables = [table, trainTable];
   if (baseText) {
-    const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-    const st = [baseText.model, baseText.reference, baseText.shuffled];
     tables.push({
       title: 'What the base model writes on its own',
       columns: ['', 'base model (sampled)', 'held-out text', 'its words shuffled'],
-      rows: [
-        ['known words', ...st.map((x) => pct(x.knownWordRate))],
-        ['known word pairs', ...st.map((x) => pct(x.knownBigramRate))],
-        ['repeated 3-grams', ...st.map((x) => pct(x.repeated3gramRate))],
-        ['words per sample', ...st.map((x) => x.meanWords.toFixed(1))],
-      ],
-      note: `${baseText.samples.length} continuations of the first ${baseText.settings.promptWords} words of held-out documents of its pretraining corpus (temperature ${baseText.settings.temperature}, min-p ${baseText.settings.minP}, repetition penalty ${baseText.settings.repetitionPenalty}, ${baseText.settings.maxTokens} tokens), next to the documents' own next words cut to the same length, and those words shuffled. Known = found among the words / adjacent word pairs of the training documents.`,
+      rows: sampleStatRows(baseText),
+      note: `${baseText.samples.length} continuations of the first ${baseText.settings.promptWords} words of held-out documents of its pretraining corpus (${describeSampling(baseText.settings)}, ${baseText.settings.maxTokens} tokens), next to the documents' own next words cut to the same length, and those words shuffled. Known = found among the words / adjacent word pairs of the training documents.`,
     });
     for (const x of baseText.samples.slice(0, 3)) samples.push({ title: 'the base model continuing a held-out document', prompt: x.prompt, responses: [{ label: 'base (sampled)', text: x.text }, { label: 'the document', text: x.reference }] });
   }

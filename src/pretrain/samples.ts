@@ -76,18 +76,37 @@ export async function sampleFluency(gen: TextGenerator, train: readonly string[]
   };
 }
 
-/** A few lines for a terminal: the statistics side by side, then the samples. */
-export function formatSampleReport(r: SampleReport, show = 6): string {
-  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-  const s = r.settings;
-  const row = (label: string, f: (x: FluencyStats) => string, note?: string) => `${label.padEnd(18)}${[r.model, r.reference, r.shuffled].map((x) => f(x).padStart(10)).join('')}${note ? `   (${note})` : ''}`;
-  const lines = [
-    `samples: ${r.samples.length} continuations of held-out document openings (${s.promptWords} words), ${s.maxTokens} tokens, temperature ${s.temperature ?? 0}${s.topK ? `, top-k ${s.topK}` : ''}${s.topP !== undefined && s.topP < 1 ? `, top-p ${s.topP}` : ''}${s.minP ? `, min-p ${s.minP}` : ''}${s.repetitionPenalty && s.repetitionPenalty !== 1 ? `, repetition penalty ${s.repetitionPenalty}` : ''}, seed ${s.seed}`,
-    `${''.padEnd(18)}${['model', 'held-out', 'shuffled'].map((h) => h.padStart(10)).join('')}   (held-out: the same documents' own next words, cut to the sample's length; shuffled: those words in random order)`,
-    row('known words', (x) => pct(x.knownWordRate), `found among the ${r.knownWords} distinct words of the training documents`),
-    row('known word pairs', (x) => pct(x.knownBigramRate), `adjacent pairs found among the training documents' ${r.knownBigrams}`),
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+/** The statistics as rows: [label, model, held-out text, shuffled words] (the terminal report and the demo's table). */
+export function sampleStatRows(r: SampleReport): string[][] {
+  const row = (label: string, f: (x: FluencyStats) => string) => [label, ...[r.model, r.reference, r.shuffled].map(f)];
+  return [
+    row('known words', (x) => pct(x.knownWordRate)),
+    row('known word pairs', (x) => pct(x.knownBigramRate)),
     row('repeated 3-grams', (x) => pct(x.repeated3gramRate)),
     row('words per sample', (x) => x.meanWords.toFixed(1)),
+  ];
+}
+
+/** The sampling settings in words. */
+export function describeSampling(s: SampleOptions): string {
+  return `temperature ${s.temperature ?? 0}${s.topK ? `, top-k ${s.topK}` : ''}${s.topP !== undefined && s.topP < 1 ? `, top-p ${s.topP}` : ''}${s.minP ? `, min-p ${s.minP}` : ''}${s.repetitionPenalty && s.repetitionPenalty !== 1 ? `, repetition penalty ${s.repetitionPenalty}` : ''}, seed ${s.seed}`;
+}
+
+/** One line of the statistics, as the terminal report prints it. */
+export function sampleSummaryLine(r: SampleReport): string {
+  return `${pct(r.model.knownWordRate)} known words (held-out text ${pct(r.reference.knownWordRate)}), ${pct(r.model.knownBigramRate)} known word pairs (held-out ${pct(r.reference.knownBigramRate)}, shuffled ${pct(r.shuffled.knownBigramRate)}), ${pct(r.model.repeated3gramRate)} repeated 3-grams`;
+}
+
+/** A few lines for a terminal: the statistics side by side, then the samples. */
+export function formatSampleReport(r: SampleReport, show = 6): string {
+  const s = r.settings;
+  const notes = [`found among the ${r.knownWords} distinct words of the training documents`, `adjacent pairs found among the training documents' ${r.knownBigrams}`];
+  const lines = [
+    `samples: ${r.samples.length} continuations of held-out document openings (${s.promptWords} words), ${s.maxTokens} tokens, ${describeSampling(s)}`,
+    `${''.padEnd(18)}${['model', 'held-out', 'shuffled'].map((h) => h.padStart(10)).join('')}   (held-out: the same documents' own next words, cut to the sample's length; shuffled: those words in random order)`,
+    ...sampleStatRows(r).map(([label, ...v], i) => `${label.padEnd(18)}${v.map((x) => x.padStart(10)).join('')}${notes[i] ? `   (${notes[i]})` : ''}`),
     `unknown words: ${r.model.unknownWords.map(([w, c]) => (c > 1 ? `${w} ×${c}` : w)).join(', ') || '(none)'}`,
   ];
   for (const x of r.samples.slice(0, show)) lines.push(`  > ${JSON.stringify(x.prompt + x.text)}`);
