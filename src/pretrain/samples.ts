@@ -18,7 +18,7 @@ export interface SampleOptions extends SamplingOptions {
 
 /**
  * Chosen on models/base-dolly with 96 samples of another seed (7): temperature 0.3–1.0, top-k 20/40, min-p
- * 0.1–0.3, repetition penalty 1.0–1.2 all gave 89–94 % known words; min-p 0.2 at 0.7 kept the most known word
+ * 0.1–0.3, repetition penalty 1.0–1.2 all gave 89–95 % known words; min-p 0.2 at 0.7 kept the most known word
  * pairs with no loops (docs/pretrain.md).
  */
 export const SAMPLE_DEFAULTS: SampleOptions = { samples: 24, promptWords: 4, maxTokens: 48, seed: 1, batch: 8, temperature: 0.7, minP: 0.2, repetitionPenalty: 1.1 };
