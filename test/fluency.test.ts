@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { ROOT } from './helpers.js';
 import { corpusVocabulary, fluencyStats, leadingWords, words } from '../src/eval/fluency.js';
 import { samplePrompts } from '../src/pretrain/samples.js';
-import { applyRepetitionPenalty, sampleToken, samplingDefaults } from '../src/decode/sampling.js';
+import { applyRepetitionPenalty, sampleToken, samplingConfig, samplingDefaults } from '../src/decode/sampling.js';
 
 const heed = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'bin/heed.js'), ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 300_000 });
 
@@ -72,6 +72,14 @@ test('heed generate sampling: flags first, then generation_config.json (do_sampl
   assert.deepEqual(c.options, { temperature: 0, topK: undefined, topP: undefined, minP: undefined, repetitionPenalty: undefined });
   assert.equal(samplingDefaults({}, { do_sample: true, min_p: 0.2 }).options.minP, 0.2);
   assert.equal(c.from, undefined);
+  // a fallback (heed pretrain samples: its defaults) stands in for greedy when the file does not ask for sampling
+  const fb = { temperature: 0.7, minP: 0.2, repetitionPenalty: 1.1 };
+  assert.deepEqual(samplingDefaults({ minP: 0.3 }, { repetition_penalty: 1.5 }, fb).options, { temperature: 0.7, topK: undefined, topP: undefined, minP: 0.3, repetitionPenalty: 1.1 });
+  assert.deepEqual(samplingDefaults({}, gc, fb).options, a.options, 'a file that asks for sampling wins over the fallback');
+  // samplingConfig writes what samplingDefaults reads back; settings that are off are left out
+  assert.deepEqual(samplingConfig({ temperature: 0.7, topK: 0, minP: 0.2, repetitionPenalty: 1.1 }), { do_sample: true, temperature: 0.7, min_p: 0.2, repetition_penalty: 1.1 });
+  assert.deepEqual(samplingDefaults({}, samplingConfig(fb)).options, { ...fb, topK: undefined, topP: undefined });
+  assert.deepEqual(samplingConfig({ temperature: 0, topK: 40, repetitionPenalty: 1 }), {});
   // do_sample false: temperature in the file is not used (transformers ignores it too)
   assert.equal(samplingDefaults({}, { do_sample: false, temperature: 0.9 }).options.temperature, 0);
 });

@@ -34,10 +34,9 @@ export const command: Command = {
     const { readCorpus, splitHeldOut } = await import('../pretrain/corpus.js');
     const { generationConfig, loadModel } = await import('../models/load.js');
     const d = SAMPLE_DEFAULTS;
-    const flags = samplingFlags(values);
     // flags, else the model's generation_config.json when it asks for sampling, else heed's defaults
-    const gc = generationConfig(values.model);
-    const sampling = gc.do_sample === true ? samplingDefaults(flags, gc).options : { temperature: flags.temperature ?? d.temperature, topK: flags.topK ?? d.topK, topP: flags.topP ?? d.topP, minP: flags.minP ?? d.minP, repetitionPenalty: flags.repetitionPenalty ?? d.repetitionPenalty };
+    const { temperature, topK, topP, minP, repetitionPenalty } = d;
+    const sampling = samplingDefaults(samplingFlags(values), generationConfig(values.model), { temperature, topK, topP, minP, repetitionPenalty }).options;
     const o = {
       ...d,
       ...sampling,

@@ -90,27 +90,39 @@ export function sampleToken(logits: Float32Array, o: SamplingOptions, rand: () =
   return idx[idx.length - 1];
 }
 
+/** SamplingOptions fields and their generation_config.json keys (transformers' names). */
+const CONFIG_KEYS = [['temperature', 'temperature'], ['topK', 'top_k'], ['topP', 'top_p'], ['minP', 'min_p'], ['repetitionPenalty', 'repetition_penalty']] as const;
+
 /**
  * Sampling settings: the flags given, else the model's generation_config.json (as transformers' generate does:
- * do_sample, temperature, top_k, top_p, min_p, repetition_penalty), else greedy. `from` says which came from the file.
+ * do_sample, temperature, top_k, top_p, min_p, repetition_penalty), else `fallback` (default: greedy). When the
+ * file does not ask for sampling only its repetition_penalty counts, after the fallback's. `from` says which
+ * settings came from the file.
  */
-export function samplingDefaults(flags: SamplingOptions, gc: Record<string, unknown>): { options: SamplingOptions; from?: string } {
-  const n = (k: string) => (typeof gc[k] === 'number' ? (gc[k] as number) : undefined);
+export function samplingDefaults(flags: SamplingOptions, gc: Record<string, unknown>, fallback: SamplingOptions = {}): { options: SamplingOptions; from?: string } {
   const sample = gc.do_sample === true;
-  const fromFile: Record<string, number | undefined> = {
-    temperature: flags.temperature === undefined && sample ? n('temperature') ?? 1 : undefined,
-    topK: flags.topK === undefined && sample ? n('top_k') : undefined,
-    topP: flags.topP === undefined && sample ? n('top_p') : undefined,
-    minP: flags.minP === undefined && sample ? n('min_p') : undefined,
-    repetitionPenalty: flags.repetitionPenalty === undefined ? n('repetition_penalty') : undefined,
-  };
-  const options: SamplingOptions = {
-    temperature: flags.temperature ?? fromFile.temperature ?? 0,
-    topK: flags.topK ?? fromFile.topK,
-    topP: flags.topP ?? fromFile.topP,
-    minP: flags.minP ?? fromFile.minP,
-    repetitionPenalty: flags.repetitionPenalty ?? fromFile.repetitionPenalty,
-  };
-  const used = Object.entries(fromFile).filter(([, v]) => v !== undefined).map(([k, v]) => `${k} ${v}`);
+  const options: SamplingOptions = {};
+  const used: string[] = [];
+  for (const [k, key] of CONFIG_KEYS) {
+    const inFile = typeof gc[key] === 'number' ? (gc[key] as number) : undefined;
+    const file = sample ? (k === 'temperature' ? inFile ?? 1 : inFile) : k === 'repetitionPenalty' ? inFile : undefined;
+    const own = flags[k] ?? (sample ? undefined : fallback[k]);
+    options[k] = own ?? file;
+    if (own === undefined && file !== undefined) used.push(`${k} ${file}`);
+  }
+  options.temperature ??= 0;
   return { options, from: used.length ? `generation_config.json: ${used.join(', ')} (flags override; --temperature 0 is greedy)` : undefined };
+}
+
+/** The generation_config.json keys for sampling settings (the inverse of samplingDefaults); settings that are off are left out. */
+export function samplingConfig(o: SamplingOptions): Record<string, unknown> {
+  const off: SamplingOptions = { topK: 0, minP: 0, repetitionPenalty: 1 };
+  const g: Record<string, unknown> = {};
+  const sample = (o.temperature ?? 0) > 0;
+  if (sample) g.do_sample = true;
+  for (const [k, key] of CONFIG_KEYS) {
+    const v = o[k];
+    if (v !== undefined && v !== off[k] && (sample || k === 'repetitionPenalty')) g[key] = v;
+  }
+  return g;
 }

@@ -78,7 +78,6 @@ export function fluencyStats(texts: readonly string[], known: CorpusVocabulary, 
 
 /** The first `n` words of a text with the text between them kept (a prompt cut at a word boundary). */
 export function leadingWords(text: string, n: number): { head: string; rest: string } {
-  WORD.lastIndex = 0;
   let end = 0;
   let count = 0;
   for (const m of text.matchAll(WORD)) {

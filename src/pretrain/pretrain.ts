@@ -18,7 +18,7 @@ import { trainBpe, bpeTokenizerJson, DEFAULT_SPECIALS, type BpeResult } from './
 import { readCorpus, splitHeldOut } from './corpus.js';
 import { SAMPLE_DEFAULTS, sampleFluency, samplePrompts, type SampleReport } from './samples.js';
 import { EngineGenerator } from '../decode/generate.js';
-import type { SamplingOptions } from '../decode/sampling.js';
+import { samplingConfig, type SamplingOptions } from '../decode/sampling.js';
 
 export interface PretrainOptions {
   data: string;
@@ -96,16 +96,8 @@ function writeTokenizerFiles(dir: string, tj: Record<string, unknown>, context: 
 }
 
 /** generation_config.json of a pretrained model: EOS = BOS = PAD, and the sampling its samples were measured with. */
-export function generationConfigJson(eos: number, sampling?: SamplingOptions): Record<string, unknown> {
-  const g: Record<string, unknown> = { bos_token_id: eos, eos_token_id: eos, pad_token_id: eos };
-  if (sampling && (sampling.temperature ?? 0) > 0) {
-    Object.assign(g, { do_sample: true, temperature: sampling.temperature });
-    if (sampling.topK) g.top_k = sampling.topK;
-    if (sampling.topP !== undefined) g.top_p = sampling.topP;
-    if (sampling.minP) g.min_p = sampling.minP;
-  }
-  if (sampling?.repetitionPenalty !== undefined && sampling.repetitionPenalty !== 1) g.repetition_penalty = sampling.repetitionPenalty;
-  return g;
+export function generationConfigJson(eos: number, sampling: SamplingOptions = {}): Record<string, unknown> {
+  return { bos_token_id: eos, eos_token_id: eos, pad_token_id: eos, ...samplingConfig(sampling) };
 }
 
 export async function pretrain(o: PretrainOptions, onProgress: PretrainProgress = () => {}, log: (s: string) => void = () => {}): Promise<PretrainResult> {

@@ -5,7 +5,7 @@
  */
 import type { TextGenerator } from '../decode/generate.js';
 import type { SamplingOptions } from '../decode/sampling.js';
-import { mulberry32 } from '../models/random.js';
+import { Prng } from '../data/prng.js';
 import { corpusVocabulary, fluencyStats, leadingWords, words, type FluencyStats } from '../eval/fluency.js';
 
 export interface SampleOptions extends SamplingOptions {
@@ -43,14 +43,6 @@ export function samplePrompts(heldOut: readonly string[], n: number, promptWords
   return Array.from({ length: k }, (_, i) => usable[Math.floor((i * usable.length) / k)]).map((x) => ({ prompt: x.head, rest: x.rest }));
 }
 
-function shuffle<T>(xs: T[], rand: () => number): T[] {
-  for (let i = xs.length - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [xs[i], xs[j]] = [xs[j], xs[i]];
-  }
-  return xs;
-}
-
 /** The first `n` words of `text` with what lies between them. */
 const firstWords = (text: string, n: number) => leadingWords(text, n).head;
 
@@ -70,7 +62,7 @@ export async function sampleFluency(gen: TextGenerator, train: readonly string[]
     samples: prompts.map((p, i) => ({ prompt: p.prompt, text: texts[i], reference: references[i] })),
     model: fluencyStats(texts, known),
     reference: fluencyStats(references, known),
-    shuffled: fluencyStats(references.map((t, i) => shuffle(words(t), mulberry32(o.seed + i)).join(' ')), known),
+    shuffled: fluencyStats(references.map((t, i) => new Prng(o.seed + i).shuffle(words(t)).join(' ')), known),
     knownWords: known.words.size,
     knownBigrams: known.bigrams.size,
   };
