@@ -1,0 +1,56 @@
+/**
+ * Where a model runs, behind one interface (the contract between the backends, the model-spec parser and
+ * everything that evaluates: IFS, ObjecQA, judges, heed serve).
+ *
+ * Generation has three layers:
+ *  1. a LogitsSession (prefill / step → logits), where the backend has one (in-process engine, llama.cpp);
+ *  2. one host decode loop over a session (src/decode/: logits processors, sampling, stop strings, streaming);
+ *  3. a TextGenerator on top (src/decode/generate.ts), which is all that IFS, ObjecQA and judges see.
+ * A text-only backend (an OpenAI-compatible server) implements layer 3 directly.
+ */
+import type { TextGenerator } from '../decode/generate.js';
+
+/** What a backend can do; callers refuse features a backend lacks with a clear error (never emulate silently). */
+export interface BackendCapabilities {
+  /** prompts and outputs as token ids of a known tokenizer (token counts are exact) */
+  tokenIds: boolean;
+  /** full-vocabulary logits at every step (logits processors such as the rule adapter can run) */
+  logits: boolean;
+  /** log-probabilities of the chosen tokens (and top alternatives) are returned */
+  logprobs: boolean;
+  /** a chat endpoint / chat template is available */
+  chat: boolean;
+}
+
+/**
+ * One decoding session over a batch: prefill the prompts, then one step at a time. Logits are the model's raw
+ * next-token scores (log-probabilities are acceptable: sampling and processors are shift-invariant per row).
+ */
+export interface LogitsSession {
+  readonly vocabSize: number;
+  /** prefill one row per prompt (token ids, specials included); returns each row's next-token logits */
+  prefill(prompts: number[][]): Promise<Float32Array[]>;
+  /** append one token to each row still active (`tokens[i]` for row i; inactive rows are ignored) and return their next logits */
+  step(tokens: number[], active: readonly boolean[]): Promise<Float32Array[]>;
+  /** free the cache/contexts */
+  dispose(): void | Promise<void>;
+}
+
+/** A model opened from a spec (folder | gguf:<path> | openai:<base-url>#<model>). */
+export interface ModelBackend {
+  /** the spec as the user wrote it, with any secret removed (safe to log and to write to run folders) */
+  readonly spec: string;
+  readonly kind: 'engine' | 'llama.cpp' | 'openai';
+  readonly capabilities: BackendCapabilities;
+  /** the text generator (layer 3); logits processors in GenerateOptions are honoured only when capabilities.logits */
+  readonly gen: TextGenerator;
+  /** the model's context in tokens, when known */
+  readonly context?: number;
+  /** whether a prompt plus maxTokens new tokens fits the context (true when unknown) */
+  fits(prompt: string, maxTokens: number): boolean;
+  /** open a logits session (layer 1) when capabilities.logits */
+  session?(): Promise<LogitsSession>;
+  /** tokenizer when capabilities.tokenIds (the rule adapter maps its strings through it) */
+  readonly tokenizer?: { encode(text: string, o?: { addSpecialTokens?: boolean }): number[]; decode(ids: number[]): string; vocabSize?: number };
+  dispose(): void | Promise<void>;
+}
