@@ -7,6 +7,11 @@ if (!existsSync(fileURLToPath(main))) {
   console.error('error: heed is not built (fix: run `npm install` or `npm run build` in the heed folder)');
   process.exit(2);
 }
+// a closed output pipe (heed data inspect ... | head) ends the command quietly, as other command-line tools do
+for (const s of [process.stdout, process.stderr]) s.on('error', (e) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
 const { run } = await import(main.href);
 const code = await run(process.argv.slice(2));
 // The engine's worker threads may keep the event loop alive: exit once stdout/stderr have drained.

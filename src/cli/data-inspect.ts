@@ -1,3 +1,4 @@
+import { safeText } from '../errors.js';
 import type { Command } from './main.js';
 import { num, parse } from './args.js';
 import { dataOptions, dataUsageTail, setupData } from './data-stats.js';
@@ -39,9 +40,9 @@ export const command: Command = {
     if (values.json) {
       console.log(JSON.stringify({ data, model, template: pipeline.template.name, mask: pipeline.maskName, badRowsSkipped: report.bad.count, missingIds: missing, rows }, null, 2));
     } else {
-      console.log(head + (color ? '' : '   (loss-bearing text in [[…]], partial weight [[~w:…]])'));
+      console.log(safeText(head) + (color ? '' : '   (loss-bearing text in [[…]], partial weight [[~w:…]])'));
       console.log(out.join('\n'));
-      if (missing.length) console.error(`not found: ${missing.join(', ')}`);
+      if (missing.length) console.error(safeText(`not found: ${missing.join(', ')}`));
     }
     return missing.length && !found.size ? 2 : 0;
   },

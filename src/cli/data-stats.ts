@@ -1,6 +1,6 @@
 import type { Command } from './main.js';
 import { num, parse } from './args.js';
-import { HeedError } from '../errors.js';
+import { HeedError, safeText } from '../errors.js';
 import { loadTokenizer } from '../io/tokenizer.js';
 import { DataPipeline } from '../data/pipeline.js';
 import { DEFAULT_FIELDS, SHAPES, type FieldMap, type OnBadRow, type Shape } from '../data/load.js';
@@ -87,7 +87,7 @@ export const command: Command = {
     const { pipeline, opts, data, model } = setupData(values, usage);
     const stats = await computeStats(data, pipeline, opts);
     if (values.json) console.log(JSON.stringify({ model, ...stats, ratio: { ...stats.ratio, ratio: Number.isFinite(stats.ratio.ratio) ? stats.ratio.ratio : null } }, null, 2));
-    else console.log(formatStats(stats, model));
+    else console.log(safeText(formatStats(stats, model), { newlines: true }));
     return 0;
   },
 };

@@ -25,7 +25,9 @@ export const command: Command = {
         if (values.json) console.log(JSON.stringify({ line: r.line, error }));
         continue;
       }
-      const res = c.classify(r.value.text as string);
+      // trimmed as `heed ifs` scores responses: an empty text is not answer-like (label 0, probability 0)
+      const text = (r.value.text as string).trim();
+      const res = text ? c.classify(text) : { label: 0 as const, name: 'continuation', prob: 0 };
       ok++;
       answers += res.label;
       if (values.json) console.log(JSON.stringify({ ...r.value, label: res.label, label_name: res.name, prob: Number(res.prob.toFixed(6)) }));

@@ -1,4 +1,4 @@
-import { HeedError } from '../errors.js';
+import { HeedError, fromSystemError, safeText } from '../errors.js';
 
 export interface Command {
   /** words that select the command, e.g. ['model', 'info'] */
@@ -72,14 +72,15 @@ export async function run(argv: string[]): Promise<number> {
     }
     const code = await cmd.run(rest);
     return typeof code === 'number' ? code : 0;
-  } catch (e) {
+  } catch (e0) {
+    const e = fromSystemError(e0) ?? e0; // OS conditions (EACCES, ENOSPC, ...) and allocation failures are not bugs
     if (e instanceof HeedError) {
       console.error(`error: ${e.oneLine()}`);
       if (debug) console.error(e.stack);
       return 2;
     }
     const err = e as Error;
-    console.error(`error: ${err?.message ?? String(e)} (fix: this is a bug in heed or an unexpected input; rerun with --debug for the stack trace)`);
+    console.error(`error: ${safeText(err?.message ?? String(e))} (fix: this is a bug in heed or an unexpected input; rerun with --debug for the stack trace)`);
     if (debug) console.error(err?.stack);
     return 1;
   }

@@ -3,23 +3,25 @@ import { parse } from './args.js';
 import { startEngine } from './common.js';
 import { HeedError } from '../errors.js';
 
-const usage = 'heed train <config.yaml> [--set key=value]... [--quiet]   |   heed train --resume runs/<name> [--quiet]';
+const usage = 'heed train <config.yaml> [--set key=value]... [--strict] [--quiet]   |   heed train --resume runs/<name> [--quiet]';
 
 export const command: Command = {
   path: ['train'],
   summary: 'supervised fine-tuning (full or LoRA) from a YAML config; --resume continues a run exactly',
   usage,
   async run(argv) {
-    const { values, positionals } = parse(argv, { set: { type: 'string', multiple: true }, resume: { type: 'string' }, quiet: { type: 'boolean' }, threads: { type: 'string' } }, usage);
+    const { values, positionals } = parse(argv, { set: { type: 'string', multiple: true }, resume: { type: 'string' }, quiet: { type: 'boolean' }, strict: { type: 'boolean' }, threads: { type: 'string' } }, usage);
     const { loadTrainConfig } = await import('../train/config.js');
     const { train } = await import('../train/trainer.js');
     let input;
     if (values.resume) {
       if (positionals.length) throw new HeedError('--resume takes the run folder; a config file is not needed', `usage: ${usage}`);
+      if (values.strict || values.set?.length) throw new HeedError('--resume continues a run with its own config.yaml; --strict and --set apply to a new run', `usage: ${usage}`);
       input = { resume: values.resume };
     } else {
       if (positionals.length !== 1) throw new HeedError('missing config file', `usage: ${usage}`);
-      input = loadTrainConfig(positionals[0], values.set ?? []);
+      // --strict: fail when any row is dropped (an explicit --set max_drop_share=... still wins)
+      input = loadTrainConfig(positionals[0], [...(values.strict ? ['max_drop_share=0'] : []), ...(values.set ?? [])]);
     }
     await startEngine('device' in input ? input.device : 'wasm', values.threads);
     const interrupt = { stop: false };
@@ -35,6 +37,8 @@ export const command: Command = {
     const fmt = (x: unknown) => (typeof x === 'number' ? x.toFixed(4) : String(x));
     console.log(`run: ${s.run_dir}`);
     console.log(`steps: ${s.steps}   tokens: ${s.tokens}   time: ${s.seconds.toFixed(1)} s   (${(s.tokens_per_s as number).toFixed(0)} tok/s)`);
+    const d = s.data as import('../train/data.js').DropReport;
+    console.log(`data: ${d.rows_read} rows read, ${d.dropped} dropped (${(100 * d.drop_share).toFixed(1)} %; by file and reason in ${s.run_dir}/summary.json)`);
     console.log(`final: ${Object.entries(s.final).map(([k, v]) => `${k} ${fmt(v)}`).join('   ')}`);
     if (s.best) console.log(`best ${s.best.metric}: ${fmt(s.best.value)} at step ${s.best.step} (${s.run_dir}/${s.best.checkpoint})`);
     if (s.stopped_early) console.log(`stopped early at step ${s.stopped_early.step}: ${s.stopped_early.reason}`);

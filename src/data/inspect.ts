@@ -5,6 +5,7 @@
  * Text is decoded run by run (a run = consecutive tokens of equal weight), each run exactly the text
  * its tokens add, so the printed row is exactly the rendered training text.
  */
+import { safeText } from '../errors.js';
 import type { SegmentEncoder } from './encode.js';
 import { KIND_NAMES, type Example } from './types.js';
 
@@ -47,7 +48,9 @@ const fmtW = (w: number) => Number(w.toFixed(4)).toString();
 
 export function highlight(runs: Run[], color: boolean): string {
   return runs
-    .map((r) => {
+    .map((r0) => {
+      // control characters of the data are shown escaped (\u001b...), never sent to the terminal raw
+      const r = { ...r0, text: safeText(r0.text, { newlines: true }) };
       if (r.text === '') return '';
       if (color) {
         const code = r.weight >= 1 ? '1;32' : r.weight > 0 ? '33' : '2';
@@ -65,10 +68,10 @@ export function renderRow(ex: Example, enc: SegmentEncoder, opts: { color: boole
   const c = rowCounts(ex);
   const k = c.byKind;
   const head =
-    `── row ${ex.id} (line ${ex.line}) · ${c.tokens} tokens · ${c.lossTokens} loss-bearing (Σ weight ${Number(c.lossWeight.toFixed(2))})` +
+    `── row ${safeText(ex.id)} (line ${ex.line}) · ${c.tokens} tokens · ${c.lossTokens} loss-bearing (Σ weight ${Number(c.lossWeight.toFixed(2))})` +
     ` · user ${k.user} · assistant ${k.assistant} · system ${k.system} · template ${k.marker} · end ${k.end}` +
     (c.truncated ? ' · truncated' : '') +
-    (opts.note ? ` · ${opts.note}` : '');
+    (opts.note ? ` · ${safeText(opts.note)}` : '');
   return `${opts.color ? `\x1b[1m${head}\x1b[0m` : head}\n${highlight(weightRuns(ex, enc), opts.color)}\n`;
 }
 

@@ -48,6 +48,7 @@ export interface LoadOptions {
   roles?: Record<string, Role>;
 }
 
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const typeName = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v);
 
@@ -78,6 +79,9 @@ export function toConversation(row: unknown, line: number, shape: Shape, opts: {
   const str = (name: string, v: unknown, what: string, optional = false): string | BadRow => {
     if (v === undefined || (optional && v === null)) return optional ? '' : bad('missing-field', `missing field "${name}"${what}`, id);
     if (typeof v !== 'string') return bad('wrong-type', `field "${name}"${what} is ${typeName(v)}, expected a string`, id);
+    // a JSON escape like "\ud800" without its pair is no character: the tokenizer would turn it into U+FFFD
+    const lone = LONE_SURROGATE.exec(v);
+    if (lone) return bad('lone-surrogate', `field "${name}"${what} holds a lone surrogate \\u${lone[0].charCodeAt(0).toString(16)} at character ${lone.index + 1}`, id);
     return v;
   };
   const nonEmpty = (name: string, v: string, what: string): BadRow | undefined => (v.trim() === '' ? bad('empty-content', `field "${name}"${what} is empty`, id) : undefined);
@@ -141,6 +145,7 @@ export const isBad = (x: Conversation | BadRow): x is BadRow => 'reason' in x;
 const FIX: Record<BadReason, string> = {
   'malformed-json': 'repair the JSON of that line',
   'invalid-utf8': 're-encode the file as UTF-8',
+  'lone-surrogate': 'write the character itself, or its full surrogate pair (\\ud83d\\ude00), or remove it',
   'not-object': 'each row must be a JSON object',
   'unknown-shape': 'rows need "messages", or "instruction"+"output", or "prompt"+"completion" (map other names with --fields, or force the shape with --format)',
   'missing-field': 'add the field, or map your field name with --fields',

@@ -10,8 +10,8 @@
  * top-level elements by a small scanner that remembers the line each element starts on, so a broken
  * element is reported with its line and the other elements still load.
  */
-import { closeSync, createReadStream, openSync, readFileSync, readSync, statSync } from 'node:fs';
-import { HeedError } from '../errors.js';
+import { closeSync, createReadStream, lstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { HeedError, fromSystemError } from '../errors.js';
 import type { BadRow } from './types.js';
 
 export type FileKind = 'jsonl' | 'json';
@@ -30,15 +30,27 @@ export interface ReadInfo {
 
 const EMPTY_FIX = 'a data file holds one JSON object per line (JSONL) or one JSON array of objects';
 
+function isDanglingLink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
 /** Look at the first non-blank byte: `[` is a JSON array, anything else is JSONL. */
 export function detectFileKind(path: string): FileKind {
   let st;
   try {
     st = statSync(path);
-  } catch {
-    throw new HeedError(`${path}: data file not found`, 'check the --data path');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new HeedError(`${path}: data file not found${isDanglingLink(path) ? ' (a symbolic link to a missing file)' : ''}`, 'check the --data path');
+    throw fromSystemError(e) ?? e;
   }
   if (st.isDirectory()) throw new HeedError(`${path}: is a folder, not a data file`, 'pass a .jsonl or .json file to --data');
+  // a pipe, socket or device has size 0 and can be read only once: refuse it instead of calling it empty
+  if (!st.isFile()) throw new HeedError(`${path}: is a ${st.isFIFO() ? 'pipe (FIFO)' : st.isSocket() ? 'socket' : 'device'}, not a regular file`, 'save the data to a file first (e.g. cmd > data.jsonl) and pass that file');
   if (st.size === 0) throw new HeedError(`${path}: file is empty (no rows)`, EMPTY_FIX);
   const fd = openSync(path, 'r');
   try {
@@ -49,6 +61,9 @@ export function detectFileKind(path: string): FileKind {
       const n = readSync(fd, buf, 0, buf.length, pos);
       if (n === 0) break;
       let i = 0;
+      if (first && n >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) throw new HeedError(`${path}: is gzip-compressed`, `decompress it first (gunzip -k ${path})`);
+      if (first && n >= 2 && ((buf[0] === 0xff && buf[1] === 0xfe) || (buf[0] === 0xfe && buf[1] === 0xff)))
+        throw new HeedError(`${path}: is UTF-16 (byte order mark ${buf[0] === 0xff ? 'FF FE' : 'FE FF'}), not UTF-8`, `re-encode it: iconv -f UTF-16 -t UTF-8 ${path} > out.jsonl`);
       if (first && n >= 3 && buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf) i = 3;
       first = false;
       for (; i < n; i++) {

@@ -82,6 +82,7 @@ export interface BadRow {
 export const BAD_REASONS = [
   'malformed-json',
   'invalid-utf8',
+  'lone-surrogate',
   'not-object',
   'unknown-shape',
   'missing-field',

@@ -38,6 +38,8 @@ export interface TensorInfo {
 export const ITEM_SIZE: Record<StDType, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
 const MAX_HEADER_BYTES = 100_000_000; // as the Rust library
 const IO_CHUNK = 1 << 30; // fs.readSync/writeSync are called with at most 1 GiB at a time
+/** largest tensor heed reads: 2^30 values (4 GiB as f32, the engine's whole wasm heap); checked before allocating */
+export const MAX_TENSOR_VALUES = 2 ** 30;
 
 if (endianness() !== 'LE') throw new Error('heed safetensors IO supports little-endian hosts only');
 
@@ -172,6 +174,9 @@ export function readSafetensors(path: string, opts: { names?: string[] } = {}): 
     for (const name of names) {
       const info = header[name];
       if (!info) bad(path, `tensor "${name}" is not in the file`, 'check the tensor name, or the index that points to this file');
+      const n = numel(info.shape);
+      if (n > MAX_TENSOR_VALUES)
+        bad(path, `tensor "${name}" has ${n.toLocaleString('en-US')} values (shape ${JSON.stringify(info.shape)}), more than the ${MAX_TENSOR_VALUES.toLocaleString('en-US')} heed's engine can hold`, 'use a smaller model (heed trains and runs models up to about 1B parameters on CPU)');
       const bytes = new Uint8Array(info.offsets[1] - info.offsets[0]);
       readFully(fd, bytes, dataStart + info.offsets[0], path, `tensor "${name}"`);
       tensors.set(name, { shape: [...info.shape], data: toF32(bytes, info, path, name) });

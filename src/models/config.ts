@@ -83,8 +83,35 @@ function ropeScaling(raw: Raw, file: string): RopeScaling | null {
   throw new HeedError(`${file}: rope_scaling type ${JSON.stringify(type)} is not supported`, 'supported rope_scaling types: llama3, linear (or none)');
 }
 
+/**
+ * Bounds on config.json sizes, checked before anything is allocated: a config with 1e8 layers or a hidden size
+ * of 1e9 is refused here instead of after gigabytes of bookkeeping. Far above any model heed can run (the
+ * largest tensor must fit the engine's 4 GiB heap: 2^30 f32 values).
+ */
+export const CONFIG_BOUNDS: Record<string, number> = {
+  vocab_size: 1 << 22, hidden_size: 1 << 17, n_embd: 1 << 17, intermediate_size: 1 << 19, n_inner: 1 << 19,
+  num_hidden_layers: 4096, n_layer: 4096, num_attention_heads: 4096, n_head: 4096, num_key_value_heads: 4096, head_dim: 1 << 14,
+  max_position_embeddings: 1 << 24, n_positions: 1 << 24, sliding_window: 1 << 24,
+};
+const MAX_TENSOR = 2 ** 30;
+
+function checkBounds(c: ModelConfig, raw: Raw, file: string): ModelConfig {
+  for (const [k, max] of Object.entries(CONFIG_BOUNDS)) {
+    const v = raw[k];
+    if (typeof v === 'number' && v > max) throw new HeedError(`${file}: "${k}" is ${v}, more than ${max.toLocaleString('en-US')} (no model heed can run is that large)`, `fix "${k}" in config.json`);
+  }
+  const q = c.heads * c.headDim;
+  const largest = Math.max(c.vocabSize * c.hidden, c.intermediate * c.hidden, q * c.hidden, c.arch === 'gpt2' ? c.maxPositions * c.hidden : 0);
+  if (largest > MAX_TENSOR) throw new HeedError(`${file}: the largest weight would hold ${largest.toLocaleString('en-US')} values, more than the ${MAX_TENSOR.toLocaleString('en-US')} heed's engine can hold`, 'use a smaller model (heed runs models up to about 1B parameters on CPU)');
+  return c;
+}
+
 /** Normalise a parsed config.json object. */
 export function parseModelConfig(raw: Raw, file = 'config.json'): ModelConfig {
+  return checkBounds(parseModelConfigUnbounded(raw, file), raw, file);
+}
+
+function parseModelConfigUnbounded(raw: Raw, file: string): ModelConfig {
   raw = { ...raw };
   const mt = raw.model_type;
   if (typeof mt !== 'string') throw new HeedError(`${file}: missing "model_type"`, `set "model_type" to one of ${SUPPORTED_MODEL_TYPES.join(', ')}`);

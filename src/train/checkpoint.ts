@@ -4,9 +4,16 @@
  * exact f32 trainable parameters) and, with LoRA, the PEFT adapter. It is written to `.tmp-step-N/`, every
  * file fsynced, then renamed into place, so a crash at any moment leaves either the old set of checkpoints
  * or the new one — never a half-written `step-N/`.
+ *
+ * `manifest.json` is written last (inside the temp folder, before the rename): the size and SHA-256 of every
+ * other file. On resume the newest checkpoint whose manifest verifies, whose trainer state agrees with its
+ * folder name and with metrics.jsonl, and whose parameters are finite is used; a damaged newer one is moved
+ * aside to `damaged-step-N/` (never deleted) and the fallback is said out loud.
  */
-import { closeSync, existsSync, fsyncSync, openSync, readdirSync, renameSync, rmSync, statSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, openSync, readSync, readdirSync, renameSync, rmSync, statSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { HeedError } from '../errors.js';
 import type { HostTensor } from '../io/safetensors.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 
@@ -58,6 +65,7 @@ export function writeCheckpoint(runDir: string, step: number, fill: (dir: string
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   fill(tmp);
+  writeManifest(tmp, step);
   fsyncTree(tmp);
   rmSync(final, { recursive: true, force: true });
   renameSync(tmp, final);
@@ -68,6 +76,110 @@ export function writeCheckpoint(runDir: string, step: number, fill: (dir: string
 export function saveTrainerFiles(dir: string, state: TrainerState, opt: Map<string, HostTensor>): void {
   writeSafetensors(join(dir, 'optimizer.safetensors'), opt, { dtype: 'F32', metadata: { format: 'heed-optimizer' } });
   writeFileSync(join(dir, 'trainer_state.json'), JSON.stringify(state, null, 2) + '\n');
+}
+
+export const MANIFEST = 'manifest.json';
+
+function filesUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const f of readdirSync(dir).sort()) {
+    const p = join(dir, f);
+    if (statSync(p).isDirectory()) out.push(...filesUnder(p));
+    else out.push(p);
+  }
+  return out;
+}
+
+/** SHA-256 of a file, read in 16 MiB chunks (checkpoints of larger models exceed one Buffer). */
+function sha256(p: string): string {
+  const h = createHash('sha256');
+  const buf = Buffer.allocUnsafe(1 << 24);
+  const fd = openSync(p, 'r');
+  try {
+    for (let pos = 0; ; ) {
+      const n = readSync(fd, buf, 0, buf.length, pos);
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+      pos += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return h.digest('hex');
+}
+
+/** The manifest: every file's size and SHA-256 (written last, so its presence means the rest is complete). */
+export function writeManifest(dir: string, step: number): void {
+  const files: Record<string, { bytes: number; sha256: string }> = {};
+  for (const p of filesUnder(dir)) {
+    const rel = relative(dir, p).split('\\').join('/');
+    if (rel === MANIFEST) continue;
+    files[rel] = { bytes: statSync(p).size, sha256: sha256(p) };
+  }
+  writeFileSync(join(dir, MANIFEST), JSON.stringify({ format: 'heed-checkpoint', version: 1, step, files }, null, 2) + '\n');
+}
+
+/** Why a checkpoint cannot be trusted, or null when every file matches its manifest. */
+export function verifyManifest(dir: string): string | null {
+  const mf = join(dir, MANIFEST);
+  if (!existsSync(mf)) return `no ${MANIFEST}`;
+  let m: { step?: unknown; files?: Record<string, { bytes: number; sha256: string }> };
+  try {
+    m = JSON.parse(readFileSync(mf, 'utf8'));
+  } catch {
+    return `${MANIFEST} is not valid JSON`;
+  }
+  if (typeof m.files !== 'object' || m.files === null) return `${MANIFEST} lists no files`;
+  for (const [rel, want] of Object.entries(m.files)) {
+    const p = join(dir, rel);
+    if (!existsSync(p)) return `${rel} is missing`;
+    const bytes = statSync(p).size;
+    if (bytes !== want.bytes) return `${rel} is ${bytes} bytes, the manifest says ${want.bytes}`;
+    if (sha256(p) !== want.sha256) return `${rel} does not match its SHA-256 in ${MANIFEST} (the file was changed or damaged)`;
+  }
+  for (const p of filesUnder(dir)) {
+    const rel = relative(dir, p).split('\\').join('/');
+    if (rel !== MANIFEST && !(rel in m.files)) return `${rel} is not in ${MANIFEST}`;
+  }
+  return null;
+}
+
+const STATE_KEYS: Array<keyof TrainerState> = ['step', 'stage', 'epoch', 'micro', 'stageStep', 'tokens'];
+
+/**
+ * Load a checkpoint for resuming and check everything that can be checked: the manifest, the trainer state
+ * (its step equals the folder's, counters are non-negative integers), metrics.jsonl has the step's record with
+ * the same token count, and every optimizer tensor (parameters and moments) is finite.
+ */
+export function loadVerifiedCheckpoint(dir: string, step: number, metrics: Array<Record<string, unknown>> | undefined): { state: TrainerState; opt: Map<string, HostTensor> } | { damaged: string } {
+  const why = verifyManifest(dir);
+  if (why) return { damaged: why };
+  let state: TrainerState;
+  let opt: Map<string, HostTensor>;
+  try {
+    ({ state, opt } = readCheckpoint(dir));
+  } catch (e) {
+    return { damaged: e instanceof HeedError ? e.message : `cannot read it (${(e as Error).message})` };
+  }
+  for (const k of STATE_KEYS) if (!Number.isSafeInteger(state[k]) || (state[k] as number) < 0) return { damaged: `trainer_state.json: "${k}" is ${JSON.stringify(state[k])}` };
+  if (state.step !== step) return { damaged: `trainer_state.json says step ${state.step}, but the folder is step-${step}` };
+  if (metrics) {
+    const rec = metrics.find((r) => r.step === step);
+    if (step > 0 && !rec) return { damaged: `metrics.jsonl has no record of step ${step}` };
+    if (rec && rec.tokens !== state.tokens) return { damaged: `trainer_state.json counts ${state.tokens} tokens at step ${step}, metrics.jsonl ${String(rec.tokens)}` };
+  }
+  for (const [k, t] of opt) {
+    for (let i = 0; i < t.data.length; i++) if (!Number.isFinite(t.data[i])) return { damaged: `optimizer.safetensors: "${k}" holds a non-finite value (${t.data[i]}) at index ${i}; training diverged before this checkpoint` };
+  }
+  return { state, opt };
+}
+
+/** Move a damaged checkpoint aside (kept for inspection, no longer listed). Returns the new folder. */
+export function setAside(dir: string): string {
+  let to = dir.replace(/step-(\d+)$/, 'damaged-step-$1');
+  for (let k = 2; existsSync(to); k++) to = dir.replace(/step-(\d+)$/, `damaged-step-$1-${k}`);
+  renameSync(dir, to);
+  return to;
 }
 
 /** Complete checkpoints of a run, oldest first. */

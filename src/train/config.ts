@@ -9,7 +9,12 @@ import { z } from 'zod';
 import YAML from 'yaml';
 import { HeedError } from '../errors.js';
 
-const dataEntry = z.union([z.string().min(1), z.object({ path: z.string().min(1), weight: z.number().positive().default(1) }).strict()]);
+/** a data file's weight is how many copies of its rows a stage trains on: bounded so it cannot exhaust memory */
+export const MAX_DATA_WEIGHT = 1000;
+/** no model heed can run has a longer context; the model's own context is checked when the run starts */
+export const MAX_LENGTH_BOUND = 1 << 20;
+
+const dataEntry = z.union([z.string().min(1), z.object({ path: z.string().min(1), weight: z.number().positive().max(MAX_DATA_WEIGHT, `at most ${MAX_DATA_WEIGHT} (copies of every row)`).default(1) }).strict()]);
 const dataList = z.union([dataEntry, z.array(dataEntry).min(1)]);
 
 const stage = z
@@ -38,8 +43,10 @@ export const trainConfigSchema = z
     im_marker_quirk: z.boolean().default(false),
     format: z.enum(['messages', 'alpaca', 'prompt-completion']).optional(),
     on_bad_row: z.enum(['fail', 'skip']).default('fail'),
-    max_length: z.number().int().min(8).default(512),
+    max_length: z.number().int().min(8).max(MAX_LENGTH_BOUND).default(512),
     truncation: z.enum(['drop', 'truncate-right', 'truncate-left']).default('truncate-right'),
+    /** fail the run when more than this share of the rows read is dropped (bad rows skipped, too long, no loss); null: report only */
+    max_drop_share: z.number().min(0).max(1).nullable().default(null),
     packing: z.boolean().default(false),
     batch_size: z.number().int().positive().default(8),
     grad_accum: z.number().int().positive().default(1),
@@ -107,14 +114,22 @@ export function applySet(raw: Record<string, unknown>, assignment: string): void
   const eq = assignment.indexOf('=');
   if (eq <= 0) throw new HeedError(`--set "${assignment}" is not key=value`, 'write e.g. --set lr=1e-4 or --set adamw.beta2=0.95');
   const key = assignment.slice(0, eq).trim();
-  const value = YAML.parse(assignment.slice(eq + 1));
   const path = key.split('.');
+  // every part must be a plain key: "__proto__.x" would write Object.prototype and bypass validation
+  const badPart = path.find((k) => !/^[A-Za-z0-9_-]+$/.test(k) || k === '__proto__' || k === 'constructor' || k === 'prototype');
+  if (badPart !== undefined) throw new HeedError(`--set "${assignment}": "${badPart}" is not a config key`, 'keys are letters, digits and "_" joined by "." (see docs/train.md for every key)');
+  let value: unknown;
+  try {
+    value = YAML.parse(assignment.slice(eq + 1));
+  } catch (e) {
+    throw new HeedError(`--set "${assignment}": the value is not valid YAML (${(e as Error).message.split('\n')[0]})`, 'quote strings, e.g. --set name=my-run');
+  }
   let o = raw;
   for (const k of path.slice(0, -1)) {
-    if (typeof o[k] !== 'object' || o[k] === null) o[k] = {};
+    if (!Object.hasOwn(o, k) || typeof o[k] !== 'object' || o[k] === null) o[k] = {};
     o = o[k] as Record<string, unknown>;
   }
-  o[path[path.length - 1]] = value;
+  Object.defineProperty(o, path[path.length - 1], { value, enumerable: true, writable: true, configurable: true });
 }
 
 function zodMessage(e: z.ZodError, file: string): HeedError {

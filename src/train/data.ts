@@ -18,6 +18,57 @@ export interface RunData {
   evalRows: Example[];
   reports: DatasetReport[];
   padId: number;
+  /** what every stage of the data path removed, and why (printed, and written to summary.json) */
+  drops: DropReport;
+}
+
+/** One data file of one stage: rows read → what each stage of the data path removed → training rows. */
+export interface FileDrops {
+  file: string;
+  stage: string;
+  /** rows seen in the file (good and bad; blank lines are counted apart) */
+  rows_read: number;
+  blank_lines: number;
+  /** bad rows skipped (on_bad_row: skip), by reason */
+  bad_rows_skipped: number;
+  bad_by_reason: Record<string, number>;
+  /** rows longer than max_length removed (truncation: drop) */
+  dropped_too_long: number;
+  /** rows with no loss-bearing token (none to begin with, or none left after truncation) */
+  dropped_no_loss: number;
+  /** rows shortened (truncate-right / truncate-left): kept, but changed */
+  truncated: number;
+  /** rows moved to the held-out eval set (not training rows, not lost) */
+  held_out: number;
+  /** rows that reached the weighting step */
+  kept: number;
+  weight: number;
+  /** training rows this file contributes after its weight (copies + seeded fraction) */
+  training_rows: number;
+  /** example ids of dropped rows (the first 20) */
+  dropped_ids: string[];
+}
+
+export interface DropReport {
+  files: FileDrops[];
+  /** eval rows removed: no loss-bearing token under the output mask, or beyond eval_max_rows */
+  eval: { rows: number; dropped_no_loss: number; capped: number; used: number };
+  rows_read: number;
+  dropped: number;
+  /** dropped / rows_read (rows_read = 0 → 0) */
+  drop_share: number;
+}
+
+const dropsOf = (f: FileDrops) => f.bad_rows_skipped + f.dropped_too_long + f.dropped_no_loss;
+
+/** The summary line of one file, e.g. "400 rows read, 251 dropped (251 longer than max_length 256), 12 held out". */
+export function describeDrops(f: FileDrops, maxLength: number): string {
+  const why: string[] = [];
+  if (f.dropped_too_long) why.push(`${f.dropped_too_long} longer than max_length ${maxLength} (truncation: drop)`);
+  if (f.dropped_no_loss) why.push(`${f.dropped_no_loss} with no loss-bearing token`);
+  if (f.bad_rows_skipped) why.push(`${f.bad_rows_skipped} bad rows skipped (${Object.entries(f.bad_by_reason).map(([r, n]) => `${r} ${n}`).join(', ')})`);
+  const d = dropsOf(f);
+  return [`${f.rows_read} rows read`, `${d} dropped${why.length ? ` (${why.join(', ')})` : ''}`, ...(f.truncated ? [`${f.truncated} truncated`] : []), ...(f.held_out ? [`${f.held_out} held out`] : [])].join(', ');
 }
 
 function hash01(s: string, seed: number): number {
@@ -45,25 +96,49 @@ export async function loadRunData(c: TrainConfig, stages: ResolvedStage[], tok: 
   const evalRows: Example[] = [];
   const split = c.eval && 'split' in c.eval ? c.eval.split : 0;
   const out: Example[][] = [];
+  const files: FileDrops[] = [];
+  let evalNoLoss = 0;
   for (const [si, st] of stages.entries()) {
     const rows: Example[] = [];
     for (const d of st.data) {
       const { examples, report } = await loadExamples(d.path, trainPipe, dsOpts);
       reports.push(report);
       let kept = examples;
+      let heldOut = 0;
       if (split > 0) {
         const { examples: ev } = await loadExamples(d.path, evalPipe, dsOpts);
         const held = new Set(ev.filter((e) => hash01(e.id, c.seed) < split).map((e) => e.id));
-        evalRows.push(...ev.filter((e) => held.has(e.id) && lossWeight(e) > 0));
+        for (const e of ev) if (held.has(e.id)) lossWeight(e) > 0 ? evalRows.push(e) : evalNoLoss++;
         kept = examples.filter((e) => !held.has(e.id));
+        heldOut = examples.length - kept.length;
       }
+      const noLoss = kept.filter((e) => !(lossWeight(e) > 0));
       kept = kept.filter((e) => lossWeight(e) > 0);
       // file weight w: floor(w) copies of every row plus a seeded fraction (w - floor(w)) of them
+      const before = rows.length;
       const whole = Math.floor(d.weight);
       for (let k = 0; k < whole; k++) rows.push(...kept);
       const frac = d.weight - whole;
       if (frac > 0) rows.push(...kept.filter((e) => hash01(`${e.id}#w`, c.seed + si) < frac));
-      log(`data ${d.path}: ${examples.length} rows${split > 0 ? `, ${examples.length - kept.length} held out` : ''}, weight ${d.weight} → ${rows.length} training rows so far (stage ${st.name})`);
+      const t = report.truncation;
+      const f: FileDrops = {
+        file: d.path,
+        stage: st.name,
+        rows_read: report.load.rows,
+        blank_lines: report.load.blankLines,
+        bad_rows_skipped: report.bad.count,
+        bad_by_reason: { ...report.bad.byReason } as Record<string, number>,
+        dropped_too_long: t.dropped.length,
+        dropped_no_loss: t.vanished.length + noLoss.length,
+        truncated: t.truncated,
+        held_out: heldOut,
+        kept: kept.length,
+        weight: d.weight,
+        training_rows: rows.length - before,
+        dropped_ids: [...t.dropped, ...t.vanished, ...noLoss.map((e) => e.id), ...report.bad.first.map((b) => b.id ?? `line ${b.line}`)].slice(0, 20),
+      };
+      files.push(f);
+      log(`data ${d.path}: ${describeDrops(f, c.max_length)}; ${f.kept} kept, weight ${d.weight} → ${f.training_rows} training rows (stage ${st.name})`);
     }
     if (rows.length === 0) throw new HeedError(`stage "${st.name}" has no training rows with loss-bearing tokens`, 'check the data files, the mask policy and max_length');
     out.push(rows);
@@ -71,11 +146,30 @@ export async function loadRunData(c: TrainConfig, stages: ResolvedStage[], tok: 
   if (c.eval && 'file' in c.eval) {
     const { examples, report } = await loadExamples(c.eval.file, evalPipe, dsOpts);
     reports.push(report);
-    evalRows.push(...examples.filter((e) => lossWeight(e) > 0));
+    for (const e of examples) lossWeight(e) > 0 ? evalRows.push(e) : evalNoLoss++;
+    evalNoLoss += report.truncation.dropped.length + report.truncation.vanished.length;
   }
   const evalCapped = permutation(evalRows.length, c.seed + 7).slice(0, c.eval_max_rows).sort((a, b) => a - b).map((i) => evalRows[i]);
+  const rowsRead = files.reduce((a, f) => a + f.rows_read, 0);
+  const dropped = files.reduce((a, f) => a + dropsOf(f), 0);
+  const drops: DropReport = {
+    files,
+    eval: { rows: evalRows.length + evalNoLoss, dropped_no_loss: evalNoLoss, capped: evalRows.length - evalCapped.length, used: evalCapped.length },
+    rows_read: rowsRead,
+    dropped,
+    drop_share: rowsRead ? dropped / rowsRead : 0,
+  };
+  if (drops.eval.capped || drops.eval.dropped_no_loss) log(`eval rows: ${drops.eval.used} used${drops.eval.capped ? `, ${drops.eval.capped} beyond eval_max_rows ${c.eval_max_rows}` : ''}${drops.eval.dropped_no_loss ? `, ${drops.eval.dropped_no_loss} dropped (too long or no loss-bearing token)` : ''}`);
+  if (dropped) log(`dropped ${dropped} of ${rowsRead} rows (${(100 * drops.drop_share).toFixed(1)} %)${c.max_drop_share === null ? '' : `; max_drop_share ${c.max_drop_share}`}`);
+  if (c.max_drop_share !== null && drops.drop_share > c.max_drop_share) {
+    const worst = files.filter((f) => dropsOf(f) > 0).map((f) => `${f.file}: ${describeDrops(f, c.max_length)}`).join('; ');
+    throw new HeedError(
+      `${dropped} of ${rowsRead} training rows dropped (${(100 * drops.drop_share).toFixed(1)} % > max_drop_share ${c.max_drop_share}): ${worst}`,
+      'raise max_length or use truncation: truncate-right, repair or remove the bad rows, or raise max_drop_share (--set max_drop_share=1 accepts any share)',
+    );
+  }
   const padId = tok.padId ?? tok.eosIds[0] ?? 0;
-  return { stages: out, evalRows: evalCapped, reports, padId };
+  return { stages: out, evalRows: evalCapped, reports, padId, drops };
 }
 
 /** The sequences of one epoch, in order: a seeded permutation of rows, packed (sequentially) when asked. */

@@ -17,7 +17,7 @@ import { loadTokenizer } from '../io/tokenizer.js';
 import type { HostTensor } from '../io/safetensors.js';
 import type { Batch } from '../data/pack.js';
 import { loadHostModel, saveHostModel, toDevice, toHostTensors } from '../models/load.js';
-import type { ModelConfig } from '../models/config.js';
+import { readModelConfig, type ModelConfig } from '../models/config.js';
 import { runsLayerByLayer, splitLayerName, type Params } from '../models/transformer.js';
 import type { TrainBatch } from './loss.js';
 import { makeFused, makeSegmented } from './segmented.js';
@@ -27,7 +27,7 @@ import { resolveStages, validateTrainConfig, type TrainConfig } from './config.j
 import { epochSequences, loadRunData, microBatches, normalisedWeights } from './data.js';
 import { lrAt, type Schedule } from './schedule.js';
 import { initLora, loraModules, mergeLora, savePeftAdapter } from './lora.js';
-import { listCheckpoints, pruneCheckpoints, readCheckpoint, saveTrainerFiles, writeCheckpoint, type TrainerState } from './checkpoint.js';
+import { listCheckpoints, loadVerifiedCheckpoint, pruneCheckpoints, saveTrainerFiles, setAside, writeCheckpoint, type TrainerState } from './checkpoint.js';
 import type { TrainerCallback, CallbackContext } from './callbacks.js';
 import { Progress } from '../cli/progress.js';
 
@@ -56,6 +56,20 @@ type DeviceBatch = TrainBatch;
 
 /** A data batch on the device with loss weights `weights` (host alignment: weight of token t as a target). */
 const deviceBatch = (b: Batch, weights: Float32Array): DeviceBatch => toDeviceBatch({ B: b.B, T: b.T, ids: b.ids, weights, positions: b.positions, segments: b.segments });
+
+/** metrics.jsonl records; a torn last line (kill -9 mid-write) is skipped */
+function readMetrics(file: string): Array<Record<string, unknown>> {
+  const out: Array<Record<string, unknown>> = [];
+  for (const l of readFileSync(file, 'utf8').split('\n')) {
+    if (!l) continue;
+    try {
+      out.push(JSON.parse(l));
+    } catch {
+      /* torn line */
+    }
+  }
+  return out;
+}
 
 const tokensOf = (b: Batch) => b.segments.reduce((a, s) => a + (s >= 0 ? 1 : 0), 0);
 
@@ -110,12 +124,25 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
     const file = join(runDir, 'config.yaml');
     if (!existsSync(file)) throw new HeedError(`${runDir}: not a heed run folder (no config.yaml)`, 'pass the folder a `heed train` run created, e.g. runs/<name>');
     cfg = validateTrainConfig(YAML.parse(readFileSync(file, 'utf8')), file, runDir);
+    const metricsPath = join(runDir, 'metrics.jsonl');
+    const recs = existsSync(metricsPath) ? readMetrics(metricsPath) : undefined;
     const cks = listCheckpoints(runDir);
-    if (cks.length) {
-      const last = cks[cks.length - 1];
-      resumeFrom = { dir: last.dir, ...readCheckpoint(last.dir) };
-      if (resumeFrom.state.done) throw new HeedError(`${runDir}: the run already finished at step ${resumeFrom.state.step}`, 'start a new run (another name) to train further');
-      log(`resuming ${runDir} from ${last.dir} (step ${resumeFrom.state.step})`);
+    // newest intact checkpoint first; a damaged one is moved aside (kept) and the fallback said out loud
+    for (const ck of [...cks].reverse()) {
+      const r = loadVerifiedCheckpoint(ck.dir, ck.step, recs);
+      if ('damaged' in r) {
+        const aside = setAside(ck.dir);
+        log(`warning: checkpoint ${ck.dir} is damaged (${r.damaged}); moved to ${aside}, trying an earlier one`);
+        continue;
+      }
+      resumeFrom = { dir: ck.dir, ...r };
+      if (ck !== cks[cks.length - 1]) log(`warning: resuming from ${ck.dir}, the newest intact checkpoint (step ${ck.step})`);
+      break;
+    }
+    if (cks.length && !resumeFrom) throw new HeedError(`${runDir}: every checkpoint is damaged (moved to damaged-step-*)`, `start the run again (heed train <config> --set name=...), or restore a copy of ${runDir}`);
+    if (resumeFrom) {
+      if (resumeFrom.state.done && existsSync(join(runDir, 'summary.json'))) throw new HeedError(`${runDir}: the run already finished at step ${resumeFrom.state.step}`, 'start a new run (another name) to train further');
+      log(resumeFrom.state.done ? `${runDir}: finished at step ${resumeFrom.state.step} but killed before summary.json was written; writing it` : `resuming ${runDir} from ${resumeFrom.dir} (step ${resumeFrom.state.step})`);
     } else log(`resuming ${runDir}: no complete checkpoint yet, starting from step 0`);
   } else {
     cfg = cfgIn;
@@ -127,6 +154,15 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
     writeFileSync(join(runDir, 'config.yaml'), YAML.stringify(cfg));
   }
   const stages = resolveStages(cfg);
+
+  // --- the model's context bounds max_length: checked from config.json before weights or data are loaded
+  const ctx = readModelConfig(cfg.model).config.maxPositions;
+  if (cfg.max_length > ctx) {
+    throw new HeedError(
+      `max_length ${cfg.max_length} is longer than the model's context: ${cfg.model}/config.json allows ${ctx} positions`,
+      `set max_length to at most ${ctx} (--set max_length=${ctx})${cfg.truncation === 'drop' ? '' : '; longer rows are truncated'}`,
+    );
+  }
 
   // --- model, tokenizer, data
   const host = loadHostModel(cfg.model);
@@ -145,7 +181,13 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
   let v: Record<string, Tensor>;
   if (resumeFrom) {
     const opt = resumeFrom.opt;
-    const pick = (prefix: string) => new Map([...opt].filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k.slice(prefix.length), t]));
+    // one canonical tensor order everywhere (the fresh run's): the global gradient norm is summed in this
+    // order, so resuming with the file's sorted order would change the clipping scale in its last bits
+    const order = lora ? mods.flatMap((x) => [`${x.name}.lora_A`, `${x.name}.lora_B`]) : [...host.tensors.keys()];
+    const want = new Set(order.flatMap((k) => [`param.${k}`, `m.${k}`, `v.${k}`]));
+    const odd = [...opt.keys()].find((k) => !want.has(k)) ?? [...want].find((k) => !opt.has(k));
+    if (odd !== undefined) throw new HeedError(`${resumeFrom.dir}/optimizer.safetensors: tensor "${odd}" does not match the run's trainable parameters`, 'the checkpoint comes from another model or LoRA config; start a new run');
+    const pick = (prefix: string) => new Map(order.map((k) => [k, opt.get(prefix + k)!]));
     trainable = toDevice(pick('param.'));
     m = toDevice(pick('m.'));
     v = toDevice(pick('v.'));
@@ -227,8 +269,10 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
     return sum / wsum;
   };
 
-  const saveCheckpoint = async (): Promise<string> => {
+  const saveCheckpoint = async (): Promise<string | null> => {
     const tr = await toHostTensors(trainable);
+    // never save non-finite parameters (the update of a finite gradient can still overflow)
+    for (const t of tr.values()) for (let i = 0; i < t.data.length; i++) if (!Number.isFinite(t.data[i])) return null;
     const mm = await toHostTensors(m);
     const vv = await toHostTensors(v);
     const opt = new Map<string, HostTensor>();
@@ -255,6 +299,14 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
   let lastMetrics: Record<string, number> = {};
   let stoppedEarly: RunSummary['stopped_early'] = null;
   let interrupted = false;
+  let diverged: { step: number; loss: number; grad_norm: number } | null = null;
+  if (resumeFrom?.state.done && existsSync(metricsFile)) {
+    // finished, but killed before summary.json: the final metrics are the last record's (an evaluation)
+    const lastRec = readMetrics(metricsFile).at(-1) ?? {};
+    const skip = new Set(['step', 'stage', 'stage_name', 'epoch', 'lr', 'grad_norm', 'tokens', 'tokens_per_s']);
+    lastMetrics = Object.fromEntries(Object.entries(lastRec).filter(([k, v]) => !skip.has(k) && typeof v === 'number')) as Record<string, number>;
+    if (resumeFrom.state.stopped) stoppedEarly = { reason: resumeFrom.state.stopped.reason, step: resumeFrom.state.step };
+  }
   let epochCache: { key: string; batches: Batch[] } | undefined;
   const batchesOf = (si: number, epoch: number) => {
     const key = `${si}:${epoch}`;
@@ -286,6 +338,12 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
         grads = grads ? (fns.addTrees(grads, g) as Record<string, Tensor>) : g;
       }
       const gnorm = Math.sqrt((await toHost(fns.sqSum(tree.ref(grads!)) as Tensor))[0]);
+      if (!Number.isFinite(loss) || !Number.isFinite(gnorm)) {
+        // divergence guard: nothing of this step is applied or saved; the last good checkpoint is the result
+        tree.dispose(grads!);
+        diverged = { step: state.step + 1, loss, grad_norm: gnorm };
+        break outer;
+      }
       const clip = cfg.grad_clip > 0 && gnorm > cfg.grad_clip ? cfg.grad_clip / (gnorm + 1e-6) : 1;
       const t = state.stageStep + 1;
       const lr = lrAt(schedFor(si), cfg.lr_reset_per_stage ? t : stepsBefore(si) + t);
@@ -347,7 +405,14 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
       const last = stageEnd && si === stages.length - 1;
       if (last || stopNow) state = { ...state, done: true, stopped: stoppedEarly ? { reason: stoppedEarly.reason } : null };
       if (stageEnd && !last && !stopNow) state = { ...state, stage: si + 1, stageStep: 0, epoch: 0, micro: 0 };
-      if (state.step % cfg.save_every === 0 || stageEnd || stopNow || interruptNow || newBest) lastCheckpoint = await saveCheckpoint();
+      if (state.step % cfg.save_every === 0 || stageEnd || stopNow || interruptNow || newBest) {
+        const saved = await saveCheckpoint();
+        if (saved === null) {
+          diverged = { step: state.step, loss, grad_norm: gnorm };
+          break outer;
+        }
+        lastCheckpoint = saved;
+      }
       if (stopNow) break outer;
       if (interruptNow) {
         interrupted = true;
@@ -371,17 +436,26 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
     stopped_early: stoppedEarly,
     interrupted,
     stages: stages.map((s, i) => ({ name: s.name, steps: stageSteps[i] })),
+    data: data.drops,
+    diverged,
   };
   for (const cb of callbacks) {
     const extra = await cb.onEnd?.(ctxBase());
     if (extra) Object.assign(summary, { [cb.name]: extra });
   }
-  writeFileSync(join(runDir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
+  writeFileSync(join(runDir, 'summary.json'), JSON.stringify(summary, (_, x) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x), 2) + '\n');
   fns.dispose();
   generator.dispose();
   tree.dispose(trainable);
   tree.dispose(m);
   tree.dispose(v);
   tree.dispose(frozen);
+  if (diverged) {
+    const d = diverged;
+    throw new HeedError(
+      `training diverged at step ${d.step}: loss ${d.loss}, gradient norm ${d.grad_norm}; nothing of that step was applied or saved, the result is ${lastCheckpoint ? `the last good checkpoint ${lastCheckpoint}` : 'none (no checkpoint was saved before it)'} (summary in ${join(runDir, 'summary.json')})`,
+      `lower lr (now ${cfg.lr}) or set grad_clip, and start a new run (heed train <config> --set lr=... --set name=...)`,
+    );
+  }
   return summary;
 }
