@@ -14,7 +14,7 @@
 import { closeSync, openSync, readSync, statSync, writeSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { HeedError } from '../errors.js';
-import { f16ToF32, f32ToF16 } from './dtype.js';
+import { f16ToF32, f32BitsToF16Bits, f32ToF16 } from './dtype.js';
 import { writeFileAtomic } from './safetensors.js';
 
 if (endianness() !== 'LE') throw new Error('heed GGUF IO supports little-endian hosts only');
@@ -75,17 +75,27 @@ export function tensorBytes(type: GgmlTypeName, shape: readonly number[]): numbe
 export function quantizeQ8_0(x: Float32Array): Uint8Array {
   const nb = x.length / QK8_0;
   const out = new Uint8Array(nb * (2 + QK8_0));
-  const dv = new DataView(out.buffer);
-  const scale = new Float32Array(1);
+  const q = new Int8Array(out.buffer);
+  const f = new Float32Array(1);
+  const bits = new Uint32Array(f.buffer);
   for (let b = 0; b < nb; b++) {
     let amax = 0;
-    for (let j = 0; j < QK8_0; j++) amax = Math.max(amax, Math.abs(x[b * QK8_0 + j]));
-    const d = amax / 127;
+    const base = b * QK8_0;
+    for (let j = 0; j < QK8_0; j++) {
+      const a = Math.abs(x[base + j]);
+      if (a > amax) amax = a;
+    }
+    f[0] = amax / 127;
+    const d = f[0];
     const id = d ? 1 / d : 0;
-    scale[0] = d;
+    const h = f32BitsToF16Bits(bits[0]);
     const o = b * (2 + QK8_0);
-    dv.setUint16(o, f32ToF16(scale)[0], true);
-    for (let j = 0; j < QK8_0; j++) dv.setInt8(o + 2 + j, Math.round(Math.fround(x[b * QK8_0 + j] * id)));
+    out[o] = h & 0xff;
+    out[o + 1] = h >>> 8;
+    for (let j = 0; j < QK8_0; j++) {
+      const v = Math.fround(x[base + j] * id);
+      q[o + 2 + j] = v < 0 ? -Math.round(-v) : Math.round(v); // roundf: halves away from zero
+    }
   }
   return out;
 }
