@@ -28,8 +28,11 @@ export interface BackendCapabilities {
  */
 export interface LogitsSession {
   readonly vocabSize: number;
-  /** prefill one row per prompt (token ids, specials included); returns each row's next-token logits */
-  prefill(prompts: number[][]): Promise<Float32Array[]>;
+  /**
+   * prefill one row per prompt (token ids, specials included); returns each row's next-token logits.
+   * `maxTokens`: how many step() calls may follow at most (a backend with a fixed-size cache sizes it from this).
+   */
+  prefill(prompts: number[][], o?: { maxTokens?: number }): Promise<Float32Array[]>;
   /** append one token to each row still active (`tokens[i]` for row i; inactive rows are ignored) and return their next logits */
   step(tokens: number[], active: readonly boolean[]): Promise<Float32Array[]>;
   /** free the cache/contexts */

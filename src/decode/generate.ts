@@ -1,10 +1,11 @@
 /**
- * Batched generation with a KV cache on the in-process engine.
- *
- * Prompts are left-padded to one length; a jitted prefill computes the cache and the first logits, then a
- * jitted one-token decode step runs until every row stopped (EOS, a stop string, or maxTokens). The cache
- * has a fixed capacity (prompt length + maxTokens, rounded up) so the decode step compiles once.
- * Logits come to the host each step, where logits processors (the rule adapter, penalties) and sampling run.
+ * Generation in three layers (src/backends/types.ts):
+ *  1. a logits session — here the in-process engine's EngineSession: prompts left-padded to one length, a
+ *     jitted prefill computes the KV cache and the first logits, a jitted one-token decode step after that (the
+ *     cache has a fixed capacity, prompt length + maxTokens rounded up, so the step compiles once);
+ *  2. decodeLoop, the one host loop over any session: logits processors (the rule adapter), repetition penalty,
+ *     sampling, EOS, stop strings, streaming;
+ *  3. TextGenerator: EngineGenerator (engine) and SessionGenerator (any session, e.g. llama.cpp).
  */
 import { jit, np, fromHost, toHost, tree, type Tensor } from '../engine/index.js';
 import { HeedError } from '../errors.js';
@@ -13,6 +14,7 @@ import { block, blockContext, contextFrom, contextTensors, embed, embedNames, fo
 import type { Model } from '../models/load.js';
 import { mulberry32 } from '../models/random.js';
 import { applyRepetitionPenalty, sampleToken, type SamplingOptions } from './sampling.js';
+import type { LogitsSession } from '../backends/types.js';
 
 /** Context passed to a logits processor. */
 export interface ProcessorContext {
@@ -101,7 +103,7 @@ export class EngineGenerator implements TextGenerator {
 
   private layerFns?: { ctx: ReturnType<typeof jit>; embed: ReturnType<typeof jit>; head: ReturnType<typeof jit>; blocks: Map<number, ReturnType<typeof jit>> };
 
-  private async prefillLayered(capacity: number, args: { ids: Tensor; positions: Tensor; qSeg: Tensor; kSeg: Tensor; qSlot: Tensor; kSlot: Tensor; invFreq: Tensor }): Promise<{ logits: Tensor; k: Tensor[]; v: Tensor[] }> {
+  private async prefillLayered(capacity: number, args: PrefillArgs): Promise<{ logits: Tensor; k: Tensor[]; v: Tensor[] }> {
     const c = this.model.config;
     const o = { loraScale: this.model.loraScale };
     const f = (this.layerFns ??= {
@@ -177,35 +179,85 @@ export class EngineGenerator implements TextGenerator {
     return res.map((r, i) => ({ ...r, prompt: prompts[i] }));
   }
 
-  /** Generate from token ids. */
+  /** A logits session (layer 1) over this model: prefill a batch, then one token per row at a time. */
+  session(): EngineSession {
+    return new EngineSession(this.model.config, this.model.tokenizer.padId ?? this.model.tokenizer.eosIds[0] ?? 0, {
+      params: () => this.model.params,
+      layered: () => this.layered(),
+      prefillLayered: (capacity, args) => this.prefillLayered(capacity, args),
+      prefill: (capacity) => this.prefill(capacity),
+      decode: () => this.decode(),
+      invFreq: () => this.invFreqTensor(),
+    });
+  }
+
+  /** Generate from token ids: the host decode loop over an engine session. */
   async generateIds(promptIds: number[][], opts: GenerateOptions = {}): Promise<Generation[]> {
-    const c: ModelConfig = this.model.config;
-    const tok = this.model.tokenizer;
-    const B = promptIds.length;
-    if (B === 0) return [];
+    if (promptIds.length === 0) return [];
+    const s = this.session();
+    try {
+      return await decodeLoop(s, promptIds, this.model.tokenizer, opts);
+    } finally {
+      s.dispose();
+    }
+  }
+}
+
+type PrefillArgs = { ids: Tensor; positions: Tensor; qSeg: Tensor; kSeg: Tensor; qSlot: Tensor; kSlot: Tensor; invFreq: Tensor };
+interface EngineParts {
+  params(): Params;
+  layered(): boolean;
+  prefillLayered(capacity: number, args: PrefillArgs): Promise<{ logits: Tensor; k: Tensor[]; v: Tensor[] }>;
+  prefill(capacity: number): ReturnType<typeof jit>;
+  decode(): ReturnType<typeof jit>;
+  invFreq(): Tensor;
+}
+
+/**
+ * The engine's logits session: prompts left-padded to one length (a multiple of 32, so that prompts of similar
+ * length share one compiled prefill), a KV cache of fixed capacity (prompt length + maxTokens, rounded up to 64,
+ * so the decode step compiles once), rows that stopped masked out of the cache.
+ */
+export class EngineSession implements LogitsSession {
+  readonly vocabSize: number;
+  private cache: KvCache | undefined;
+  private T = 0;
+  private capacity = 0;
+  private steps = 0;
+  private kSegFull = new Int32Array(0);
+  private nextPos: number[] = [];
+  private B = 0;
+
+  constructor(private readonly c: ModelConfig, private readonly padId: number, private readonly e: EngineParts) {
+    this.vocabSize = c.vocabSize;
+  }
+
+  private rows(flat: Float32Array): Float32Array[] {
+    const V = this.vocabSize;
+    return Array.from({ length: this.B }, (_, b) => flat.subarray(b * V, (b + 1) * V));
+  }
+
+  async prefill(promptIds: number[][], o: { maxTokens?: number } = {}): Promise<Float32Array[]> {
+    const c = this.c;
+    if (this.cache) throw new Error('EngineSession.prefill called twice');
+    const B = (this.B = promptIds.length);
     for (const [i, ids] of promptIds.entries()) {
       if (ids.length === 0) throw new HeedError(`prompt ${i} is empty after tokenisation`, 'give a non-empty prompt (or keep the BOS token)');
       for (const id of ids) if (!(id >= 0 && id < c.vocabSize)) throw new HeedError(`prompt ${i}: token id ${id} is outside the vocabulary (0..${c.vocabSize - 1})`, 'use the tokenizer that belongs to this model');
     }
-    const maxTokens = opts.maxTokens ?? 128;
-    // Left-pad to a multiple of 32 so that prompts of similar length share one compiled prefill (each new
-    // shape costs a trace and memory in jax-js); padding is masked out, positions are unaffected.
+    const maxTokens = o.maxTokens ?? 128;
     const longest = Math.max(...promptIds.map((p) => p.length));
-    const T = Math.min(Math.max(longest, c.maxPositions - maxTokens), ceilTo(longest, 32));
+    const T = (this.T = Math.min(Math.max(longest, c.maxPositions - maxTokens), ceilTo(longest, 32)));
     if (longest + maxTokens > c.maxPositions) {
       throw new HeedError(`prompt (${longest} tokens) + max tokens (${maxTokens}) exceeds the model's context length ${c.maxPositions}`, `lower --max-tokens to at most ${Math.max(0, c.maxPositions - longest)} or shorten the prompt`);
     }
-    const capacity = Math.min(c.maxPositions, ceilTo(T + maxTokens, 64));
-    const eos = new Set(opts.eosIds ?? tok.eosIds);
-    const stop = (opts.stop ?? []).filter((s) => s.length > 0);
-    const rand = mulberry32(opts.seed ?? 0);
-    const padId = tok.padId ?? tok.eosIds[0] ?? 0;
-
+    const capacity = (this.capacity = Math.min(c.maxPositions, ceilTo(T + maxTokens, 64)));
+    const padId = this.padId;
     // left padding: row b's tokens occupy slots T - len .. T - 1
     const ids = new Int32Array(B * T).fill(padId);
     const pos = new Int32Array(B * T);
     const seg = new Int32Array(B * T).fill(-1);
-    const kSegFull = new Int32Array(B * capacity).fill(-1);
+    const kSegFull = (this.kSegFull = new Int32Array(B * capacity).fill(-1));
     for (let b = 0; b < B; b++) {
       const p = promptIds[b];
       const off = T - p.length;
@@ -216,72 +268,133 @@ export class EngineGenerator implements TextGenerator {
         kSegFull[b * capacity + off + t] = 0;
       }
     }
-    const slots = (n: number, from = 0) => Int32Array.from({ length: n }, (_, i) => from + i);
-    const p = this.model.params;
-    const pre = this.layered()
-      ? await this.prefillLayered(capacity, { ids: fromHost(ids, [B, T]), positions: fromHost(pos, [B, T]), qSeg: fromHost(seg, [B, T]), kSeg: fromHost(seg, [B, T]), qSlot: fromHost(slots(T), [T]), kSlot: fromHost(slots(T), [T]), invFreq: this.invFreqTensor() })
-      : (this.prefill(capacity)(tree.ref(p), fromHost(ids, [B, T]), fromHost(pos, [B, T]), fromHost(seg, [B, T]), fromHost(seg, [B, T]), fromHost(slots(T), [T]), fromHost(slots(T), [T]), this.invFreqTensor()) as { logits: Tensor; k: Tensor[]; v: Tensor[] });
-    let cache: KvCache = { k: pre.k, v: pre.v };
-    let logits = await toHost(pre.logits);
+    this.nextPos = promptIds.map((x) => x.length);
+    const p = this.e.params();
+    const pre = this.e.layered()
+      ? await this.e.prefillLayered(capacity, { ids: fromHost(ids, [B, T]), positions: fromHost(pos, [B, T]), qSeg: fromHost(seg, [B, T]), kSeg: fromHost(seg, [B, T]), qSlot: fromHost(slots(T), [T]), kSlot: fromHost(slots(T), [T]), invFreq: this.e.invFreq() })
+      : (this.e.prefill(capacity)(tree.ref(p), fromHost(ids, [B, T]), fromHost(pos, [B, T]), fromHost(seg, [B, T]), fromHost(seg, [B, T]), fromHost(slots(T), [T]), fromHost(slots(T), [T]), this.e.invFreq()) as { logits: Tensor; k: Tensor[]; v: Tensor[] });
+    this.cache = { k: pre.k, v: pre.v };
+    return this.rows(await toHost(pre.logits));
+  }
 
-    const seqs = promptIds.map((x) => [...x]);
-    const gen: number[][] = promptIds.map(() => []);
-    const texts = promptIds.map(() => '');
-    const done: (FinishReason | null)[] = promptIds.map(() => null);
-    const V = c.vocabSize;
-    const nextPos = promptIds.map((x) => x.length);
-    try {
-      for (let step = 0; step < maxTokens; step++) {
-        const next = new Int32Array(B).fill(padId);
-        for (let b = 0; b < B; b++) {
-          if (done[b]) continue;
-          let row = logits.subarray(b * V, (b + 1) * V);
-          for (const proc of opts.logitsProcessors ?? []) row = proc(seqs[b], row, { row: b, promptLength: promptIds[b].length, step });
-          if (opts.repetitionPenalty !== undefined) row = applyRepetitionPenalty(row, seqs[b], opts.repetitionPenalty);
-          const t = sampleToken(row, opts, rand);
-          next[b] = t;
-          if (eos.has(t)) {
-            done[b] = 'eos';
-            continue;
-          }
-          seqs[b].push(t);
-          gen[b].push(t);
-          const text = tok.decode(gen[b], { skipSpecialTokens: true });
-          let cut = -1;
-          for (const s of stop) {
-            const at = text.indexOf(s);
-            if (at >= 0 && (cut < 0 || at < cut)) cut = at;
-          }
-          const shown = cut >= 0 ? text.slice(0, cut) : text.endsWith('\uFFFD') ? texts[b] : text;
-          if (shown.length > texts[b].length && shown.startsWith(texts[b])) opts.onText?.(b, shown.slice(texts[b].length));
-          texts[b] = shown;
-          if (cut >= 0) done[b] = 'stop';
-        }
-        if (done.every((d) => d)) break;
-        if (step === maxTokens - 1) break;
-        // one decode step at slot T + step
-        const slot = T + step;
-        const kSeg = kSegFull;
-        for (let b = 0; b < B; b++) kSeg[b * capacity + slot] = done[b] ? -1 : 0;
-        const posArr = Int32Array.from(nextPos);
-        for (let b = 0; b < B; b++) nextPos[b]++;
-        const qSeg = Int32Array.from({ length: B }, (_, b) => (done[b] ? -1 : 0));
-        const wm = new Float32Array(capacity);
-        wm[slot] = 1;
-        const out = this.decode()(tree.ref(p), cache.k, cache.v, fromHost(next, [B, 1]), fromHost(posArr, [B, 1]), fromHost(qSeg, [B, 1]), fromHost(kSeg, [B, capacity]), fromHost(Int32Array.of(slot), [1]), fromHost(slots(capacity), [capacity]), fromHost(wm, [capacity, 1]), this.invFreqTensor()) as { logits: Tensor; k: Tensor[]; v: Tensor[] };
-        cache = { k: out.k, v: out.v };
-        logits = await toHost(out.logits);
-      }
-    } finally {
-      tree.dispose(cache.k);
-      tree.dispose(cache.v);
-    }
-    return promptIds.map((pids, b) => ({
-      prompt: '',
-      promptIds: pids,
-      text: done[b] === 'stop' ? texts[b] : gen[b].length ? tok.decode(gen[b], { skipSpecialTokens: true }) : '',
-      ids: gen[b],
-      finishReason: done[b] ?? 'length',
-    }));
+  async step(tokens: number[], active: readonly boolean[]): Promise<Float32Array[]> {
+    if (!this.cache) throw new Error('EngineSession.step before prefill');
+    const { B, capacity } = this;
+    const slot = this.T + this.steps;
+    if (slot >= capacity) throw new HeedError(`the engine session's cache is full (${capacity} slots)`, 'pass maxTokens to prefill');
+    this.steps++;
+    const next = new Int32Array(B).fill(this.padId);
+    for (let b = 0; b < B; b++) if (active[b]) next[b] = tokens[b];
+    const kSeg = this.kSegFull;
+    for (let b = 0; b < B; b++) kSeg[b * capacity + slot] = active[b] ? 0 : -1;
+    const posArr = Int32Array.from(this.nextPos);
+    for (let b = 0; b < B; b++) this.nextPos[b]++;
+    const qSeg = Int32Array.from({ length: B }, (_, b) => (active[b] ? 0 : -1));
+    const wm = new Float32Array(capacity);
+    wm[slot] = 1;
+    const out = this.e.decode()(tree.ref(this.e.params()), this.cache.k, this.cache.v, fromHost(next, [B, 1]), fromHost(posArr, [B, 1]), fromHost(qSeg, [B, 1]), fromHost(kSeg, [B, capacity]), fromHost(Int32Array.of(slot), [1]), fromHost(slots(capacity), [capacity]), fromHost(wm, [capacity, 1]), this.e.invFreq()) as { logits: Tensor; k: Tensor[]; v: Tensor[] };
+    this.cache = { k: out.k, v: out.v };
+    return this.rows(await toHost(out.logits));
+  }
+
+  dispose(): void {
+    if (!this.cache) return;
+    tree.dispose(this.cache.k);
+    tree.dispose(this.cache.v);
+    this.cache = undefined;
   }
 }
+
+const slots = (n: number, from = 0) => Int32Array.from({ length: n }, (_, i) => from + i);
+
+/** The tokenizer surface the host loop needs. */
+export interface LoopTokenizer {
+  decode(ids: number[], o?: { skipSpecialTokens?: boolean }): string;
+  readonly eosIds: number[];
+}
+
+/**
+ * The host decode loop (layer 2), the same for every backend with a logits session: each step, for every active
+ * row, the logits processors (the rule adapter, …), the repetition penalty, then sampling; a row ends at an EOS
+ * id, at a stop string (the text is cut before it) or after maxTokens; text is streamed through onText as it grows
+ * (never half a UTF-8 character). The session is not disposed here.
+ */
+export async function decodeLoop(session: LogitsSession, promptIds: number[][], tok: LoopTokenizer, opts: GenerateOptions = {}): Promise<Generation[]> {
+  const B = promptIds.length;
+  if (B === 0) return [];
+  const maxTokens = opts.maxTokens ?? 128;
+  const eos = new Set(opts.eosIds ?? tok.eosIds);
+  const stop = (opts.stop ?? []).filter((s) => s.length > 0);
+  const rand = mulberry32(opts.seed ?? 0);
+  let logits = await session.prefill(promptIds, { maxTokens });
+  const seqs = promptIds.map((x) => [...x]);
+  const gen: number[][] = promptIds.map(() => []);
+  const texts = promptIds.map(() => '');
+  const done: (FinishReason | null)[] = promptIds.map(() => null);
+  for (let step = 0; step < maxTokens; step++) {
+    const next: number[] = new Array(B).fill(0);
+    for (let b = 0; b < B; b++) {
+      if (done[b]) continue;
+      let row = logits[b];
+      for (const proc of opts.logitsProcessors ?? []) row = proc(seqs[b], row, { row: b, promptLength: promptIds[b].length, step });
+      if (opts.repetitionPenalty !== undefined) row = applyRepetitionPenalty(row, seqs[b], opts.repetitionPenalty);
+      const t = sampleToken(row, opts, rand);
+      next[b] = t;
+      if (eos.has(t)) {
+        done[b] = 'eos';
+        continue;
+      }
+      seqs[b].push(t);
+      gen[b].push(t);
+      const text = tok.decode(gen[b], { skipSpecialTokens: true });
+      let cut = -1;
+      for (const s of stop) {
+        const at = text.indexOf(s);
+        if (at >= 0 && (cut < 0 || at < cut)) cut = at;
+      }
+      const shown = cut >= 0 ? text.slice(0, cut) : text.endsWith('\uFFFD') ? texts[b] : text;
+      if (shown.length > texts[b].length && shown.startsWith(texts[b])) opts.onText?.(b, shown.slice(texts[b].length));
+      texts[b] = shown;
+      if (cut >= 0) done[b] = 'stop';
+    }
+    if (done.every((d) => d)) break;
+    if (step === maxTokens - 1) break;
+    logits = await session.step(next, done.map((d) => !d));
+  }
+  return promptIds.map((pids, b) => ({
+    prompt: '',
+    promptIds: pids,
+    text: done[b] === 'stop' ? texts[b] : gen[b].length ? tok.decode(gen[b], { skipSpecialTokens: true }) : '',
+    ids: gen[b],
+    finishReason: done[b] ?? 'length',
+  }));
+}
+
+/**
+ * A TextGenerator (layer 3) over any backend with a logits session and a tokenizer: encode, run the host loop,
+ * decode. Used for llama.cpp; the engine's EngineGenerator is the same loop over an EngineSession.
+ */
+export class SessionGenerator implements TextGenerator {
+  constructor(
+    readonly name: string,
+    private readonly tok: LoopTokenizer & { encode(text: string, o?: { addSpecialTokens?: boolean }): number[] },
+    private readonly open: () => Promise<LogitsSession>,
+  ) {}
+
+  async generate(prompts: string[], opts: GenerateOptions = {}): Promise<Generation[]> {
+    const promptIds = prompts.map((p) => this.tok.encode(p, { addSpecialTokens: opts.addSpecialTokens ?? true }));
+    const res = await this.generateIds(promptIds, opts);
+    return res.map((r, i) => ({ ...r, prompt: prompts[i] }));
+  }
+
+  async generateIds(promptIds: number[][], opts: GenerateOptions = {}): Promise<Generation[]> {
+    if (promptIds.length === 0) return [];
+    const s = await this.open();
+    try {
+      return await decodeLoop(s, promptIds, this.tok, opts);
+    } finally {
+      await s.dispose();
+    }
+  }
+}
+

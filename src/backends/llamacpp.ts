@@ -1,0 +1,201 @@
+/**
+ * The llama.cpp backend: a GGUF file through node-llama-cpp (an optional dependency, pinned at 3.21.1, installed
+ * by the user: `npm i -E node-llama-cpp@3.21.1`). Its prebuilt binaries are used (build: 'never'): CPU, or
+ * CUDA/Vulkan/Metal with `gpu: true` where present; nothing is compiled.
+ *
+ * It gives a logits session (layer 1): one context with one sequence per batch row; prefill and each step
+ * evaluate the rows together (node-llama-cpp batches concurrent sequences into one llama_decode) and read
+ * llama.cpp's full-vocabulary next-token probabilities (greedy sampler, no truncation: the softmax of the raw
+ * logits), returned as log-probabilities. The host decode loop (src/decode/generate.ts) runs on top, so logits
+ * processors — the rule adapter's product of experts — sampling, stop strings and streaming are heed's own.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { HeedError } from '../errors.js';
+import { SessionGenerator } from '../decode/generate.js';
+import { readGguf } from '../io/gguf.js';
+import type { LogitsSession, ModelBackend } from './types.js';
+
+export const NODE_LLAMA_CPP_VERSION = '3.21.1';
+const INSTALL = `npm i -E node-llama-cpp@${NODE_LLAMA_CPP_VERSION}`;
+
+// ------------------------------------------------ minimal local types of node-llama-cpp 3.21.1 (what heed uses)
+type Token = number;
+interface NlcSequence {
+  controlledEvaluate(input: Array<Token | [Token, { generateNext?: { probabilities?: boolean; token?: boolean; options?: { temperature?: number } } }]>): Promise<Array<undefined | { next: { token?: Token | null; probabilities?: Map<Token, number> } }>>;
+  clearHistory(): Promise<void>;
+  dispose(): void;
+}
+interface NlcContext {
+  getSequence(): NlcSequence;
+  readonly sequencesLeft: number;
+  dispose(): Promise<void>;
+}
+interface NlcModel {
+  tokenize(text: string, specialTokens?: boolean): Token[];
+  detokenize(tokens: readonly Token[], specialTokens?: boolean): string;
+  readonly tokens: { bos: Token | null; eos: Token | null; eot: Token | null; shouldPrependBosToken?: boolean };
+  readonly trainContextSize: number;
+  createContext(o: { sequences?: number; contextSize?: number; batchSize?: number; threads?: number; flashAttention?: boolean }): Promise<NlcContext>;
+  dispose(): Promise<void>;
+}
+interface NlcLlama {
+  loadModel(o: { modelPath: string; gpuLayers?: number | 'auto' }): Promise<NlcModel>;
+  readonly gpu: string | false;
+}
+interface NlcModule {
+  getLlama(o: { gpu?: false | 'auto'; build?: 'never'; logLevel?: string; progressLogs?: boolean }): Promise<NlcLlama>;
+}
+
+let modPromise: Promise<NlcModule> | undefined;
+/** node-llama-cpp, imported on first use; a clear error (with the install command) when it is not installed. */
+export async function loadNodeLlamaCpp(): Promise<NlcModule> {
+  const name = 'node-llama-cpp';
+  modPromise ??= (import(name) as Promise<NlcModule>).catch((e: unknown) => {
+    modPromise = undefined;
+    const code = (e as { code?: string }).code;
+    if (code === 'ERR_MODULE_NOT_FOUND' || /Cannot find (package|module)/.test(String((e as Error).message)))
+      throw new HeedError('gguf: models run through node-llama-cpp, which is not installed (it is optional: ~730 MB with every platform\'s prebuilt binaries)', `run \`${INSTALL}\` in heed's folder`);
+    throw new HeedError(`node-llama-cpp failed to load: ${(e as Error).message}`, `reinstall it: ${INSTALL}`);
+  });
+  return modPromise;
+}
+
+/** whether node-llama-cpp can be imported (tests skip, with a reason, when it cannot) */
+export async function hasNodeLlamaCpp(): Promise<boolean> {
+  try {
+    await loadNodeLlamaCpp();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const llamas = new Map<string, Promise<NlcLlama>>();
+function getLlama(gpu: boolean): Promise<NlcLlama> {
+  const key = gpu ? 'gpu' : 'cpu';
+  let p = llamas.get(key);
+  if (!p) {
+    p = loadNodeLlamaCpp().then((m) => m.getLlama({ gpu: gpu ? 'auto' : false, build: 'never', logLevel: 'error', progressLogs: false }));
+    p.catch(() => llamas.delete(key));
+    llamas.set(key, p);
+  }
+  return p;
+}
+
+/** llama.cpp's probabilities (a Map, most likely first) → log-probabilities over the whole vocabulary */
+function logProbs(p: Map<Token, number> | undefined, V: number): Float32Array {
+  const out = new Float32Array(V).fill(-Infinity);
+  if (!p) throw new HeedError('llama.cpp returned no probabilities for a step', 'this model may not support token generation');
+  for (const [t, q] of p) if (t < V) out[t] = Math.log(q);
+  return out;
+}
+
+const NEXT = { generateNext: { probabilities: true, options: { temperature: 0 } } } as const;
+
+export interface LlamaCppOptions {
+  /** use a GPU (CUDA, Vulkan, Metal) when one is present; default false (CPU) */
+  gpu?: boolean;
+  /** context per sequence in tokens; default the model's training context, at most 4096 */
+  context?: number;
+  /** threads (default: node-llama-cpp's choice) */
+  threads?: number;
+}
+
+/** Open a GGUF file with llama.cpp (node-llama-cpp). */
+export async function openLlamaCpp(path: string, o: LlamaCppOptions = {}): Promise<ModelBackend> {
+  if (!existsSync(path) || !statSync(path).isFile()) throw new HeedError(`${path}: GGUF file not found`, 'check the path of the gguf: spec (export a model folder with `heed export gguf <model-dir> <out.gguf>`)');
+  const file = readGguf(path);
+  const arch = String(file.metadata.get('general.architecture') ?? '');
+  if (!arch) throw new HeedError(`${path}: the GGUF has no general.architecture`, 'export the model again with `heed export gguf`');
+  const vocabTokens = file.metadata.get('tokenizer.ggml.tokens') as unknown[] | undefined;
+  if (!vocabTokens) throw new HeedError(`${path}: the GGUF has no tokenizer (tokenizer.ggml.tokens)`, 'export a model folder with its tokenizer.json');
+  const V = vocabTokens.length;
+  const eosIds = [...new Set([file.metadata.get('tokenizer.ggml.eos_token_id'), ...((file.metadata.get('tokenizer.ggml.eos_token_ids') as number[] | undefined) ?? []), file.metadata.get('tokenizer.ggml.eot_token_id')].filter((x): x is number => typeof x === 'number'))];
+  const addBos = file.metadata.get('tokenizer.ggml.add_bos_token') === true;
+  const bosId = file.metadata.get('tokenizer.ggml.bos_token_id') as number | undefined;
+  const chat = typeof file.metadata.get('tokenizer.chat_template') === 'string';
+
+  const llama = await getLlama(o.gpu ?? false);
+  let model: NlcModel;
+  try {
+    model = await llama.loadModel({ modelPath: path, gpuLayers: o.gpu ? 'auto' : 0 });
+  } catch (e) {
+    throw new HeedError(`${path}: llama.cpp cannot load this GGUF (architecture "${arch}"): ${(e as Error).message.split('\n')[0]}`, 'use a GGUF of an architecture this llama.cpp (node-llama-cpp 3.21.1) supports, e.g. one written by `heed export gguf`');
+  }
+  const context = o.context ?? Math.min(model.trainContextSize || 4096, 4096);
+  const tokenizer = {
+    vocabSize: V,
+    eosIds,
+    encode(text: string, t: { addSpecialTokens?: boolean } = {}): number[] {
+      const ids = model.tokenize(text, true);
+      return (t.addSpecialTokens ?? false) && addBos && bosId !== undefined ? [bosId, ...ids] : ids;
+    },
+    decode(ids: number[], t: { skipSpecialTokens?: boolean } = {}): string {
+      return model.detokenize(ids, !(t.skipSpecialTokens ?? false));
+    },
+  };
+
+  // one context, grown when a batch needs more sequences than it has
+  let ctx: { c: NlcContext; n: number } | undefined;
+  let busy = false;
+  const contextFor = async (n: number): Promise<NlcContext> => {
+    if (ctx && ctx.n >= n) return ctx.c;
+    if (ctx) await ctx.c.dispose();
+    const size = Math.max(n, ctx ? ctx.n * 2 : 1);
+    ctx = { c: await model.createContext({ sequences: size, contextSize: context, threads: o.threads }), n: size };
+    return ctx.c;
+  };
+
+  const session = async (): Promise<LogitsSession> => {
+    if (busy) throw new HeedError('this llama.cpp backend is already running a batch', 'run one generate() at a time per backend');
+    busy = true;
+    let seqs: NlcSequence[] = [];
+    const release = () => {
+      for (const s of seqs) s.dispose();
+      seqs = [];
+      busy = false;
+    };
+    return {
+      vocabSize: V,
+      async prefill(prompts: number[][], p: { maxTokens?: number } = {}): Promise<Float32Array[]> {
+        const longest = Math.max(...prompts.map((x) => x.length));
+        if (longest + (p.maxTokens ?? 0) > context) throw new HeedError(`prompt (${longest} tokens) + max tokens (${p.maxTokens ?? 0}) exceeds the llama.cpp context of ${context}`, 'lower --max-tokens, shorten the prompt or open the model with a larger context');
+        for (const [i, ids] of prompts.entries()) {
+          if (ids.length === 0) throw new HeedError(`prompt ${i} is empty after tokenisation`, 'give a non-empty prompt');
+          for (const id of ids) if (!(id >= 0 && id < V)) throw new HeedError(`prompt ${i}: token id ${id} is outside the vocabulary (0..${V - 1})`, 'use the tokenizer that belongs to this model');
+        }
+        try {
+          const c = await contextFor(prompts.length);
+          seqs = prompts.map(() => c.getSequence());
+          const out = await Promise.all(seqs.map((s, b) => s.controlledEvaluate([...prompts[b].slice(0, -1), [prompts[b][prompts[b].length - 1], NEXT]])));
+          return out.map((r, b) => logProbs(r[prompts[b].length - 1]?.next.probabilities, V));
+        } catch (e) {
+          release();
+          throw e;
+        }
+      },
+      async step(tokens: number[], active: readonly boolean[]): Promise<Float32Array[]> {
+        const empty = new Float32Array(0);
+        return Promise.all(seqs.map(async (s, b) => (active[b] ? logProbs((await s.controlledEvaluate([[tokens[b], NEXT]]))[0]?.next.probabilities, V) : empty)));
+      },
+      dispose: release,
+    };
+  };
+
+  const gen = new SessionGenerator(`gguf:${path}`, tokenizer, session);
+  return {
+    spec: `gguf:${path}`,
+    kind: 'llama.cpp',
+    capabilities: { tokenIds: true, logits: true, logprobs: true, chat },
+    gen,
+    context,
+    fits: (prompt: string, maxTokens: number) => tokenizer.encode(prompt, { addSpecialTokens: true }).length + maxTokens <= context,
+    session,
+    tokenizer,
+    async dispose() {
+      if (ctx) await ctx.c.dispose();
+      ctx = undefined;
+      await model.dispose();
+    },
+  };
+}
