@@ -5,7 +5,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, TINY, SHARED, tmp } from './helpers.js';
 
-const heed = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'bin/heed.js'), ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', HEED_THREADS: '1' }, timeout: 120_000 });
+const heed = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'bin/heed.js'), ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', HEED_THREADS: '1' }, timeout: 300_000 });
 
 test('heed ifs build: I and Ip rows with source ids, seeded', () => {
   const d = tmp();
@@ -85,13 +85,14 @@ test('heed ifs errors: one line with a fix', () => {
   }
 });
 
-test('heed ifs train-classifier reproduces the shipped classifier from ../shared/data', { skip: !existsSync(join(SHARED, 'data', 'lima.jsonl')) }, () => {
+test('heed ifs train-classifier reproduces the shipped classifiers from ../shared/data byte for byte (--no-eval: the held-out report is test/ifs-heldout.test.ts)', { skip: !existsSync(join(SHARED, 'data', 'lima.jsonl')) }, () => {
   const d = tmp();
   const out = join(d, 'c.safetensors');
-  const r = heed('ifs', 'train-classifier', '--out', out, '--json');
+  const pairOut = join(d, 'p.safetensors');
+  const r = heed('ifs', 'train-classifier', '--out', out, '--pair-out', pairOut, '--no-eval', '--json');
   assert.equal(r.status, 0, r.stderr);
   const rep = JSON.parse(r.stdout);
-  assert.ok(rep.held_out.full.accuracy >= 0.95, `held-out accuracy ${rep.held_out.full.accuracy}`);
-  assert.ok(rep.noise_held_out.accuracy >= 0.92, `noise-set accuracy ${rep.noise_held_out.accuracy}`);
+  assert.ok(rep.train.by_type['I,Ic'] > 1000);
   assert.deepEqual(readFileSync(out), readFileSync(join(ROOT, 'data/ifs/classifier.safetensors')));
+  assert.deepEqual(readFileSync(pairOut), readFileSync(join(ROOT, 'data/ifs/pair-classifier.safetensors')));
 });

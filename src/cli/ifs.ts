@@ -29,8 +29,9 @@ export const command: Command = {
     const { DEFAULT_MAX_TOKENS, scoreIfs, formatTable, budgetSubset } = await import('../eval/ifs/score.js');
     const maxTokens = num(values['max-tokens'], 'max-tokens', { int: true, min: 1 }) ?? DEFAULT_MAX_TOKENS;
     const { loadPromptSet } = await import('../eval/ifs/prompts.js');
-    const { loadIfsClassifier } = await import('../eval/ifs/classifier.js');
+    const { loadIfsClassifier, loadIfsPairClassifier } = await import('../eval/ifs/classifier.js');
     const classifier = loadIfsClassifier(values.classifier);
+    const pair = values.classifier ? undefined : loadIfsPairClassifier(); // IFS-pair beside IFS (src/eval/ifs/score.ts)
     const set = loadPromptSet(values.prompts);
     if (set.bad.length) console.error(`[prompts: ${set.bad.length} bad row(s) skipped; first at line ${set.bad[0].line}: ${set.bad[0].error}]`);
     const prompts = limit ? budgetSubset(set.prompts, limit) : set.prompts;
@@ -46,6 +47,7 @@ export const command: Command = {
       maxTokens,
       batchSize,
       fits,
+      pair,
       generate: { logitsProcessors },
       onProgress: (d, t) => bar.update(d, t),
       onResponse: (r) => out?.write(JSON.stringify(r) + '\n'),

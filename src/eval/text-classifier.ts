@@ -42,6 +42,20 @@ export interface FeatureConfig {
    * feature set then uses `buckets - extra.buckets` buckets and `maxFeatures - extra.maxFeatures` features.
    */
   extra?: FeatureConfig;
+  /**
+   * Featurise the canonical form of the text (see `canonical`): line endings, surrounding whitespace, a
+   * wrapping code fence, a leading "Sure!"-like interjection, line markers (bullets, numbers, headings,
+   * blockquotes) and letter case are taken away, so formatting alone cannot flip a verdict. Off when absent.
+   */
+  canon?: boolean;
+  /** Discourse features (see `discourseFeatures`): who speaks to whom, questions, requests. Off when absent. */
+  discourse?: boolean;
+  /**
+   * Pair features (see `pairFeatures`), hashed into `pair.buckets` buckets of their own after all others
+   * (`pair.maxFeatures` of the features): how the text relates to the prompt it answers. Used by the IFS pair
+   * classifier (`TextClassifier.prob(text, prompt)`); without a prompt the block is empty.
+   */
+  pair?: { buckets: number; maxFeatures: number };
 }
 
 export const DEFAULT_FEATURES: FeatureConfig = { buckets: 1 << 17, maxChars: 600, charChars: 120, maxFeatures: 384 };
@@ -110,8 +124,16 @@ export function statFeatures(t: string, lower: string[], dict?: Set<string>, big
   for (const ch of t) {
     const c = ch.codePointAt(0)!;
     if (c < 128) ascii++;
-    if ('{}()[];=<>_\\/$'.includes(ch)) code++;
-    if (/\p{L}/u.test(ch)) {
+    if (c < 128 && '{}()[];=<>_\\/$'.includes(ch)) code++;
+    const isLetter = c < 128 ? (c >= 65 && c <= 90) || (c >= 97 && c <= 122) : /\p{L}/u.test(ch);
+    if (c < 128 && !isLetter && !(c >= 48 && c <= 57)) {
+      // ASCII fast path (same classes as below)
+      if (ch === ' ' || ch === '\n') spaces++;
+      else if (c < 32 || c === 127) control++;
+      else punct++; // every other printable ASCII character is \p{P} or one of +=<>*#|~^`$%&@
+      continue;
+    }
+    if (isLetter) {
       letters++;
       if (c < 0x250) latin++;
       if ('aeiouyAEIOUY'.includes(ch)) vowels++;
@@ -211,10 +233,120 @@ export function structureFeatures(t: string): string[] {
   return f;
 }
 
+const INTERJECTION = /^(?:sure|certainly|of course|absolutely|okay|ok|alright|great|here you go|here it is)\b[!.,:;]*(?:\s+(?:here(?:'s| is| are| you go)[^\n]{0,40}?[:!.]))?\s+(?=\S)/i;
+const LINE_MARKER = /^[ \t]*(?:(?:[-*+\u2022]|\d{1,3}[.)]|#{1,6}|>)[ \t]+)+/gm;
+
+/**
+ * The canonical form behind `FeatureConfig.canon`: CRLF/CR → LF, tabs → spaces, trailing spaces of lines and
+ * surrounding whitespace removed; a code fence that wraps the text (or opens it, or closes it) removed; one
+ * leading interjection ("Sure!", "Certainly, here is …:") removed; bullets, numbers, heading marks and
+ * blockquote marks at line starts removed; lower case.
+ */
+export function canonical(text: string): string {
+  let t = text.replace(/\r\n?/g, '\n').replace(/\t/g, ' ').replace(/[ \u00a0]+$/gm, '').trim();
+  for (let i = 0; i < 2; i++) {
+    t = t.replace(INTERJECTION, '');
+    t = t.replace(/^```[^\n`]*\n?/, '').replace(/\n?```\s*$/, '').trim();
+  }
+  t = t.replace(LINE_MARKER, '').replace(/\n{3,}/g, '\n\n');
+  return t.toLowerCase().trim();
+}
+
+/**
+ * Pair features of (prompt, text), both canonical: where the prompt stops (the class of its last character
+ * and its last word) crossed with how the text starts (its first word, whether that word is a known follower
+ * — the words of the prompt's last sentence, echoed), the share of the text's opening words that occur in the
+ * prompt and of the prompt's words that recur in the text, whether the text begins with the prompt itself
+ * (an echo), and the prompt's length. A text that continues a cut instruction starts where the prompt stops
+ * ("… the capital of" + "france?"), an answer after a finished sentence.
+ */
+export function pairFeatures(prompt: string, t: string): string[] {
+  const p = prompt;
+  const f: string[] = [];
+  const pe = p.slice(-1);
+  const pend = /\p{L}/u.test(pe) ? 'L' : /\p{N}/u.test(pe) ? 'N' : pe || 'none';
+  const ptoks = p.match(TOKEN_RE) ?? [];
+  const ttoks = t.match(TOKEN_RE) ?? [];
+  const plast = ptoks[ptoks.length - 1] ?? '';
+  const t0 = ttoks[0] ?? '';
+  const t0c = /^\p{L}/u.test(t0) ? 'L' : /^\p{N}/u.test(t0) ? 'N' : t0 || 'none';
+  f.push(`p:end:${pend}`, `p:end×t0:${pend}:${t0}`, `p:endc×t0c:${pend}:${t0c}`, `p:last×t0:${plast} ${t0}`, `p:len:${Math.min(7, Math.floor(Math.log2(1 + ptoks.length)))}:${pend}`);
+  const pw = new Set(ptoks.filter((w) => /\p{L}{3,}/u.test(w)));
+  const open = ttoks.slice(0, 30).filter((w) => /\p{L}{3,}/u.test(w));
+  const inP = open.length ? open.filter((w) => pw.has(w)).length / open.length : 0;
+  const tw = new Set(ttoks.filter((w) => /\p{L}{3,}/u.test(w)));
+  const pIn = pw.size ? [...pw].filter((w) => tw.has(w)).length / pw.size : 0;
+  f.push(`p:open∈p:${bucket(inP, 5)}:${pend}`, `p:p∈t:${bucket(pIn, 5)}`, `p:open×p:${bucket(inP, 3)}:${bucket(pIn, 3)}`);
+  const head = p.slice(0, Math.min(p.length, 40));
+  if (head.length >= 10 && t.startsWith(head)) f.push('p:echo');
+  const firstLine = t.split('\n')[0];
+  if (firstLine && p.includes(firstLine.slice(0, 60))) f.push(`p:first-line-in-prompt:${firstLine.length >= 20 ? 'long' : 'short'}`);
+  return f;
+}
+
+/** The pair block of `FeatureConfig.pair` alone (indices within the block). */
+export function pairBlock(prompt: string, text: string, pair: { buckets: number; maxFeatures: number }): Features {
+  const m = new Map<number, number>();
+  for (const x of pairFeatures(canonical(prompt), canonical(text))) {
+    const h = fnv1a(x) % pair.buckets;
+    m.set(h, (m.get(h) ?? 0) + 1);
+  }
+  const keys = [...m.keys()].slice(0, pair.maxFeatures);
+  return { idx: Int32Array.from(keys), val: Float32Array.from(keys.map((h) => m.get(h)!)) };
+}
+
+/** `a` followed by `b` with `b`'s indices shifted by `offset`. */
+export function concatFeatures(a: Features, b: Features, offset: number): Features {
+  const idx = new Int32Array(a.idx.length + b.idx.length);
+  const val = new Float32Array(idx.length);
+  idx.set(a.idx);
+  val.set(a.val);
+  for (let i = 0; i < b.idx.length; i++) (idx[a.idx.length + i] = b.idx[i] + offset), (val[a.idx.length + i] = b.val[i]);
+  return { idx, val };
+}
+
+const FIRST_PERSON = new Set(['i', 'me', 'my', 'mine', 'myself', "i'm", 'im', 'we', 'our', 'us']);
+const SECOND_PERSON = new Set(['you', 'your', 'yours', 'yourself']);
+const REQUEST = /^(?:please |can you |could you |would you |i (?:want|need|would like) (?:you )?to |help me |tell me |give me |write |explain |describe |list |name |create |generate |summari[sz]e |classify |identify |what |how |why |when |where |who |which |is |are |do |does |can |should )/;
+
+/**
+ * How a text speaks, as indicator features: an instruction asks (question marks, a request or question word
+ * at the start of a sentence, first person: "I'm trying to … how do I …?"), an answer tells (second person,
+ * statements). Shares of first- and second-person words (by length), question marks per sentence, whether
+ * the first / the last sentence is a request or a question.
+ */
+export function discourseFeatures(t: string, lower: string[]): string[] {
+  const f: string[] = [];
+  const words = lower.filter((w) => /^\p{L}/u.test(w));
+  const len = Math.min(9, Math.floor(Math.log2(1 + words.length)));
+  if (words.length) {
+    const fp = words.filter((w) => FIRST_PERSON.has(w)).length / words.length;
+    const sp = words.filter((w) => SECOND_PERSON.has(w)).length / words.length;
+    f.push(`d:1p:${bucket(fp * 5, 5)}:${len}`, `d:2p:${bucket(sp * 5, 5)}:${len}`, `d:1p×2p:${fp > 0}:${sp > 0}`);
+  }
+  const sents = (t.toLowerCase().match(/[^.!?\n]+[.!?]*/g) ?? []).map((x) => x.trim()).filter(Boolean);
+  if (sents.length) {
+    const q = sents.filter((x) => x.endsWith('?')).length;
+    f.push(`d:q:${Math.min(3, q)}:${Math.min(4, sents.length)}`, `d:req0:${REQUEST.test(sents[0])}:${sents[0].endsWith('?')}`, `d:reqN:${REQUEST.test(sents[sents.length - 1])}:${sents[sents.length - 1].endsWith('?')}`);
+    const reqs = sents.filter((x) => REQUEST.test(x)).length;
+    f.push(`d:reqs:${bucket(reqs / sents.length, 4)}`);
+  }
+  return f;
+}
+
 const firstCache = new WeakMap<FeatureConfig, FeatureConfig>();
+const pairBase = new WeakMap<FeatureConfig, FeatureConfig>();
 
 /** Hashed features of one text (see the module comment). */
-export function featurize(text: string, cfg: FeatureConfig): Features {
+export function featurize(text: string, cfg: FeatureConfig, prompt?: string): Features {
+  if (cfg.pair) {
+    const { pair, ...rest } = cfg;
+    let base = pairBase.get(cfg);
+    if (!base) pairBase.set(cfg, (base = { ...rest, buckets: cfg.buckets - pair.buckets, maxFeatures: cfg.maxFeatures - pair.maxFeatures }));
+    const a = featurize(text, base);
+    const b = prompt === undefined ? { idx: new Int32Array(0), val: new Float32Array(0) } : pairBlock(prompt, text, pair);
+    return concatFeatures(a, b, base.buckets);
+  }
   if (cfg.extra) {
     let first = firstCache.get(cfg);
     if (!first) {
@@ -230,7 +362,7 @@ export function featurize(text: string, cfg: FeatureConfig): Features {
     for (let i = 0; i < b.idx.length; i++) (idx[a.idx.length + i] = b.idx[i] + first.buckets), (val[a.idx.length + i] = b.val[i]);
     return { idx, val };
   }
-  const t = text.trim().slice(0, cfg.maxChars);
+  const t = (cfg.canon ? canonical(text) : text.trim()).slice(0, cfg.maxChars);
   const toks = t.match(TOKEN_RE) ?? [];
   const lower = toks.map((x) => x.toLowerCase());
   const start = new Map<number, number>();
@@ -264,6 +396,7 @@ export function featurize(text: string, cfg: FeatureConfig): Features {
   for (let i = 0; i < Math.min(6, lower.length); i++) add(start, `o${i}:${lower[i]}`, 0.5);
   if (cfg.stats) for (const f of statFeatures(t, lower, dictOf(cfg), bigramsOf(cfg))) add(start, f);
   if (cfg.structure) for (const f of structureFeatures(t)) add(start, f);
+  if (cfg.discourse) for (const f of discourseFeatures(t, lower)) add(start, f);
   let nBag = 0;
   for (let i = 0; i < lower.length; i++) {
     add(bag, `w:${lower[i]}`);
@@ -315,8 +448,8 @@ export class TextClassifier {
   }
 
   /** P(label 1) of the main model alone. */
-  mainProb(text: string): number {
-    return linearProb(this.w, this.b, featurize(text, this.cfg));
+  mainProb(text: string, prompt?: string): number {
+    return linearProb(this.w, this.b, featurize(text, this.cfg, prompt));
   }
 
   /** P(language) of the gate (1 without a gate). */
@@ -325,13 +458,14 @@ export class TextClassifier {
   }
 
   /** P(label 1): the main model's probability, capped by the gate's. */
-  prob(text: string): number {
-    const p = this.mainProb(text);
+  /** `prompt`: the instruction the text answers, for a pair classifier (`cfg.pair`); ignored otherwise. */
+  prob(text: string, prompt?: string): number {
+    const p = this.mainProb(text, prompt);
     return this.gate ? Math.min(p, this.gateProb(text)) : p;
   }
 
-  classify(text: string): { label: 0 | 1; name: string; prob: number } {
-    const p = this.prob(text);
+  classify(text: string, prompt?: string): { label: 0 | 1; name: string; prob: number } {
+    const p = this.prob(text, prompt);
     const label = p >= this.threshold ? 1 : 0;
     return { label, name: this.meta.labels[label], prob: p };
   }

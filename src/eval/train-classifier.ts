@@ -21,8 +21,9 @@ export interface TrainOptions {
 
 export const DEFAULT_TRAIN: TrainOptions = { epochs: 2, batch: 128, lr: 0.01, weightDecay: 0.0, seed: 0 };
 
-export async function trainClassifier(examples: Array<{ text: string; label: number; weight?: number }>, cfg: FeatureConfig, meta: ClassifierMeta, o: TrainOptions = DEFAULT_TRAIN): Promise<TextClassifier> {
-  const feats: Features[] = examples.map((e) => featurize(e.text, cfg));
+/** `feats`: the examples' features when the caller has them already (must equal `featurize(text, cfg)`). */
+export async function trainClassifier(examples: Array<{ text: string; label: number; weight?: number }>, cfg: FeatureConfig, meta: ClassifierMeta, o: TrainOptions = DEFAULT_TRAIN, feats?: Features[]): Promise<TextClassifier> {
+  feats ??= examples.map((e) => featurize(e.text, cfg));
   const K = cfg.maxFeatures;
   const B = o.batch;
   const D = cfg.buckets;

@@ -23,6 +23,9 @@ import { classifierExamples, rowRng, sourceFromRecord, type LabelledText, type S
 import { readModelNegatives, responseVocab, syntheticNegatives, type NoiseText } from './negatives.js';
 
 export const DEFAULT_CLASSIFIER_PATH = repoPath('data/ifs/classifier.safetensors');
+export const DEFAULT_PAIR_CLASSIFIER_PATH = repoPath('data/ifs/pair-classifier.safetensors');
+/** The held-out-source report written by `heed ifs train-classifier` (src/eval/ifs/heldout.ts). */
+export const DEFAULT_EVAL_PATH = repoPath('data/ifs/classifier-eval.json');
 export const DEFAULT_TRAIN_FILES = ['lima.jsonl', 'dolly_3k.jsonl', 'alpaca_5k.jsonl'].map((f) => repoPath('..', 'shared', 'data', f));
 export const IFS_LABELS: [string, string] = ['continuation', 'answer'];
 
@@ -35,6 +38,19 @@ export function loadIfsClassifier(path?: string): TextClassifier {
   if (!existsSync(p)) throw new HeedError(`${p}: IFS classifier not found`, 'run `heed ifs train-classifier` to build it, or pass --classifier <file>');
   const c = TextClassifier.load(p);
   if (!path) cached = c;
+  return c;
+}
+
+let cachedPair: TextClassifier | undefined;
+
+/** The shipped pair classifier (sees the prompt too: `prob(text, prompt)`), or the file at `path`. */
+export function loadIfsPairClassifier(path?: string): TextClassifier {
+  if (!path && cachedPair) return cachedPair;
+  const p = path ?? DEFAULT_PAIR_CLASSIFIER_PATH;
+  if (!existsSync(p)) throw new HeedError(`${p}: IFS pair classifier not found`, 'run `heed ifs train-classifier` to build it, or pass --pair-classifier <file>');
+  const c = TextClassifier.load(p);
+  if (!c.cfg.pair) throw new HeedError(`${p}: not a pair classifier (no pair features in its config)`, 'point at a file written by `heed ifs train-classifier --pair-out`');
+  if (!path) cachedPair = c;
   return c;
 }
 

@@ -67,6 +67,9 @@ export interface IfsResponse {
   response: string;
   label: 0 | 1;
   prob: number;
+  /** the pair classifier's verdict on (prompt, response), when one was given (IFS-pair) */
+  pair_label?: 0 | 1;
+  pair_prob?: number;
   finish_reason: string;
   tokens: number;
 }
@@ -76,6 +79,13 @@ export interface IfsScore {
   ifs: Ratio;
   ifs_partial: Ratio;
   ifs_full: Ratio;
+  /**
+   * IFS-pair (beyond the paper): the same ratios with the pair classifier, which also sees the prompt (Ip or
+   * I, unwrapped) — present when `ScoreOptions.pair` is given.
+   */
+  ifs_pair?: Ratio;
+  ifs_pair_partial?: Ratio;
+  ifs_pair_full?: Ratio;
   /** prompts that were skipped (e.g. too long for the model's context) */
   skipped: number;
 }
@@ -91,11 +101,18 @@ export interface ScoreOptions {
   /** called after every batch: done, total (over all variants) */
   onProgress?: (done: number, total: number) => void;
   onResponse?: (r: IfsResponse) => void;
+  /** a pair classifier (`loadIfsPairClassifier`): adds IFS-pair beside IFS */
+  pair?: TextClassifier;
 }
 
 export function summarise(variant: Variant, rs: IfsResponse[], skipped = 0): IfsScore {
   const count = (xs: IfsResponse[]) => ratio(xs.filter((r) => r.label === 1).length, xs.length);
-  return { variant, ifs: count(rs), ifs_partial: count(rs.filter((r) => r.kind === 'partial')), ifs_full: count(rs.filter((r) => r.kind === 'full')), skipped };
+  const s: IfsScore = { variant, ifs: count(rs), ifs_partial: count(rs.filter((r) => r.kind === 'partial')), ifs_full: count(rs.filter((r) => r.kind === 'full')), skipped };
+  if (rs.length && rs.every((r) => r.pair_label !== undefined)) {
+    const pc = (xs: IfsResponse[]) => ratio(xs.filter((r) => r.pair_label === 1).length, xs.length);
+    Object.assign(s, { ifs_pair: pc(rs), ifs_pair_partial: pc(rs.filter((r) => r.kind === 'partial')), ifs_pair_full: pc(rs.filter((r) => r.kind === 'full')) });
+  }
+  return s;
 }
 
 /**
@@ -149,6 +166,10 @@ export async function scoreIfs(gen: TextGenerator, classifier: TextClassifier, p
         const text = g.text.trim();
         const c = text ? classifier.classify(text) : { label: 0 as const, prob: 0 };
         const r: IfsResponse = { id: p.id, source_id: p.source_id, kind: p.kind, variant: v, prompt: batch[i].text, response: g.text, label: c.label, prob: Number(c.prob.toFixed(6)), finish_reason: g.finishReason, tokens: g.ids.length };
+        if (o.pair) {
+          const q = text ? o.pair.classify(text, p.prompt) : { label: 0 as const, prob: 0 };
+          Object.assign(r, { pair_label: q.label, pair_prob: Number(q.prob.toFixed(6)) });
+        }
         rs.push(r);
         o.onResponse?.(r);
       });
@@ -181,9 +202,10 @@ export function formatRatio(r: Ratio): string {
 
 /** The table `heed ifs` prints. */
 export function formatTable(scores: IfsScore[]): string {
-  const head = ['variant', 'IFS', 'IFS_partial', 'IFS_full'];
-  const rows = scores.map((s) => [s.variant, formatRatio(s.ifs), formatRatio(s.ifs_partial), formatRatio(s.ifs_full)]);
+  const pair = scores.some((s) => s.ifs_pair);
+  const head = ['variant', 'IFS', 'IFS_partial', 'IFS_full', ...(pair ? ['IFS-pair'] : [])];
+  const rows = scores.map((s) => [s.variant, formatRatio(s.ifs), formatRatio(s.ifs_partial), formatRatio(s.ifs_full), ...(pair ? [s.ifs_pair ? formatRatio(s.ifs_pair) : 'n/a'] : [])]);
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (r: string[]) => r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd();
-  return [line(head), ...rows.map(line), '(95 % Wilson intervals; k/n answer-like responses)'].join('\n');
+  return [line(head), ...rows.map(line), `(95 % Wilson intervals; k/n answer-like responses${pair ? '; IFS-pair: the pair classifier, which also sees the prompt (docs/ifs.md)' : ''})`].join('\n');
 }
