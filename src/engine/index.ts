@@ -48,19 +48,41 @@ export function defaultThreads(): number {
   return startupThreads;
 }
 
-async function provideWebGpu(): Promise<boolean> {
+/** Where Debian's `chromium` package puts SwiftShader's Vulkan ICD (a CPU Vulkan driver Dawn accepts). */
+export const SWIFTSHADER_ICDS = ['/usr/lib/chromium/vk_swiftshader_icd.json', '/usr/lib64/chromium/vk_swiftshader_icd.json', '/opt/google/chrome/vk_swiftshader_icd.json'];
+
+/**
+ * Give this runtime a navigator.gpu. Browsers have one. Node gets one from the `webgpu` package (Dawn bindings,
+ * prebuilt, no install script needed), which is loaded only when WebGPU is asked for. HEED_WEBGPU_ADAPTER=swiftshader
+ * points the Vulkan loader at SwiftShader (CPU) before Dawn starts: for correctness checks on a machine without a GPU.
+ * Node 20 has no global `navigator`, and jax-js reads `navigator.userAgent` when it builds kernels: give it one.
+ */
+async function provideWebGpu(): Promise<{ ok: true } | { ok: false; why: string }> {
   const g = globalThis as { navigator?: { gpu?: unknown } };
-  if (g.navigator?.gpu) return true;
-  // Optional: the `webgpu` package (Dawn bindings) gives Node a navigator.gpu. It is not a dependency.
-  try {
-    const mod = (await import(/* optional */ 'webgpu' as string)) as { create: (o: string[]) => unknown; globals: object };
-    Object.assign(globalThis, mod.globals);
-    const nav = ((globalThis as Record<string, unknown>).navigator ??= {}) as Record<string, unknown>;
-    nav.gpu = mod.create([]);
-    return true;
-  } catch {
-    return false;
+  if (g.navigator?.gpu) return { ok: true };
+  if (!isNode) return { ok: false, why: 'this browser has no navigator.gpu (WebGPU is off, or the page is not a secure context)' };
+  if (process.env.HEED_WEBGPU_ADAPTER === 'swiftshader' && !process.env.VK_ICD_FILENAMES) {
+    const { existsSync } = await import('node:fs');
+    const icd = SWIFTSHADER_ICDS.find((f) => existsSync(f));
+    if (!icd) return { ok: false, why: `HEED_WEBGPU_ADAPTER=swiftshader but no vk_swiftshader_icd.json found (looked in ${SWIFTSHADER_ICDS.join(', ')})` };
+    process.env.VK_ICD_FILENAMES = icd;
   }
+  let mod: { create: (o: string[]) => unknown; globals: object };
+  try {
+    mod = (await import('webgpu' as string)) as typeof mod;
+  } catch (e) {
+    return { ok: false, why: `the \`webgpu\` npm package (Dawn bindings for Node) could not be loaded: ${(e as Error).message.split('\n')[0]}` };
+  }
+  Object.assign(globalThis, mod.globals);
+  const gpu = mod.create([]) as { requestAdapter: (o?: object) => Promise<unknown> };
+  const nav: Record<string, unknown> = g.navigator ?? {};
+  if (!g.navigator) Object.defineProperty(globalThis, 'navigator', { value: nav, configurable: true, writable: true });
+  if (typeof nav.userAgent !== 'string') Object.defineProperty(nav, 'userAgent', { value: `Node.js/${process.versions.node}`, configurable: true });
+  Object.defineProperty(nav, 'gpu', { value: gpu, configurable: true });
+  if (!(await gpu.requestAdapter({ powerPreference: 'high-performance' }))) {
+    return { ok: false, why: 'Dawn found no WebGPU adapter (no GPU with a Vulkan driver here)' };
+  }
+  return { ok: true };
 }
 
 /** Start the engine once. Later calls return the running engine (and refuse a different device). */
@@ -72,8 +94,11 @@ export async function initEngine(opts: { device?: DeviceName; threads?: number }
   }
   const threads = opts.threads ?? defaultThreads();
   if (isNode) installNodeWorkers(threads); // sets the pool size; the pool starts with the first kernel
-  if (device === 'webgpu' && !(await provideWebGpu())) {
-    throw new HeedError('WebGPU is not available here: this runtime has no navigator.gpu (no GPU adapter, or Node without WebGPU bindings)', 'use --device wasm (the CPU default), or run on a machine with a GPU and the optional `webgpu` npm package installed');
+  if (device === 'webgpu') {
+    const gpu = await provideWebGpu();
+    if (!gpu.ok) {
+      throw new HeedError(`WebGPU is not available here: ${gpu.why}`, 'use --device wasm (the CPU default); without a GPU, HEED_WEBGPU_ADAPTER=swiftshader runs WebGPU on the CPU (needs libvulkan1 and Debian\'s chromium, for checks only: slow)');
+    }
   }
   const available = await jax.init(device);
   if (!available.includes(device)) {
