@@ -152,6 +152,11 @@ test('checkpoints: a flipped byte in any file, or a forged step, is detected; re
     if (f !== 'manifest.json') assert.match(r.damaged, new RegExp(f.replace('.', '\\.')));
     writeFileSync(p, orig);
   }
+  // a checkpoint of an older heed (no manifest) is used, flagged as unverified
+  const mf = readFileSync(join(ck, 'manifest.json'));
+  rmSync(join(ck, 'manifest.json'));
+  assert.equal((loadVerifiedCheckpoint(ck, 6, recs) as { unverified?: boolean }).unverified, true);
+  writeFileSync(join(ck, 'manifest.json'), mf);
   // a forged step with a recomputed manifest: cross-checked against the folder and metrics.jsonl
   const st = JSON.parse(readFileSync(join(ck, 'trainer_state.json'), 'utf8'));
   writeFileSync(join(ck, 'trainer_state.json'), JSON.stringify({ ...st, step: 1000 }));

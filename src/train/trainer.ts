@@ -135,7 +135,8 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
         log(`warning: checkpoint ${ck.dir} is damaged (${r.damaged}); moved to ${aside}, trying an earlier one`);
         continue;
       }
-      resumeFrom = { dir: ck.dir, ...r };
+      if (r.unverified) log(`warning: ${ck.dir} has no ${'manifest.json'} (written by an older heed): its files cannot be verified`);
+      resumeFrom = { dir: ck.dir, state: r.state, opt: r.opt };
       if (ck !== cks[cks.length - 1]) log(`warning: resuming from ${ck.dir}, the newest intact checkpoint (step ${ck.step})`);
       break;
     }
