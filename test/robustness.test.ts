@@ -332,5 +332,6 @@ test('smaller: --set cannot reach the prototype; lone surrogates are bad rows; a
   assert.equal(out[0].label, 0);
   assert.equal(out[0].prob, 0);
   assert.equal(out[1].label, 0);
+  oneLineError(heed(['ifs', 'classify', '']), /input file name is empty/);
 });
 
