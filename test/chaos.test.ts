@@ -110,6 +110,7 @@ test(`SIGKILL at ${CONFIGS.length * KILLS_PER_CONFIG} seeded random moments (sta
     // planned kill is checked too, and the remaining kills go to a new episode
     while (k < KILLS_PER_CONFIG || episodes === 0) {
       episodes++;
+      assert.ok(episodes <= 8, `${name}: ${episodes - 1} runs finished before their planned kill`);
       const dir = tmp('heed-chaos-');
       const file = join(dir, `${name}.yaml`);
       writeFileSync(file, JSON.stringify({ ...cfg, out: dir }));
