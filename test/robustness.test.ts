@@ -152,6 +152,11 @@ test('checkpoints: a flipped byte in any file, or a forged step, is detected; re
     if (f !== 'manifest.json') assert.match(r.damaged, new RegExp(f.replace('.', '\\.')));
     writeFileSync(p, orig);
   }
+  // a checkpoint of an older heed (no manifest) is used, flagged as unverified
+  const mf = readFileSync(join(ck, 'manifest.json'));
+  rmSync(join(ck, 'manifest.json'));
+  assert.equal((loadVerifiedCheckpoint(ck, 6, recs) as { unverified?: boolean }).unverified, true);
+  writeFileSync(join(ck, 'manifest.json'), mf);
   // a forged step with a recomputed manifest: cross-checked against the folder and metrics.jsonl
   const st = JSON.parse(readFileSync(join(ck, 'trainer_state.json'), 'utf8'));
   writeFileSync(join(ck, 'trainer_state.json'), JSON.stringify({ ...st, step: 1000 }));
@@ -167,7 +172,7 @@ test('checkpoints: a flipped byte in any file, or a forged step, is detected; re
   assert.ok(lines.some((l) => /warning: resuming from .*step-4/.test(l)), lines.join('\n'));
   assert.deepEqual(metrics(s.run_dir).map((m) => [m.step, m.loss, m.eval_loss]), ref.map((m) => [m.step, m.loss, m.eval_loss]));
   // all damaged: a one-line error, nothing deleted
-  const s2 = await run({ steps: 8, name: 'all' }, { interrupt: { stop: false }, callbacks: [] });
+  const s2 = await run({ steps: 4, name: 'all' });
   for (const c of readdirSync(s2.run_dir).filter((x) => /^step-/.test(x))) writeFileSync(join(s2.run_dir, c, 'config.json'), '{}');
   rmSync(join(s2.run_dir, 'summary.json'));
   await assert.rejects(train({ resume: s2.run_dir }, { quiet: true }), (e) => heedError(e, /every checkpoint is damaged/));
@@ -184,6 +189,10 @@ test('a run killed after its last checkpoint writes summary.json on --resume; a 
   for (const k of ['steps', 'tokens', 'final', 'best', 'last_checkpoint', 'stopped_early', 'stages', 'data']) assert.deepEqual(after[k], before[k], k);
   assert.equal(r.steps, 4);
   assert.equal(metrics(s.run_dir).length, 4, 'no step trained twice');
+  // a stale summary of an earlier, interrupted session of the same run is replaced, not taken as the end
+  writeFileSync(join(s.run_dir, 'summary.json'), JSON.stringify({ steps: 2, interrupted: true }));
+  await train({ resume: s.run_dir }, { quiet: true });
+  assert.equal(JSON.parse(readFileSync(join(s.run_dir, 'summary.json'), 'utf8')).steps, 4);
   await assert.rejects(train({ resume: s.run_dir }, { quiet: true }), (e) => heedError(e, /already finished/));
 });
 
@@ -323,5 +332,6 @@ test('smaller: --set cannot reach the prototype; lone surrogates are bad rows; a
   assert.equal(out[0].label, 0);
   assert.equal(out[0].prob, 0);
   assert.equal(out[1].label, 0);
+  oneLineError(heed(['ifs', 'classify', '']), /input file name is empty/);
 });
 

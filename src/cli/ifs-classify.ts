@@ -11,6 +11,7 @@ export const command: Command = {
   async run(argv) {
     const { values, positionals } = parse(argv, { json: { type: 'boolean' }, classifier: { type: 'string' } }, usage);
     if (positionals.length !== 1) throw new HeedError(positionals.length ? 'give one file' : 'missing input file', `usage: ${usage}`);
+    if (positionals[0].trim() === '') throw new HeedError('the input file name is empty (classify takes a JSONL file of {"text": ...} rows, not a text)', `write the texts to a file, one {"text": "..."} per line; usage: ${usage}`);
     const { loadIfsClassifier } = await import('../eval/ifs/classifier.js');
     const { readJsonlRows } = await import('../eval/jsonl.js');
     const c = loadIfsClassifier(values.classifier);

@@ -151,8 +151,10 @@ const STATE_KEYS: Array<keyof TrainerState> = ['step', 'stage', 'epoch', 'micro'
  * (its step equals the folder's, counters are non-negative integers), metrics.jsonl has the step's record with
  * the same token count, and every optimizer tensor (parameters and moments) is finite.
  */
-export function loadVerifiedCheckpoint(dir: string, step: number, metrics: Array<Record<string, unknown>> | undefined): { state: TrainerState; opt: Map<string, HostTensor> } | { damaged: string } {
-  const why = verifyManifest(dir);
+export function loadVerifiedCheckpoint(dir: string, step: number, metrics: Array<Record<string, unknown>> | undefined): { state: TrainerState; opt: Map<string, HostTensor>; unverified?: boolean } | { damaged: string } {
+  // a checkpoint of an older heed has no manifest: its other checks still apply, and the caller says so
+  const legacy = !existsSync(join(dir, MANIFEST)) && existsSync(join(dir, 'trainer_state.json'));
+  const why = legacy ? null : verifyManifest(dir);
   if (why) return { damaged: why };
   let state: TrainerState;
   let opt: Map<string, HostTensor>;
@@ -171,7 +173,7 @@ export function loadVerifiedCheckpoint(dir: string, step: number, metrics: Array
   for (const [k, t] of opt) {
     for (let i = 0; i < t.data.length; i++) if (!Number.isFinite(t.data[i])) return { damaged: `optimizer.safetensors: "${k}" holds a non-finite value (${t.data[i]}) at index ${i}; training diverged before this checkpoint` };
   }
-  return { state, opt };
+  return legacy ? { state, opt, unverified: true } : { state, opt };
 }
 
 /** Move a damaged checkpoint aside (kept for inspection, no longer listed). Returns the new folder. */

@@ -57,6 +57,17 @@ type DeviceBatch = TrainBatch;
 /** A data batch on the device with loss weights `weights` (host alignment: weight of token t as a target). */
 const deviceBatch = (b: Batch, weights: Float32Array): DeviceBatch => toDeviceBatch({ B: b.B, T: b.T, ids: b.ids, weights, positions: b.positions, segments: b.segments });
 
+/** True when summary.json is the final summary of a run that finished at `step` (not one of an interrupted session). */
+function finishedSummary(file: string, step: number): boolean {
+  if (!existsSync(file)) return false;
+  try {
+    const s = JSON.parse(readFileSync(file, 'utf8'));
+    return s.steps === step && !s.interrupted && !s.diverged;
+  } catch {
+    return false;
+  }
+}
+
 /** metrics.jsonl records; a torn last line (kill -9 mid-write) is skipped */
 function readMetrics(file: string): Array<Record<string, unknown>> {
   const out: Array<Record<string, unknown>> = [];
@@ -135,13 +146,14 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
         log(`warning: checkpoint ${ck.dir} is damaged (${r.damaged}); moved to ${aside}, trying an earlier one`);
         continue;
       }
-      resumeFrom = { dir: ck.dir, ...r };
+      if (r.unverified) log(`warning: ${ck.dir} has no ${'manifest.json'} (written by an older heed): its files cannot be verified`);
+      resumeFrom = { dir: ck.dir, state: r.state, opt: r.opt };
       if (ck !== cks[cks.length - 1]) log(`warning: resuming from ${ck.dir}, the newest intact checkpoint (step ${ck.step})`);
       break;
     }
     if (cks.length && !resumeFrom) throw new HeedError(`${runDir}: every checkpoint is damaged (moved to damaged-step-*)`, `start the run again (heed train <config> --set name=...), or restore a copy of ${runDir}`);
     if (resumeFrom) {
-      if (resumeFrom.state.done && existsSync(join(runDir, 'summary.json'))) throw new HeedError(`${runDir}: the run already finished at step ${resumeFrom.state.step}`, 'start a new run (another name) to train further');
+      if (resumeFrom.state.done && finishedSummary(join(runDir, 'summary.json'), resumeFrom.state.step)) throw new HeedError(`${runDir}: the run already finished at step ${resumeFrom.state.step}`, 'start a new run (another name) to train further');
       log(resumeFrom.state.done ? `${runDir}: finished at step ${resumeFrom.state.step} but killed before summary.json was written; writing it` : `resuming ${runDir} from ${resumeFrom.dir} (step ${resumeFrom.state.step})`);
     } else log(`resuming ${runDir}: no complete checkpoint yet, starting from step 0`);
   } else {
