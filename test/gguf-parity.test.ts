@@ -176,3 +176,23 @@ test('gguf backend faults: a missing file and an architecture llama.cpp does not
   writeGguf(f, [['general.architecture', meta.str('heed-alien')], ['tokenizer.ggml.model', meta.str('gpt2')], ['tokenizer.ggml.tokens', meta.strs(['a', 'b'])], ['tokenizer.ggml.merges', meta.strs([])]], [{ name: 'token_embd.weight', shape: [2, 32], type: 'F32', data: () => new Float32Array(64) }]);
   await assert.rejects(openLlamaCpp(f), (e: unknown) => e instanceof HeedError && /cannot load this GGUF \(architecture "heed-alien"\)/.test(e.message) && !e.message.includes('\n'));
 });
+
+test('heed train with save_gguf: true writes <checkpoint>/model.gguf, which llama.cpp runs like the checkpoint', { skip }, async () => {
+  const { validateTrainConfig } = await import('../src/train/config.js');
+  const { train } = await import('../src/train/trainer.js');
+  const { existsSync } = await import('node:fs');
+  const s = await train(validateTrainConfig({ model: join(TINY, 'qwen2'), data: join(ROOT, '..', 'shared', 'data', 'dolly_3k.jsonl'), template: 'chatml', max_length: 64, truncation: 'drop', batch_size: 2, steps: 4, lr: 3e-3, eval_every: 4, save_every: 4, eval_max_rows: 4, seed: 1, save_gguf: true, out: tmp('heed-runs-gguf-'), name: 'g' }), { quiet: true });
+  const ck = join(s.run_dir, 'step-4');
+  assert.ok(existsSync(join(ck, 'model.gguf')));
+  const model = await loadModel(ck);
+  const be = await openLlamaCpp(join(ck, 'model.gguf'));
+  try {
+    const ids = prompts().slice(0, 6).map((p) => model.tokenizer.encode(p, { addSpecialTokens: true }));
+    const r = await compare(model, be, ids);
+    assert.equal(r.same, ids.length);
+    assert.ok(r.diff < LOGPROB_TOL, `max |Δ log p| ${r.diff}`);
+  } finally {
+    await be.dispose();
+    disposeParams(model.params);
+  }
+});

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import YAML from 'yaml';
 import { blockUntilReady, fromHost, jit, np, toHost, tree, type Tensor } from '../engine/index.js';
 import { HeedError } from '../errors.js';
+import { exportGguf } from '../export/gguf.js';
 import { EngineGenerator } from '../decode/generate.js';
 import { loadTokenizer } from '../io/tokenizer.js';
 import type { HostTensor } from '../io/safetensors.js';
@@ -239,6 +240,7 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
     const dir = writeCheckpoint(runDir, state.step, (d) => {
       saveHostModel(d, { raw: host.raw, tensors: weights, namePrefix: host.namePrefix }, { dtype: cfg.save_dtype, fromDir: cfg.model });
       if (lora) savePeftAdapter(d, tr, lora, c, host.namePrefix, cfg.model);
+      if (cfg.save_gguf) exportGguf(d, join(d, 'model.gguf'));
       saveTrainerFiles(d, state, opt);
     });
     for (const cb of callbacks) await cb.onSave?.({ ...ctxBase(), generator, checkpointDir: dir });
