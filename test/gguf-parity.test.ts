@@ -196,3 +196,22 @@ test('heed train with save_gguf: true writes <checkpoint>/model.gguf, which llam
     disposeParams(model.params);
   }
 });
+
+test('IFS early stopping through llama.cpp (engine: llama.cpp) gives the engine\'s IFS at every evaluation', { skip }, async () => {
+  const { validateTrainConfig } = await import('../src/train/config.js');
+  const { train } = await import('../src/train/trainer.js');
+  const { readFileSync } = await import('node:fs');
+  const cfg = (engine: string) => validateTrainConfig({ model: join(ROOT, 'models/tiny-dolly'), data: join(ROOT, '..', 'shared', 'data', 'dolly_3k.jsonl'), template: 'chatml', max_length: 64, truncation: 'drop', batch_size: 2, steps: 4, lr: 1e-3, eval_every: 2, save_every: 100, eval_max_rows: 4, seed: 1, out: tmp('heed-runs-es-'), name: engine, early_stopping: { ifs: { budget: 8, max_tokens: 12, engine, measure_only: true } } });
+  const ifs = (dir: string) => readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.ifs !== undefined);
+  let t = performance.now();
+  const a = ifs((await train(cfg('engine'), { quiet: true })).run_dir);
+  const engineS = (performance.now() - t) / 1000;
+  t = performance.now();
+  const b = ifs((await train(cfg('llama.cpp'), { quiet: true })).run_dir);
+  const llamaS = (performance.now() - t) / 1000;
+  assert.equal(a.length, 2);
+  assert.deepEqual(b.map((m) => [m.step, m.ifs, m.ifs_partial, m.ifs_full]), a.map((m) => [m.step, m.ifs, m.ifs_partial, m.ifs_full]));
+  assert.ok(b.every((m) => m.ifs_eval_seconds > 0));
+  console.log(`# 4-step run with 2 IFS evaluations (8 prompts x 12 tokens): engine ${engineS.toFixed(1)} s, llama.cpp ${llamaS.toFixed(1)} s (llama.cpp evaluations ${b.map((m) => m.ifs_eval_seconds.toFixed(2)).join(', ')} s, export included)`);
+  await assert.rejects(async () => train(validateTrainConfig({ ...cfg('llama.cpp'), lora: { r: 4 } } as never), { quiet: true }), /does not export LoRA/);
+});

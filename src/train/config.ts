@@ -89,6 +89,7 @@ export const trainConfigSchema = z
             prompts: z.string().optional(),
             objecqa: z.union([z.boolean(), z.number().int().positive()]).default(false),
             measure_only: z.boolean().default(false),
+            engine: z.enum(['engine', 'llama.cpp']).default('engine'),
           })
           .strict(),
       })

@@ -204,8 +204,9 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
   const callbacks = [...(opts.callbacks ?? [])];
   if (cfg.early_stopping?.ifs) {
     const e = cfg.early_stopping.ifs;
+    if (e.engine === 'llama.cpp' && cfg.lora) throw new HeedError('early_stopping.ifs.engine: llama.cpp does not export LoRA weights yet', 'use engine: engine with lora, or full fine-tuning');
     const { IfsEarlyStopping } = await import('../eval/early-stop.js');
-    callbacks.push(new IfsEarlyStopping({ patience: e.patience, minDelta: e.min_delta, minIfs: e.min_ifs, budget: e.budget, variant: e.variant, maxTokens: e.max_tokens, batchSize: e.batch_size, prompts: e.prompts, objecqa: e.objecqa, measureOnly: e.measure_only }));
+    callbacks.push(new IfsEarlyStopping({ patience: e.patience, minDelta: e.min_delta, minIfs: e.min_ifs, budget: e.budget, variant: e.variant, maxTokens: e.max_tokens, batchSize: e.batch_size, prompts: e.prompts, objecqa: e.objecqa, measureOnly: e.measure_only, engine: e.engine }));
   }
   if (resumeFrom && existsSync(metricsFile)) {
     const kept = readFileSync(metricsFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
