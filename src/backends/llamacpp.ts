@@ -94,6 +94,15 @@ function logProbs(p: Map<Token, number> | undefined, V: number): Float32Array {
 }
 
 const NEXT = { generateNext: { probabilities: true, options: { temperature: 0 } } } as const;
+const NEXT_TOKEN = { generateNext: { token: true, options: { temperature: 0 } } } as const;
+
+/** llama.cpp's greedy choice as a row whose only finite entry is that token (log p = 0) */
+function oneHot(t: Token | null | undefined, V: number): Float32Array {
+  if (t == null || !(t >= 0 && t < V)) throw new HeedError('llama.cpp returned no token for a step', 'this model may not support token generation');
+  const out = new Float32Array(V).fill(-Infinity);
+  out[t] = 0;
+  return out;
+}
 
 export interface LlamaCppOptions {
   /** use a GPU (CUDA, Vulkan, Metal) when one is present; default false (CPU) */
@@ -172,13 +181,17 @@ export async function openLlamaCpp(path: string, o: LlamaCppOptions = {}): Promi
     if (busy) throw new HeedError('this llama.cpp backend is already running a batch', 'run one generate() at a time per backend');
     busy = true;
     let seqs: NlcSequence[] = [];
+    let argmaxOnly = false;
+    const row = (r: { next: { token?: Token | null; probabilities?: Map<Token, number> } } | undefined) => (argmaxOnly ? oneHot(r?.next.token, V) : logProbs(r?.next.probabilities, V));
     const release = () => {
       seqs = [];
       busy = false;
     };
     return {
       vocabSize: V,
-      async prefill(prompts: number[][], p: { maxTokens?: number } = {}): Promise<Float32Array[]> {
+      async prefill(prompts: number[][], p: { maxTokens?: number; argmaxOnly?: boolean } = {}): Promise<Float32Array[]> {
+        argmaxOnly = p.argmaxOnly ?? false;
+        const next = argmaxOnly ? NEXT_TOKEN : NEXT;
         const longest = Math.max(...prompts.map((x) => x.length));
         if (longest + (p.maxTokens ?? 0) > context) throw new HeedError(`prompt (${longest} tokens) + max tokens (${p.maxTokens ?? 0}) exceeds the llama.cpp context of ${context}`, 'lower --max-tokens, shorten the prompt or open the model with a larger context');
         for (const [i, ids] of prompts.entries()) {
@@ -187,8 +200,8 @@ export async function openLlamaCpp(path: string, o: LlamaCppOptions = {}): Promi
         }
         try {
           seqs = await sequencesFor(prompts.length);
-          const out = await Promise.all(seqs.map((s, b) => s.controlledEvaluate([...prompts[b].slice(0, -1), [prompts[b][prompts[b].length - 1], NEXT]])));
-          return out.map((r, b) => logProbs(r[prompts[b].length - 1]?.next.probabilities, V));
+          const out = await Promise.all(seqs.map((s, b) => s.controlledEvaluate([...prompts[b].slice(0, -1), [prompts[b][prompts[b].length - 1], next]])));
+          return out.map((r, b) => row(r[prompts[b].length - 1]));
         } catch (e) {
           release();
           throw e;
@@ -196,7 +209,8 @@ export async function openLlamaCpp(path: string, o: LlamaCppOptions = {}): Promi
       },
       async step(tokens: number[], active: readonly boolean[]): Promise<Float32Array[]> {
         const empty = new Float32Array(0);
-        return Promise.all(seqs.map(async (s, b) => (active[b] ? logProbs((await s.controlledEvaluate([[tokens[b], NEXT]]))[0]?.next.probabilities, V) : empty)));
+        const next = argmaxOnly ? NEXT_TOKEN : NEXT;
+        return Promise.all(seqs.map(async (s, b) => (active[b] ? row((await s.controlledEvaluate([[tokens[b], next]]))[0]) : empty)));
       },
       dispose: release,
     };
