@@ -10,6 +10,7 @@
  * processors — the rule adapter's product of experts — sampling, stop strings and streaming are heed's own.
  */
 import { existsSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { HeedError } from '../errors.js';
 import { SessionGenerator } from '../decode/generate.js';
 import { readGguf } from '../io/gguf.js';
@@ -35,7 +36,7 @@ interface NlcModel {
   detokenize(tokens: readonly Token[], specialTokens?: boolean): string;
   readonly tokens: { bos: Token | null; eos: Token | null; eot: Token | null; shouldPrependBosToken?: boolean };
   readonly trainContextSize: number;
-  createContext(o: { sequences?: number; contextSize?: number; batchSize?: number; threads?: number; flashAttention?: boolean }): Promise<NlcContext>;
+  createContext(o: { sequences?: number; contextSize?: number; batchSize?: number; threads?: number; flashAttention?: boolean; experimentalKvCacheKeyType?: string; experimentalKvCacheValueType?: string }): Promise<NlcContext>;
   dispose(): Promise<void>;
 }
 interface NlcLlama {
@@ -43,7 +44,7 @@ interface NlcLlama {
   readonly gpu: string | false;
 }
 interface NlcModule {
-  getLlama(o: { gpu?: false | 'auto'; build?: 'never'; logLevel?: string; progressLogs?: boolean }): Promise<NlcLlama>;
+  getLlama(o: { gpu?: false | 'auto'; build?: 'never'; logLevel?: string; progressLogs?: boolean; logger?: (level: string, message: string) => void }): Promise<NlcLlama>;
 }
 
 let modPromise: Promise<NlcModule> | undefined;
@@ -70,12 +71,14 @@ export async function hasNodeLlamaCpp(): Promise<boolean> {
   }
 }
 
+/** llama.cpp's last log lines (errors only): quoted in load errors instead of printed */
+const recentLog: string[] = [];
 const llamas = new Map<string, Promise<NlcLlama>>();
 function getLlama(gpu: boolean): Promise<NlcLlama> {
   const key = gpu ? 'gpu' : 'cpu';
   let p = llamas.get(key);
   if (!p) {
-    p = loadNodeLlamaCpp().then((m) => m.getLlama({ gpu: gpu ? 'auto' : false, build: 'never', logLevel: 'error', progressLogs: false }));
+    p = loadNodeLlamaCpp().then((m) => m.getLlama({ gpu: gpu ? 'auto' : false, build: 'never', logLevel: 'error', progressLogs: false, logger: (_level, message) => { recentLog.push(message.trim()); if (recentLog.length > 8) recentLog.shift(); } }));
     p.catch(() => llamas.delete(key));
     llamas.set(key, p);
   }
@@ -91,14 +94,33 @@ function logProbs(p: Map<Token, number> | undefined, V: number): Float32Array {
 }
 
 const NEXT = { generateNext: { probabilities: true, options: { temperature: 0 } } } as const;
+const NEXT_TOKEN = { generateNext: { token: true, options: { temperature: 0 } } } as const;
+
+/** llama.cpp's greedy choice as a row whose only finite entry is that token (log p = 0) */
+function oneHot(t: Token | null | undefined, V: number): Float32Array {
+  if (t == null || !(t >= 0 && t < V)) throw new HeedError('llama.cpp returned no token for a step', 'this model may not support token generation');
+  const out = new Float32Array(V).fill(-Infinity);
+  out[t] = 0;
+  return out;
+}
 
 export interface LlamaCppOptions {
   /** use a GPU (CUDA, Vulkan, Metal) when one is present; default false (CPU) */
   gpu?: boolean;
   /** context per sequence in tokens; default the model's training context, at most 4096 */
   context?: number;
-  /** threads (default: node-llama-cpp's choice) */
+  /**
+   * CPU threads; default HEED_LLAMA_THREADS, else one less than the cores (at least 1). llama.cpp's threads spin
+   * while they wait: on a busy machine more threads than free cores make each step 100× slower (measured here:
+   * 2.6 ms vs 2 s per token for models/tiny-dolly with a load average of 10 on 2 cores).
+   */
   threads?: number;
+  /**
+   * KV cache precision; default f32 for an all-f32 file, else f16 (llama.cpp's default). With f32 flash attention is
+   * off too: on the CPU it rounds to f16 inside (next-token log-probs of test/fixtures/tiny/llama-gqa differ from the
+   * engine's by 3.5e-3 with it, 2.4e-6 without).
+   */
+  kvCache?: 'f32' | 'f16';
 }
 
 /** Open a GGUF file with llama.cpp (node-llama-cpp). */
@@ -117,12 +139,16 @@ export async function openLlamaCpp(path: string, o: LlamaCppOptions = {}): Promi
 
   const llama = await getLlama(o.gpu ?? false);
   let model: NlcModel;
+  recentLog.length = 0;
   try {
     model = await llama.loadModel({ modelPath: path, gpuLayers: o.gpu ? 'auto' : 0 });
   } catch (e) {
-    throw new HeedError(`${path}: llama.cpp cannot load this GGUF (architecture "${arch}"): ${(e as Error).message.split('\n')[0]}`, 'use a GGUF of an architecture this llama.cpp (node-llama-cpp 3.21.1) supports, e.g. one written by `heed export gguf`');
+    const why = recentLog.find((l) => /error loading model/.test(l))?.replace(/^.*error loading model:\s*/, '') ?? (e as Error).message.split('\n')[0];
+    throw new HeedError(`${path}: llama.cpp cannot load this GGUF (architecture "${arch}"): ${why}`, 'use a GGUF of an architecture this llama.cpp (node-llama-cpp 3.21.1) supports, e.g. one written by `heed export gguf`');
   }
   const context = o.context ?? Math.min(model.trainContextSize || 4096, 4096);
+  const kv = (o.kvCache ?? (file.metadata.get('general.file_type') === 0 ? 'f32' : 'f16')).toUpperCase();
+  const threads = o.threads ?? (Number(process.env.HEED_LLAMA_THREADS) || Math.max(1, availableParallelism() - 1));
   const tokenizer = {
     vocabSize: V,
     eosIds,
@@ -135,29 +161,37 @@ export async function openLlamaCpp(path: string, o: LlamaCppOptions = {}): Promi
     },
   };
 
-  // one context, grown when a batch needs more sequences than it has
-  let ctx: { c: NlcContext; n: number } | undefined;
+  // one context, grown when a batch needs more sequences than it has; its sequences are kept and cleared per batch
+  let ctx: { c: NlcContext; seqs: NlcSequence[] } | undefined;
   let busy = false;
-  const contextFor = async (n: number): Promise<NlcContext> => {
-    if (ctx && ctx.n >= n) return ctx.c;
-    if (ctx) await ctx.c.dispose();
-    const size = Math.max(n, ctx ? ctx.n * 2 : 1);
-    ctx = { c: await model.createContext({ sequences: size, contextSize: context, threads: o.threads }), n: size };
-    return ctx.c;
+  const sequencesFor = async (n: number): Promise<NlcSequence[]> => {
+    if (!ctx || ctx.seqs.length < n) {
+      const size = Math.max(n, ctx ? ctx.seqs.length * 2 : 1);
+      if (ctx) await ctx.c.dispose();
+      ctx = undefined;
+      const c = await model.createContext({ sequences: size, contextSize: context, threads, experimentalKvCacheKeyType: kv, experimentalKvCacheValueType: kv, ...(kv === 'F32' ? { flashAttention: false } : {}) });
+      ctx = { c, seqs: Array.from({ length: size }, () => c.getSequence()) };
+    }
+    const seqs = ctx.seqs.slice(0, n);
+    await Promise.all(seqs.map((s) => s.clearHistory()));
+    return seqs;
   };
 
   const session = async (): Promise<LogitsSession> => {
     if (busy) throw new HeedError('this llama.cpp backend is already running a batch', 'run one generate() at a time per backend');
     busy = true;
     let seqs: NlcSequence[] = [];
+    let argmaxOnly = false;
+    const row = (r: { next: { token?: Token | null; probabilities?: Map<Token, number> } } | undefined) => (argmaxOnly ? oneHot(r?.next.token, V) : logProbs(r?.next.probabilities, V));
     const release = () => {
-      for (const s of seqs) s.dispose();
       seqs = [];
       busy = false;
     };
     return {
       vocabSize: V,
-      async prefill(prompts: number[][], p: { maxTokens?: number } = {}): Promise<Float32Array[]> {
+      async prefill(prompts: number[][], p: { maxTokens?: number; argmaxOnly?: boolean } = {}): Promise<Float32Array[]> {
+        argmaxOnly = p.argmaxOnly ?? false;
+        const next = argmaxOnly ? NEXT_TOKEN : NEXT;
         const longest = Math.max(...prompts.map((x) => x.length));
         if (longest + (p.maxTokens ?? 0) > context) throw new HeedError(`prompt (${longest} tokens) + max tokens (${p.maxTokens ?? 0}) exceeds the llama.cpp context of ${context}`, 'lower --max-tokens, shorten the prompt or open the model with a larger context');
         for (const [i, ids] of prompts.entries()) {
@@ -165,10 +199,9 @@ export async function openLlamaCpp(path: string, o: LlamaCppOptions = {}): Promi
           for (const id of ids) if (!(id >= 0 && id < V)) throw new HeedError(`prompt ${i}: token id ${id} is outside the vocabulary (0..${V - 1})`, 'use the tokenizer that belongs to this model');
         }
         try {
-          const c = await contextFor(prompts.length);
-          seqs = prompts.map(() => c.getSequence());
-          const out = await Promise.all(seqs.map((s, b) => s.controlledEvaluate([...prompts[b].slice(0, -1), [prompts[b][prompts[b].length - 1], NEXT]])));
-          return out.map((r, b) => logProbs(r[prompts[b].length - 1]?.next.probabilities, V));
+          seqs = await sequencesFor(prompts.length);
+          const out = await Promise.all(seqs.map((s, b) => s.controlledEvaluate([...prompts[b].slice(0, -1), [prompts[b][prompts[b].length - 1], next]])));
+          return out.map((r, b) => row(r[prompts[b].length - 1]));
         } catch (e) {
           release();
           throw e;
@@ -176,7 +209,8 @@ export async function openLlamaCpp(path: string, o: LlamaCppOptions = {}): Promi
       },
       async step(tokens: number[], active: readonly boolean[]): Promise<Float32Array[]> {
         const empty = new Float32Array(0);
-        return Promise.all(seqs.map(async (s, b) => (active[b] ? logProbs((await s.controlledEvaluate([[tokens[b], NEXT]]))[0]?.next.probabilities, V) : empty)));
+        const next = argmaxOnly ? NEXT_TOKEN : NEXT;
+        return Promise.all(seqs.map(async (s, b) => (active[b] ? row((await s.controlledEvaluate([[tokens[b], next]]))[0]) : empty)));
       },
       dispose: release,
     };

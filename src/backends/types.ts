@@ -31,8 +31,11 @@ export interface LogitsSession {
   /**
    * prefill one row per prompt (token ids, specials included); returns each row's next-token logits.
    * `maxTokens`: how many step() calls may follow at most (a backend with a fixed-size cache sizes it from this).
+   * `argmaxOnly`: the caller only takes each row's argmax for the whole session (greedy, no processors, no
+   * penalty): a backend may then return rows whose only finite entry is its own greedy choice (llama.cpp: no
+   * full-vocabulary probabilities cross into JavaScript).
    */
-  prefill(prompts: number[][], o?: { maxTokens?: number }): Promise<Float32Array[]>;
+  prefill(prompts: number[][], o?: { maxTokens?: number; argmaxOnly?: boolean }): Promise<Float32Array[]>;
   /** append one token to each row still active (`tokens[i]` for row i; inactive rows are ignored) and return their next logits */
   step(tokens: number[], active: readonly boolean[]): Promise<Float32Array[]>;
   /** free the cache/contexts */

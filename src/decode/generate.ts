@@ -237,7 +237,7 @@ export class EngineSession implements LogitsSession {
     return Array.from({ length: this.B }, (_, b) => flat.subarray(b * V, (b + 1) * V));
   }
 
-  async prefill(promptIds: number[][], o: { maxTokens?: number } = {}): Promise<Float32Array[]> {
+  async prefill(promptIds: number[][], o: { maxTokens?: number; argmaxOnly?: boolean } = {}): Promise<Float32Array[]> {
     const c = this.c;
     if (this.cache) throw new Error('EngineSession.prefill called twice');
     const B = (this.B = promptIds.length);
@@ -326,7 +326,8 @@ export async function decodeLoop(session: LogitsSession, promptIds: number[][], 
   const eos = new Set(opts.eosIds ?? tok.eosIds);
   const stop = (opts.stop ?? []).filter((s) => s.length > 0);
   const rand = mulberry32(opts.seed ?? 0);
-  let logits = await session.prefill(promptIds, { maxTokens });
+  const argmaxOnly = !(opts.temperature && opts.temperature > 0) && !opts.logitsProcessors?.length && (opts.repetitionPenalty === undefined || opts.repetitionPenalty === 1);
+  let logits = await session.prefill(promptIds, { maxTokens, argmaxOnly });
   const seqs = promptIds.map((x) => [...x]);
   const gen: number[][] = promptIds.map(() => []);
   const texts = promptIds.map(() => '');

@@ -13,7 +13,10 @@
  * plateau at 0.9–0.95). A curve whose best value keeps rising by ≥ minDelta every `patience` evaluations
  * never stops; a model that never reaches minIfs never stops (the trainer's own step budget ends the run).
  */
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { writeFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { HeedError } from '../errors.js';
+import type { EngineGenerator, TextGenerator } from '../decode/generate.js';
 import { join } from 'node:path';
 import type { CallbackContext, CallbackResult, TrainerCallback } from '../train/callbacks.js';
 import type { PromptRow } from './ifs/fragments.js';
@@ -65,6 +68,12 @@ export interface IfsEarlyStoppingOptions extends Partial<PlateauRule> {
   saveResponses?: boolean;
   /** don't stop, only measure (default false) */
   measureOnly?: boolean;
+  /**
+   * where the responses are generated: 'engine' (in-process, default) or 'llama.cpp' (the current weights exported
+   * to a temporary f32 GGUF at each evaluation, run by node-llama-cpp: same greedy responses, several times faster
+   * — see docs/gguf.md). Full fine-tuning only (LoRA weights are refused by the trainer).
+   */
+  engine?: 'engine' | 'llama.cpp';
 }
 
 export interface IfsPoint {
@@ -100,13 +109,23 @@ export class IfsEarlyStopping implements TrainerCallback {
   async onEval(ctx: CallbackContext): Promise<CallbackResult> {
     const variant = this.o.variant ?? 'A';
     const maxTokens = this.o.maxTokens ?? DEFAULT_MAX_TOKENS;
-    const res = await scoreIfs(ctx.generator, this.classifier, this.prompts, { variants: [variant], maxTokens, batchSize: this.o.batchSize });
-    const s = res.scores[0];
-    const metrics: Record<string, number> = { ifs: s.ifs.value, ifs_partial: s.ifs_partial.value, ifs_full: s.ifs_full.value };
-    if (this.questions && this.judge) {
-      const q = await scoreObjecqa(ctx.generator, this.judge, this.questions, { variant, maxTokens, batchSize: this.o.batchSize });
-      metrics.objecqa = q.objective.value;
+    const t0 = performance.now();
+    const through = this.o.engine === 'llama.cpp' ? await llamaCppGenerator(ctx.generator) : { gen: ctx.generator, dispose: async () => {} };
+    const metrics: Record<string, number> = {};
+    let res: Awaited<ReturnType<typeof scoreIfs>>;
+    try {
+      res = await scoreIfs(through.gen, this.classifier, this.prompts, { variants: [variant], maxTokens, batchSize: this.o.batchSize });
+      const s = res.scores[0];
+      Object.assign(metrics, { ifs: s.ifs.value, ifs_partial: s.ifs_partial.value, ifs_full: s.ifs_full.value });
+      if (this.questions && this.judge) {
+        const q = await scoreObjecqa(through.gen, this.judge, this.questions, { variant, maxTokens, batchSize: this.o.batchSize });
+        metrics.objecqa = q.objective.value;
+      }
+    } finally {
+      await through.dispose();
     }
+    // wall time of an evaluation through llama.cpp, export included (engine runs keep metrics.jsonl free of timings)
+    if (this.o.engine === 'llama.cpp') metrics.ifs_eval_seconds = (performance.now() - t0) / 1000;
     this.history.push({ step: ctx.step, ...(metrics as Omit<IfsPoint, 'step'>) });
     if (this.o.saveResponses ?? true) {
       try {
@@ -143,6 +162,27 @@ export class IfsEarlyStopping implements TrainerCallback {
   async onEnd(): Promise<Record<string, unknown>> {
     return { ifs_best: this.best() ?? null, ifs_history: this.history, ifs_rule: this.rule, ifs_stopped: this.stopReason ?? null };
   }
+}
+
+/** The trainer's current weights as a temporary f32 GGUF in llama.cpp (the file is removed on dispose). */
+async function llamaCppGenerator(g: TextGenerator): Promise<{ gen: TextGenerator; dispose: () => Promise<void> }> {
+  const eg = g as EngineGenerator;
+  if (!eg.model?.params || !eg.model.dir) throw new HeedError('early_stopping.ifs.engine llama.cpp needs the trainer\'s in-process generator', 'use engine: engine');
+  if (eg.model.loraScale !== undefined) throw new HeedError('early_stopping.ifs.engine llama.cpp does not export LoRA weights yet', 'use engine: engine with lora, or full fine-tuning');
+  const { toHostTensors } = await import('../models/load.js');
+  const { exportGgufFrom } = await import('../export/gguf.js');
+  const { openLlamaCpp } = await import('../backends/llamacpp.js');
+  const dir = mkdtempSync(join(tmpdir(), 'heed-ifs-gguf-'));
+  const file = join(dir, 'current.gguf');
+  exportGgufFrom(eg.model.config, await toHostTensors(eg.model.params), eg.model.dir, file);
+  const be = await openLlamaCpp(file);
+  return {
+    gen: be.gen,
+    dispose: async () => {
+      await be.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 function pick(o: Partial<PlateauRule>): Partial<PlateauRule> {

@@ -250,16 +250,22 @@ function archMetadata(c: ModelConfig, name: string, dtype: GgufDtype): { arch: s
 
 /** Export a model folder to `out` (GGUF v3). */
 export function exportGguf(dir: string, out: string, o: { dtype?: GgufDtype; pre?: string; name?: string } = {}): ExportResult {
-  const dtype = o.dtype ?? 'f32';
-  if (!GGUF_DTYPES.includes(dtype)) throw new HeedError(`--dtype ${dtype} is not supported`, `use one of ${GGUF_DTYPES.join(', ')}`);
   if (!existsSync(join(dir, 'config.json'))) throw new HeedError(`${dir}: no config.json (not a model folder)`, 'pass a Hugging Face model folder (config.json, model.safetensors, tokenizer.json)');
   const m = loadHostModel(dir);
-  const c = m.config;
-  const tok = loadTokenizer(dir);
-  const name = o.name ?? (dir.replace(/\/+$/, '').split('/').pop() || 'model');
-  const am = archMetadata(c, name, dtype);
-  const tm = tokenizerMetadata(dir, tok, c.vocabSize, o.pre);
-  const tensors = c.arch === 'gpt2' ? gpt2Tensors(m.tensors, c.layers, dtype) : [...llamaTensors(c, m.tensors, dtype, am.arch === 'llama'), ...am.extra];
+  return exportGgufFrom(m.config, m.tensors, dir, out, { ...o, name: o.name ?? (dir.replace(/\/+$/, '').split('/').pop() || 'model') });
+}
+
+/**
+ * Export weights held in memory (internal names as loadHostModel gives them: HF names, GPT-2 without "transformer.")
+ * with the tokenizer files of `tokenizerDir` — e.g. a training run's current weights.
+ */
+export function exportGgufFrom(c: ModelConfig, weights: Map<string, HostTensor>, tokenizerDir: string, out: string, o: { dtype?: GgufDtype; pre?: string; name?: string } = {}): ExportResult {
+  const dtype = o.dtype ?? 'f32';
+  if (!GGUF_DTYPES.includes(dtype)) throw new HeedError(`--dtype ${dtype} is not supported`, `use one of ${GGUF_DTYPES.join(', ')}`);
+  const tok = loadTokenizer(tokenizerDir);
+  const am = archMetadata(c, o.name ?? 'model', dtype);
+  const tm = tokenizerMetadata(tokenizerDir, tok, c.vocabSize, o.pre);
+  const tensors = c.arch === 'gpt2' ? gpt2Tensors(weights, c.layers, dtype) : [...llamaTensors(c, weights, dtype, am.arch === 'llama'), ...am.extra];
   const bytes = writeGguf(out, [...am.kv, ['general.alignment', meta.u32(32)], ...tm.kv], tensors);
   return { path: out, bytes, arch: am.arch, tensors: tensors.length, dtype, pre: tm.pre, notes: [...am.notes, ...tm.notes] };
 }

@@ -66,6 +66,8 @@ export const trainConfigSchema = z
     eval_every: z.number().int().positive().default(50),
     save_every: z.number().int().positive().default(100),
     keep_last: z.number().int().min(1).default(2),
+    /** also write <checkpoint>/model.gguf (f32, for llama.cpp / Ollama; docs/gguf.md) beside each checkpoint */
+    save_gguf: z.boolean().default(false),
     best_metric: z.string().default('eval_loss'),
     best_mode: z.enum(['min', 'max']).optional(),
     lora: z
@@ -94,6 +96,7 @@ export const trainConfigSchema = z
             prompts: z.string().optional(),
             objecqa: z.union([z.boolean(), z.number().int().positive()]).default(false),
             measure_only: z.boolean().default(false),
+            engine: z.enum(['engine', 'llama.cpp']).default('engine'),
           })
           .strict(),
       })

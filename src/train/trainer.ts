@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import YAML from 'yaml';
 import { blockUntilReady, fromHost, jit, np, toHost, tree, type Tensor } from '../engine/index.js';
 import { HeedError } from '../errors.js';
+import { exportGguf } from '../export/gguf.js';
 import { EngineGenerator } from '../decode/generate.js';
 import { loadTokenizer } from '../io/tokenizer.js';
 import type { HostTensor } from '../io/safetensors.js';
@@ -257,8 +258,9 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
   const callbacks = [...(opts.callbacks ?? [])];
   if (cfg.early_stopping?.ifs) {
     const e = cfg.early_stopping.ifs;
+    if (e.engine === 'llama.cpp' && cfg.lora) throw new HeedError('early_stopping.ifs.engine: llama.cpp does not export LoRA weights yet', 'use engine: engine with lora, or full fine-tuning');
     const { IfsEarlyStopping } = await import('../eval/early-stop.js');
-    callbacks.push(new IfsEarlyStopping({ patience: e.patience, minDelta: e.min_delta, minIfs: e.min_ifs, budget: e.budget, variant: e.variant, maxTokens: e.max_tokens, batchSize: e.batch_size, prompts: e.prompts, objecqa: e.objecqa, measureOnly: e.measure_only }));
+    callbacks.push(new IfsEarlyStopping({ patience: e.patience, minDelta: e.min_delta, minIfs: e.min_ifs, budget: e.budget, variant: e.variant, maxTokens: e.max_tokens, batchSize: e.batch_size, prompts: e.prompts, objecqa: e.objecqa, measureOnly: e.measure_only, engine: e.engine }));
   }
   if (resumeFrom && existsSync(metricsFile)) {
     const kept = readFileSync(metricsFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -295,6 +297,7 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
     const dir = writeCheckpoint(runDir, state.step, (d) => {
       saveHostModel(d, { raw: host.raw, tensors: weights, namePrefix: host.namePrefix }, { dtype: cfg.save_dtype, fromDir: cfg.model });
       if (lora) savePeftAdapter(d, tr, lora, c, host.namePrefix, cfg.model);
+      if (cfg.save_gguf) exportGguf(d, join(d, 'model.gguf'));
       saveTrainerFiles(d, state, opt);
     });
     for (const cb of callbacks) await cb.onSave?.({ ...ctxBase(), generator, checkpointDir: dir });
