@@ -25,6 +25,7 @@ const registry: Array<{ path: string[]; summary: string; load: () => Promise<Com
   { path: ['objecqa'], summary: 'ObjecQA: share of objective answers to preference questions', load: async () => (await import('./objecqa.js')).command },
   { path: ['rules', 'explain'], summary: 'show which token ids each rule of a rules adapter touches in a tokenizer', load: async () => (await import('./rules-explain.js')).command },
   { path: ['rules', 'ablate'], summary: 'IFS of a base model alone, with all rules, and with each rule group removed', load: async () => (await import('./rules-ablate.js')).command },
+  { path: ['serve'], summary: 'an OpenAI-compatible HTTP server over any model spec (folder, gguf:, openai:)', load: async () => (await import('./serve.js')).command },
   { path: ['report'], summary: 'self-contained HTML report from run folders (curves, IFS tables, samples)', load: async () => (await import('./report.js')).command },
 ];
 

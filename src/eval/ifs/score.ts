@@ -9,6 +9,7 @@
  * not answer-like (label 0, probability 0).
  */
 import type { GenerateOptions, Generation, TextGenerator } from '../../decode/generate.js';
+import { generationError, generationTokens } from '../../backends/types.js';
 import { ALPACA_PROMPT_NO_INPUT_HEAD } from '../../data/templates.js';
 import type { TextClassifier } from '../text-classifier.js';
 import type { PromptRow } from './fragments.js';
@@ -78,6 +79,8 @@ export interface IfsScore {
   ifs_full: Ratio;
   /** prompts that were skipped (e.g. too long for the model's context) */
   skipped: number;
+  /** prompts whose generation failed on the backend after every retry (not scored; present when > 0) */
+  failed?: number;
 }
 
 export interface ScoreOptions {
@@ -91,11 +94,13 @@ export interface ScoreOptions {
   /** called after every batch: done, total (over all variants) */
   onProgress?: (done: number, total: number) => void;
   onResponse?: (r: IfsResponse) => void;
+  /** a prompt whose generation failed on the backend (reported, not scored) */
+  onFailure?: (f: { id: string; variant: Variant; prompt: string; error: string }) => void;
 }
 
-export function summarise(variant: Variant, rs: IfsResponse[], skipped = 0): IfsScore {
+export function summarise(variant: Variant, rs: IfsResponse[], skipped = 0, failed = 0): IfsScore {
   const count = (xs: IfsResponse[]) => ratio(xs.filter((r) => r.label === 1).length, xs.length);
-  return { variant, ifs: count(rs), ifs_partial: count(rs.filter((r) => r.kind === 'partial')), ifs_full: count(rs.filter((r) => r.kind === 'full')), skipped };
+  return { variant, ifs: count(rs), ifs_partial: count(rs.filter((r) => r.kind === 'partial')), ifs_full: count(rs.filter((r) => r.kind === 'full')), skipped, ...(failed ? { failed } : {}) };
 }
 
 /**
@@ -137,6 +142,7 @@ export async function scoreIfs(gen: TextGenerator, classifier: TextClassifier, p
     const skipped = items.length - kept.length;
     done += skipped;
     const rs: IfsResponse[] = [];
+    let failed = 0;
     for (let s = 0; s < kept.length; s += B) {
       const batch = kept.slice(s, s + B);
       const gens = await generateRobust(
@@ -146,16 +152,22 @@ export async function scoreIfs(gen: TextGenerator, classifier: TextClassifier, p
       );
       gens.forEach((g, i) => {
         const p = batch[i].p;
+        const error = generationError(g);
+        if (error !== undefined) {
+          failed++;
+          o.onFailure?.({ id: p.id, variant: v, prompt: batch[i].text, error });
+          return;
+        }
         const text = g.text.trim();
         const c = text ? classifier.classify(text) : { label: 0 as const, prob: 0 };
-        const r: IfsResponse = { id: p.id, source_id: p.source_id, kind: p.kind, variant: v, prompt: batch[i].text, response: g.text, label: c.label, prob: Number(c.prob.toFixed(6)), finish_reason: g.finishReason, tokens: g.ids.length };
+        const r: IfsResponse = { id: p.id, source_id: p.source_id, kind: p.kind, variant: v, prompt: batch[i].text, response: g.text, label: c.label, prob: Number(c.prob.toFixed(6)), finish_reason: g.finishReason, tokens: generationTokens(g) };
         rs.push(r);
         o.onResponse?.(r);
       });
       done += batch.length;
       o.onProgress?.(done, total);
     }
-    scores.push(summarise(v, rs, skipped));
+    scores.push(summarise(v, rs, skipped, failed));
     all.push(...rs);
   }
   return { scores, responses: all };
