@@ -3,7 +3,7 @@ import { parse, num } from './args.js';
 import { deviceOption } from './common.js';
 import { HeedError } from '../errors.js';
 
-const usage = 'heed serve --model <spec> [--adapter rules[:preset|:file.json]] [--port P (8000; 0 = free)] [--host H (127.0.0.1)] [--name ID] [--api-key-env VAR] [--max-tokens-limit N] [--max-prompt-chars N] [--max-body-bytes N] [--queue N] [--batch N] [--device wasm|webgpu]';
+const usage = 'heed serve --model <spec> [--adapter rules[:preset|:file.json]] [--port P (8000; 0 = free)] [--host H (127.0.0.1)] [--name ID] [--api-key-env VAR] [--max-tokens-limit N] [--max-prompt-chars N] [--max-body-bytes N] [--queue N] [--batch N] [--verbose] [--device wasm|webgpu]';
 
 export const command: Command = {
   path: ['serve'],
@@ -25,6 +25,7 @@ export const command: Command = {
         queue: { type: 'string' },
         batch: { type: 'string' },
         threads: { type: 'string' },
+        verbose: { type: 'boolean' },
         ...deviceOption,
       },
       usage,
@@ -50,6 +51,7 @@ export const command: Command = {
       queueSize: num(values.queue, 'queue', { int: true, min: 0 }),
       maxBatch: num(values.batch, 'batch', { int: true, min: 1 }),
       log: (s: string) => console.error(s),
+      verbose: values.verbose,
     };
     if (o.host && o.host !== '127.0.0.1' && o.host !== 'localhost' && o.host !== '::1' && !apiKey) console.error(`[serve: listening on ${o.host} without an API key: anyone who can reach this address can use the model (--api-key-env VAR requires one)]`);
     const { openModel } = await import('../backends/spec.js');

@@ -35,10 +35,14 @@ export interface ServeOptions {
   queueSize?: number;
   /** prompts generated together */
   maxBatch?: number;
+  /** how long an idle worker waits for more requests to batch with the first (ms) */
+  batchWindowMs?: number;
   log?: (line: string) => void;
+  /** log every batch (size, seconds) */
+  verbose?: boolean;
 }
 
-export const SERVE_DEFAULTS = { host: '127.0.0.1', port: 8000, maxBodyBytes: 1 << 20, maxPromptChars: 100_000, maxTokensLimit: 1024, queueSize: 64, maxBatch: 16 };
+export const SERVE_DEFAULTS = { host: '127.0.0.1', port: 8000, maxBodyBytes: 1 << 20, maxPromptChars: 100_000, maxTokensLimit: 1024, queueSize: 64, maxBatch: 16, batchWindowMs: 5 };
 
 export class ApiError extends Error {
   constructor(
@@ -115,7 +119,7 @@ interface Parsed {
   includeUsage: boolean;
 }
 
-function parseRequest(b: unknown, kind: 'text' | 'chat', backend: ModelBackend, name: string, o: Required<Omit<ServeOptions, 'apiKey' | 'log' | 'name'>>): Parsed {
+function parseRequest(b: unknown, kind: 'text' | 'chat', backend: ModelBackend, name: string, o: { maxBatch: number; maxTokensLimit: number; maxPromptChars: number }): Parsed {
   if (!isObj(b)) throw bad('the body must be a JSON object');
   if (typeof b.model !== 'string') throw bad('model must be a string (GET /v1/models lists the one served)', 'model', b.model === undefined ? 'missing_required_parameter' : 'invalid_type');
   if (b.model !== name) throw new ApiError(404, `The model \`${b.model}\` does not exist (this server serves \`${name}\`)`, 'invalid_request_error', 'model', 'model_not_found');
@@ -241,6 +245,7 @@ export async function startServer(backend: ModelBackend, opts: ServeOptions = {}
     maxTokensLimit: opts.maxTokensLimit ?? SERVE_DEFAULTS.maxTokensLimit,
     queueSize: opts.queueSize ?? SERVE_DEFAULTS.queueSize,
     maxBatch: opts.maxBatch ?? SERVE_DEFAULTS.maxBatch,
+    batchWindowMs: opts.batchWindowMs ?? SERVE_DEFAULTS.batchWindowMs,
   };
   const name = opts.name ?? backend.gen.name;
   const log = opts.log ?? (() => {});
@@ -254,6 +259,8 @@ export async function startServer(backend: ModelBackend, opts: ServeOptions = {}
     if (busy) return;
     busy = true;
     try {
+      // clients that send together arrive a few ms apart: wait that long, then batch them
+      if (o.batchWindowMs > 0 && o.maxBatch > 1) await new Promise((r) => setTimeout(r, o.batchWindowMs));
       while (queue.length) {
         const first = queue.shift()!;
         if (first.cancelled) continue;
@@ -274,6 +281,7 @@ export async function startServer(backend: ModelBackend, opts: ServeOptions = {}
         };
         stats.batches++;
         stats.prompts += owner.length;
+        const tb = performance.now();
         const run = (js: Job[]) =>
           first.kind === 'text'
             ? backend.gen.generate(js.flatMap((j) => j.inputs as string[]), { ...first.opts, onText })
@@ -285,6 +293,7 @@ export async function startServer(backend: ModelBackend, opts: ServeOptions = {}
             j.resolve(gens.slice(at, at + j.inputs.length));
             at += j.inputs.length;
           }
+          if (opts.verbose) log(`[serve: batch of ${owner.length} prompt(s) from ${group.length} request(s) in ${((performance.now() - tb) / 1000).toFixed(2)} s; ${queue.length} waiting]`);
         } catch (e) {
           if (group.length === 1 || !(e instanceof HeedError)) for (const j of group) j.reject(e);
           else {
