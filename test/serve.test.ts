@@ -78,6 +78,31 @@ test('heed serve: models, completions (+ SSE streaming equal to the whole answer
   assert.equal(chunks.at(-1).usage.completion_tokens, local.ids.length);
 });
 
+test('heed serve: log-probabilities from the engine (greedy picks the top one), through the OpenAI client too', async () => {
+  const r = await post('/completions', { model: 'base-dolly', prompt: 'The capital of France is', max_tokens: 6, temperature: 0, logprobs: 3 });
+  assert.equal(r.status, 200);
+  const j = (await r.json()) as { choices: Array<{ text: string; finish_reason: string; logprobs: { tokens: string[]; token_logprobs: number[]; top_logprobs: Array<Record<string, number>>; text_offset: number[] } }> };
+  const c = j.choices[0];
+  const lp = c.logprobs;
+  const [local] = await backend.gen.generate(['The capital of France is'], { maxTokens: 6, temperature: 0 });
+  assert.equal(lp.tokens.length, local.ids.length);
+  assert.equal(lp.tokens.join(''), c.text);
+  for (const [i, t] of lp.token_logprobs.entries()) {
+    assert.ok(t <= 0 && t > -30);
+    const tops = Object.values(lp.top_logprobs[i]);
+    assert.equal(tops.length, 3);
+    assert.ok(Math.abs(Math.max(...tops) - t) < 1e-6, 'greedy: the chosen token is the most likely');
+    assert.ok(tops.reduce((a, x) => a + Math.exp(x), 0) <= 1 + 1e-6);
+  }
+  const cl = await openOpenAI(parseSpec(`openai:${srv.url}#base-dolly?logprobs=2&cache=off`) as never, {});
+  const [g] = (await cl.gen.generate(['The capital of France is'], { maxTokens: 6, temperature: 0 })) as Array<Generation & { logprobs?: Array<{ logprob: number; top?: unknown[] }> }>;
+  assert.equal(g.text, local.text);
+  assert.deepEqual(g.logprobs!.map((x) => x.logprob), lp.token_logprobs);
+  assert.equal(g.logprobs![0].top!.length, 2);
+  await apiError(await post('/completions', { model: 'base-dolly', prompt: 'x', logprobs: 3, stream: true }), 400, 'unsupported_parameter', 'logprobs');
+  await apiError(await post('/completions', { model: 'base-dolly', prompt: 'x', logprobs: 99 }), 400, 'invalid_value', 'logprobs');
+});
+
 test('heed serve: malformed requests get OpenAI-shaped errors (bad JSON, wrong types, too long, too many tokens, unknown model)', async () => {
   await apiError(await post('/completions', '{"model": "base-dolly", "prompt": '), 400, 'invalid_json');
   await apiError(await post('/completions', '[1, 2]'), 400, null);

@@ -18,6 +18,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { HeedError } from '../errors.js';
 import type { GenerateOptions, Generation } from '../decode/generate.js';
 import { stableJson } from '../backends/cache.js';
+import { LogprobRecorder } from './logprobs.js';
 import { generationError, generationTokens, type BackendGeneration, type ChatTurn, type ModelBackend } from '../backends/types.js';
 
 export interface ServeOptions {
@@ -61,6 +62,7 @@ const bad = (message: string, param: string | null = null, code: string | null =
 
 interface Job {
   kind: 'text' | 'chat';
+  logprobs?: number;
   inputs: string[] | ChatTurn[][];
   opts: GenerateOptions;
   key: string;
@@ -113,6 +115,8 @@ function textContent(content: unknown, i: number): string {
 
 interface Parsed {
   kind: 'text' | 'chat';
+  /** top alternatives per token when log-probabilities are asked for */
+  logprobs?: number;
   inputs: string[] | ChatTurn[][];
   opts: GenerateOptions;
   stream: boolean;
@@ -148,7 +152,15 @@ function parseRequest(b: unknown, kind: 'text' | 'chat', backend: ModelBackend, 
   }
   const n = optNumber(b, 'n', { int: true, min: 1 });
   if (n !== undefined && n !== 1) throw bad('n must be 1 here', 'n', 'unsupported_parameter');
-  if (b.logprobs !== undefined && b.logprobs !== null && b.logprobs !== false && b.logprobs !== 0) throw bad('logprobs are not available from this server', 'logprobs', 'unsupported_parameter');
+  let logprobs: number | undefined;
+  if (kind === 'text') logprobs = optNumber(b, 'logprobs', { int: true, min: 0, max: 20 });
+  else {
+    if (b.logprobs !== undefined && b.logprobs !== null && typeof b.logprobs !== 'boolean') throw bad('logprobs must be true or false', 'logprobs', 'invalid_type');
+    const top = optNumber(b, 'top_logprobs', { int: true, min: 0, max: 20 });
+    if (top !== undefined && b.logprobs !== true) throw bad('top_logprobs needs logprobs: true', 'top_logprobs', 'invalid_value');
+    logprobs = b.logprobs === true ? (top ?? 0) : undefined;
+  }
+  if (logprobs !== undefined && !(backend.capabilities.logits && backend.tokenizer)) throw bad(`log-probabilities need a backend with logits; ${backend.kind} has none`, 'logprobs', 'unsupported_parameter');
   for (const k of ['presence_penalty', 'frequency_penalty']) if (optNumber(b, k, { min: -2, max: 2 })) throw bad(`${k} is not supported (use repetition_penalty)`, k, 'unsupported_parameter');
   const mtKey = b.max_completion_tokens !== undefined && b.max_completion_tokens !== null ? 'max_completion_tokens' : 'max_tokens';
   const maxTokens = optNumber(b, mtKey, { int: true, min: 1 }) ?? (kind === 'text' ? 16 : Math.min(o.maxTokensLimit, 256));
@@ -180,8 +192,9 @@ function parseRequest(b: unknown, kind: 'text' | 'chat', backend: ModelBackend, 
       throw bad(`This model's maximum context length is ${backend.context} tokens; the prompt${have !== undefined ? ` (${have} tokens)` : ''} plus ${mtKey} ${maxTokens} do not fit`, 'prompt', 'context_length_exceeded');
     }
   }
+  if (logprobs !== undefined && b.stream === true) throw bad('logprobs are given in non-streamed answers only', 'logprobs', 'unsupported_parameter');
   const so = b.stream_options;
-  return { kind, inputs, opts, stream: b.stream === true, includeUsage: isObj(so) && so.include_usage === true };
+  return { kind, inputs, opts, logprobs, stream: b.stream === true, includeUsage: isObj(so) && so.include_usage === true };
 }
 
 // ------------------------------------------------------------------ the server
@@ -282,10 +295,15 @@ export async function startServer(backend: ModelBackend, opts: ServeOptions = {}
         stats.batches++;
         stats.prompts += owner.length;
         const tb = performance.now();
-        const run = (js: Job[]) =>
-          first.kind === 'text'
-            ? backend.gen.generate(js.flatMap((j) => j.inputs as string[]), { ...first.opts, onText })
-            : backend.chat!(js.flatMap((j) => j.inputs as ChatTurn[][]), { ...first.opts, onText });
+        const run = async (js: Job[]) => {
+          const rec = first.logprobs !== undefined ? new LogprobRecorder(first.logprobs) : undefined;
+          const o2: GenerateOptions = { ...first.opts, onText, ...(rec ? { logitsProcessors: [rec.processor] } : {}) };
+          const gens = first.kind === 'text' ? await backend.gen.generate(js.flatMap((j) => j.inputs as string[]), o2) : await backend.chat!(js.flatMap((j) => j.inputs as ChatTurn[][]), o2);
+          if (!rec) return gens;
+          const tok = backend.tokenizer!;
+          const piece = (id: number) => tok.decode([id]);
+          return gens.map((g, r): BackendGeneration => ({ ...g, logprobs: rec.finish(r, g).map((t) => ({ token: piece(t.id), logprob: t.logprob, top: t.top.map((x) => ({ token: piece(x.id), logprob: x.logprob })) })) }));
+        };
         try {
           const gens = await run(group);
           let at = 0;
@@ -321,7 +339,7 @@ export async function startServer(backend: ModelBackend, opts: ServeOptions = {}
     }
     let job!: Job;
     const done = new Promise<Generation[]>((resolve, reject) => {
-      job = { kind: p.kind, inputs: p.inputs, opts: p.opts, key: stableJson({ kind: p.kind, opts: p.opts }), onDelta, cancelled: false, resolve, reject };
+      job = { kind: p.kind, logprobs: p.logprobs, inputs: p.inputs, opts: p.opts, key: stableJson({ kind: p.kind, opts: p.opts, logprobs: p.logprobs }), onDelta, cancelled: false, resolve, reject };
     });
     queue.push(job);
     void pump();
@@ -363,10 +381,26 @@ export async function startServer(backend: ModelBackend, opts: ServeOptions = {}
       });
       const gs = await done;
       failed(gs);
+      const lpText = (g: Generation) => {
+        const lp = (g as BackendGeneration).logprobs;
+        if (!lp) return null;
+        const offsets: number[] = [];
+        let at = 0;
+        for (const t of lp) {
+          offsets.push(at);
+          at += t.token.length;
+        }
+        return { tokens: lp.map((t) => t.token), token_logprobs: lp.map((t) => t.logprob), top_logprobs: lp.map((t) => Object.fromEntries((t.top ?? []).map((x) => [x.token, x.logprob]))), text_offset: offsets };
+      };
+      const lpChat = (g: Generation) => {
+        const lp = (g as BackendGeneration).logprobs;
+        const bytes = (t: string) => [...Buffer.from(t)];
+        return lp ? { content: lp.map((t) => ({ token: t.token, logprob: t.logprob, bytes: bytes(t.token), top_logprobs: (t.top ?? []).map((x) => ({ token: x.token, logprob: x.logprob, bytes: bytes(x.token) })) })) } : null;
+      };
       const choices = gs.map((g, index) =>
         kind === 'text'
-          ? { index, text: g.text, logprobs: null, finish_reason: finishName(g), stop_reason: stopReason(g, p.opts.stop) }
-          : { index, message: { role: 'assistant', content: g.text }, logprobs: null, finish_reason: finishName(g), stop_reason: stopReason(g, p.opts.stop) },
+          ? { index, text: g.text, logprobs: lpText(g), finish_reason: finishName(g), stop_reason: stopReason(g, p.opts.stop) }
+          : { index, message: { role: 'assistant', content: g.text }, logprobs: lpChat(g), finish_reason: finishName(g), stop_reason: stopReason(g, p.opts.stop) },
       );
       sendJson(res, 200, { id, object, created: now, model: name, choices, usage: usage(gs) });
       return;
