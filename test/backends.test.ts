@@ -91,6 +91,8 @@ interface FaultServer {
   counts: Map<string, number>;
   bodies: unknown[];
   auth: string[];
+  /** the most requests in flight at once */
+  peak: () => number;
   close(): Promise<void>;
 }
 
@@ -103,7 +105,12 @@ async function faultServer(): Promise<FaultServer> {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ id: 'x', object: 'text_completion', model: 'm', choices: [{ index: 0, text, finish_reason: 'stop', stop_reason: null, ...extra }], usage: { prompt_tokens: 3, completion_tokens: 7, total_tokens: 10 } }));
   };
+  let inflight = 0;
+  let peak = 0;
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    inflight++;
+    peak = Math.max(peak, inflight);
+    res.on('close', () => inflight--);
     let raw = '';
     req.on('data', (c) => (raw += c));
     req.on('end', () => {
@@ -144,6 +151,7 @@ async function faultServer(): Promise<FaultServer> {
     counts,
     bodies,
     auth,
+    peak: () => peak,
     close: () =>
       new Promise<void>((r) => {
         server.close(() => r());
@@ -164,6 +172,7 @@ test('OpenAI client against a fault-injecting server: retried or reported per it
     const t0 = Date.now();
     const gens = (await b.gen.generate(prompts, { maxTokens: 8, temperature: 0 })) as BackendGeneration[];
     assert.equal(gens.length, prompts.length);
+    assert.ok(fs.peak() <= 3 && fs.peak() >= 2, `concurrency=3 kept (peak ${fs.peak()})`);
     const by = Object.fromEntries(prompts.map((p, i) => [p, gens[i]]));
     // retried and answered
     assert.equal(by.ok.text, ' fine');

@@ -235,11 +235,37 @@ test('heed ifs --model openai:<heed serve>#base-dolly gives the same IFS and res
     const missing = await heed(['ifs', '--model', spec, '--limit', '2'], { HEED_IFS_KEY: '' });
     assert.equal(missing.status, 2);
     assert.match(missing.stderr.trim(), /^error: model spec .*HEED_IFS_KEY \(key_env\) is not set \(fix: export HEED_IFS_KEY=/);
+    // heed objecqa and heed generate through the same server
+    const oq = await heed(['objecqa', '--model', spec, '--limit', '3', '--json'], { HEED_IFS_KEY: key, HEED_CACHE_DIR: cache });
+    assert.equal(oq.status, 0, oq.stderr);
+    assert.equal(JSON.parse(oq.stdout).objective.n, 3);
+    const gen = await heed(['generate', '--model', spec, '--prompt', 'The capital of France is', '--max-tokens', '6', '--temperature', '0', '--json'], { HEED_IFS_KEY: key, HEED_CACHE_DIR: cache });
+    assert.equal(gen.status, 0, gen.stderr);
+    const [local] = await backend.gen.generate(['The capital of France is'], { maxTokens: 6, temperature: 0 });
+    assert.deepEqual(JSON.parse(gen.stdout).map((x: Record<string, unknown>) => [x.text, x.tokens]), [[local.text, local.ids.length]]);
     const scheme = await heed(['ifs', '--model', 'ollama:llama3', '--limit', '2']);
     assert.equal(scheme.status, 2);
     assert.match(scheme.stderr, /unknown model spec scheme "ollama:"/);
   } finally {
     await s.close();
+  }
+});
+
+test('heed serve over another OpenAI-compatible server (a proxy): completions pass through, per-item failures become 502', async () => {
+  const inner = await openOpenAI(parseSpec(`openai:${srv.url}#base-dolly?cache=off`) as never, {});
+  const proxy = await startServer(inner, { port: 0, name: 'proxied' });
+  try {
+    const r = await fetch(proxy.url + '/completions', { method: 'POST', body: JSON.stringify({ model: 'proxied', prompt: 'The capital of France is', max_tokens: 6, temperature: 0 }) });
+    assert.equal(r.status, 200);
+    const j = (await r.json()) as { choices: Array<{ text: string }>; usage: { completion_tokens: number } };
+    const [local] = await backend.gen.generate(['The capital of France is'], { maxTokens: 6, temperature: 0 });
+    assert.equal(j.choices[0].text, local.text);
+    assert.equal(j.usage.completion_tokens, local.ids.length);
+    // the inner server refuses max_tokens 65 (its limit is 64): reported, not guessed
+    const bad = await fetch(proxy.url + '/completions', { method: 'POST', body: JSON.stringify({ model: 'proxied', prompt: 'x', max_tokens: 65 }) });
+    await apiError(bad, 502, 'backend_error');
+  } finally {
+    await proxy.close();
   }
 });
 

@@ -32,17 +32,19 @@ class BadReply extends Error {}
 /** An error that ends the whole run (the server refused the key, the model is unknown, …). */
 class Fatal extends Error {}
 
+/** At most n at once; a finished task hands its slot straight to the next waiting one. */
 function semaphore(n: number) {
   let active = 0;
   const waiting: Array<() => void> = [];
   return async <T>(f: () => Promise<T>): Promise<T> => {
     if (active >= n) await new Promise<void>((ok) => waiting.push(ok));
-    active++;
+    else active++;
     try {
       return await f();
     } finally {
-      active--;
-      waiting.shift()?.();
+      const next = waiting.shift();
+      if (next) next();
+      else active--;
     }
   };
 }
