@@ -9,7 +9,8 @@ import { openOpenAI } from '../src/backends/openai.js';
 import { AnswerCache, cacheKey, stableJson } from '../src/backends/cache.js';
 import { generationError, generationTokens, type BackendGeneration } from '../src/backends/types.js';
 import { HeedError } from '../src/errors.js';
-import { tmp } from './helpers.js';
+import { spawn } from 'node:child_process';
+import { ROOT, tmp } from './helpers.js';
 
 const throwsHeed = async (f: () => unknown, re: RegExp) => {
   await assert.rejects(async () => f(), (e: unknown) => {
@@ -140,7 +141,9 @@ async function faultServer(): Promise<FaultServer> {
         res.end('<html>oops</html>');
       } else if (p === 'empty') json(200, { id: 'x', choices: [] });
       else if (p === 'nofinish') json(200, { id: 'x', choices: [{ index: 0, text: 'hm' }] });
-      else if (p === 'bad400') json(400, { error: { message: 'prompt is too long for this model' } });
+      else if (p === 'hang' && n === 1) {
+        /* never answers: the run is interrupted while it waits */
+      } else if (p === 'bad400') json(400, { error: { message: 'prompt is too long for this model' } });
       else ok(res, ` answer to ${p}`);
     });
   });
@@ -231,6 +234,36 @@ test('OpenAI client against a fault-injecting server: retried or reported per it
     assert.equal(fs.auth.at(-1), 'Bearer none'); // no key_env: never $OPENAI_API_KEY
     // logits processors are refused on a text-only backend
     await throwsHeed(() => cb.gen.generate(['x'], { logitsProcessors: [(_i, l) => l] }), /text-only backend/);
+  } finally {
+    await fs.close();
+  }
+});
+
+test('an interrupted run (killed mid-way) reuses every finished answer when run again', async () => {
+  const fs = await faultServer();
+  try {
+    const cache = tmp();
+    const spec = `openai:${fs.url}#m?timeout=60&cache=${encodeURIComponent(cache)}`;
+    const args = ['generate', '--model', spec, '--prompt', 'first', '--prompt', 'hang', '--prompt', 'second', '--max-tokens', '4', '--temperature', '0', '--json'];
+    const child = spawn(process.execPath, [join(ROOT, 'bin/heed.js'), ...args], { stdio: 'ignore' });
+    const t0 = Date.now();
+    while (!(fs.counts.get('first') && fs.counts.get('second') && fs.counts.get('hang')) && Date.now() - t0 < 30_000) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 300));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.on('close', r));
+    assert.deepEqual([fs.counts.get('first'), fs.counts.get('second'), fs.counts.get('hang')], [1, 1, 1]);
+    // async: the fault server runs in this process
+    const again = await new Promise<{ status: number | null; stdout: string; stderr: string }>((ok) => {
+      const c = spawn(process.execPath, [join(ROOT, 'bin/heed.js'), ...args]);
+      let stdout = '';
+      let stderr = '';
+      c.stdout.on('data', (x) => (stdout += x));
+      c.stderr.on('data', (x) => (stderr += x));
+      c.on('close', (status) => ok({ status, stdout, stderr }));
+    });
+    assert.equal(again.status, 0, again.stderr);
+    assert.deepEqual(JSON.parse(again.stdout).map((x: { text: string }) => x.text), [' answer to first', ' answer to hang', ' answer to second']);
+    assert.deepEqual([fs.counts.get('first'), fs.counts.get('second'), fs.counts.get('hang')], [1, 1, 2]); // only the unfinished one was asked again
   } finally {
     await fs.close();
   }
