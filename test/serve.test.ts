@@ -283,3 +283,36 @@ test('heed generate and heed serve accept any spec (gguf: is a clear error in th
     await tiny.dispose();
   }
 });
+
+test('heed serve (the command): prints its URL, answers, stops cleanly on SIGTERM; a missing --api-key-env variable is one line', async () => {
+  const bad = spawnSync(process.execPath, [join(ROOT, 'bin/heed.js'), 'serve', '--model', BASE, '--api-key-env', 'HEED_TEST_UNSET_KEY'], { encoding: 'utf8', env: { ...env, HEED_TEST_UNSET_KEY: '' } });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr.trim(), /^error: --api-key-env HEED_TEST_UNSET_KEY: the environment variable HEED_TEST_UNSET_KEY is not set \(fix: .*\)$/);
+  const spec = spawnSync(process.execPath, [join(ROOT, 'bin/heed.js'), 'serve', '--model', 'hf:foo'], { encoding: 'utf8', env });
+  assert.equal(spec.status, 2);
+  assert.match(spec.stderr, /unknown model spec scheme "hf:"/);
+  const p = spawn(process.execPath, [join(ROOT, 'bin/heed.js'), 'serve', '--model', join(TINY, 'llama-gqa'), '--port', '0', '--api-key-env', 'HEED_TEST_SERVE_KEY'], { env: { ...env, HEED_TEST_SERVE_KEY: 'serve-key-1' } });
+  let stdout = '';
+  let stderr = '';
+  p.stderr.on('data', (c) => (stderr += c));
+  const url = await new Promise<string>((ok, no) => {
+    p.stdout.on('data', (c) => {
+      stdout += c;
+      const m = /at (http:\/\/127\.0\.0\.1:\d+\/v1)/.exec(stdout);
+      if (m) ok(m[1]);
+    });
+    p.on('close', () => no(new Error(`heed serve exited: ${stderr}`)));
+  });
+  const r = await fetch(`${url}/completions`, { method: 'POST', headers: { authorization: 'Bearer serve-key-1' }, body: JSON.stringify({ model: 'llama-gqa', prompt: 'hello', max_tokens: 3, temperature: 0 }) });
+  assert.equal(r.status, 200);
+  assert.equal(((await r.json()) as { choices: unknown[] }).choices.length, 1);
+  assert.equal((await fetch(`${url}/models`)).status, 401);
+  const code = await new Promise<number | null>((ok) => {
+    p.removeAllListeners('close');
+    p.on('close', (c) => ok(c));
+    p.kill('SIGTERM');
+  });
+  assert.equal(code, 0, stderr);
+  assert.match(stderr, /stopped after 2 requests \(1 answered, 1 errors/);
+  assert.ok(!stdout.includes('serve-key-1') && !stderr.includes('serve-key-1'));
+});
