@@ -269,6 +269,39 @@ test('an interrupted run (killed mid-way) reuses every finished answer when run 
   }
 });
 
+test('heed ifs through a faulty server: failed items are counted and reported (exit 2), the rest scored; the re-run asks only for those', async () => {
+  const fs = await faultServer();
+  try {
+    const d = tmp();
+    const prompts = join(d, 'p.jsonl');
+    writeFileSync(prompts, ['ok', 'garbage', 'fail500', 'plain'].map((p) => JSON.stringify({ id: p, prompt: p })).join('\n'));
+    const spec = `openai:${fs.url}#m?retries=1&backoff=0.01&cache=${encodeURIComponent(join(d, 'cache'))}`;
+    const run = () =>
+      new Promise<{ status: number | null; stdout: string; stderr: string }>((ok) => {
+        const c = spawn(process.execPath, [join(ROOT, 'bin/heed.js'), 'ifs', '--model', spec, '--prompts', prompts, '--variant', 'C', '--json', '--out', join(d, 'r.jsonl')]);
+        let stdout = '';
+        let stderr = '';
+        c.stdout.on('data', (x) => (stdout += x));
+        c.stderr.on('data', (x) => (stderr += x));
+        c.on('close', (status) => ok({ status, stdout, stderr }));
+      });
+    const r = await run();
+    assert.equal(r.status, 2, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.scores[0].ifs.n, 2); // ok, plain; fail500 failed twice (retries=1), garbage twice
+    assert.equal(out.scores[0].failed, 2);
+    assert.match(r.stderr, /\[2 prompt\(s\) failed on the backend after every retry and were not scored; first: garbage \(variant C\): malformed reply/);
+    assert.match(r.stderr, /error: 2 of 4 generations failed on the backend .*fix: run the same command again/);
+    assert.deepEqual(readFileSync(join(d, 'r.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).id), ['ok', 'plain']);
+    const again = await run(); // fail500 now answers (its third request); garbage still fails
+    assert.equal(again.status, 2);
+    assert.equal(JSON.parse(again.stdout).scores[0].ifs.n, 3);
+    assert.deepEqual([fs.counts.get('ok'), fs.counts.get('plain'), fs.counts.get('fail500'), fs.counts.get('garbage')], [1, 1, 3, 4]);
+  } finally {
+    await fs.close();
+  }
+});
+
 test('config directories are not touched: the default cache folder follows HEED_CACHE_DIR', async () => {
   const d = tmp();
   mkdirSync(join(d, 'c'));
