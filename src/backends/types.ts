@@ -8,7 +8,7 @@
  *  3. a TextGenerator on top (src/decode/generate.ts), which is all that IFS, ObjecQA and judges see.
  * A text-only backend (an OpenAI-compatible server) implements layer 3 directly.
  */
-import type { TextGenerator } from '../decode/generate.js';
+import type { GenerateOptions, Generation, TextGenerator } from '../decode/generate.js';
 
 /** What a backend can do; callers refuse features a backend lacks with a clear error (never emulate silently). */
 export interface BackendCapabilities {
@@ -56,7 +56,43 @@ export interface ModelBackend {
   fits(prompt: string, maxTokens: number): boolean;
   /** open a logits session (layer 1) when capabilities.logits */
   session?(): Promise<LogitsSession>;
+  /**
+   * answer chat conversations (one generation per conversation) when capabilities.chat: the engine renders the
+   * model's chat template, an OpenAI-compatible backend calls its chat endpoint
+   */
+  chat?(conversations: ChatTurn[][], opts?: GenerateOptions): Promise<Generation[]>;
   /** tokenizer when capabilities.tokenIds (the rule adapter maps its strings through it) */
   readonly tokenizer?: { encode(text: string, o?: { addSpecialTokens?: boolean }): number[]; decode(ids: number[]): string; vocabSize?: number };
   dispose(): void | Promise<void>;
+}
+
+/**
+ * What a backend may add to a Generation (the engine's Generation type stays as it is). Read these with the
+ * helpers below, never by guessing: a text-only backend has no ids, so its token counts come from the server.
+ */
+export interface GenerationExtras {
+  /** generated tokens as the backend counted them (the server's usage.completion_tokens); ids.length when ids are known */
+  tokens?: number;
+  /** prompt tokens as the backend counted them */
+  promptTokens?: number;
+  /** the backend's own finish reason, verbatim ('stop', 'length', 'content_filter', …) */
+  rawFinishReason?: string;
+  /** log-probabilities of the chosen tokens (with top alternatives) when the backend returns them */
+  logprobs?: Array<{ token: string; logprob: number; top?: Array<{ token: string; logprob: number }> }>;
+  /** this item failed after every retry (the reason, one line): its text is '' and must not be scored */
+  error?: string;
+  /** the answer came from the on-disk cache */
+  cached?: boolean;
+}
+export type BackendGeneration = Generation & GenerationExtras;
+
+/** Generated token count: the backend's own count when it gave one, else the ids. */
+export const generationTokens = (g: Generation): number => (g as BackendGeneration).tokens ?? g.ids.length;
+/** The per-item failure of a generation, if any (undefined for a good one). */
+export const generationError = (g: Generation): string | undefined => (g as BackendGeneration).error;
+
+/** One chat message (OpenAI's shape). */
+export interface ChatTurn {
+  role: string;
+  content: string;
 }

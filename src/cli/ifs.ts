@@ -3,7 +3,7 @@ import { parse, num } from './args.js';
 import { evalModelOptions } from './common.js';
 import { HeedError } from '../errors.js';
 
-const usage = 'heed ifs --model <dir> [--prompts F] [--variant A|B|C|all] [--limit N] [--max-tokens N] [--batch N] [--out F] [--adapter rules[:preset|:file.json]] [--classifier F] [--json] [--device wasm|webgpu]';
+const usage = 'heed ifs --model <dir|gguf:file|openai:url#model> [--prompts F] [--variant A|B|C|all] [--limit N] [--max-tokens N] [--batch N] [--out F] [--adapter rules[:preset|:file.json]] [--classifier F] [--json] [--device wasm|webgpu]';
 
 export const command: Command = {
   path: ['ifs'],
@@ -35,12 +35,13 @@ export const command: Command = {
     const set = loadPromptSet(values.prompts);
     if (set.bad.length) console.error(`[prompts: ${set.bad.length} bad row(s) skipped; first at line ${set.bad[0].line}: ${set.bad[0].error}]`);
     const prompts = limit ? budgetSubset(set.prompts, limit) : set.prompts;
-    const { modelGenerator, progressBar } = await import('./ifs-common.js');
-    const { gen, fits, logitsProcessors } = await modelGenerator(values.model, { adapter: values.adapter, device: values.device, threads: values.threads, maxTokens });
+    const { modelGenerator, progressBar, failureNote } = await import('./ifs-common.js');
+    const { gen, fits, logitsProcessors, backend } = await modelGenerator(values.model, { adapter: values.adapter, device: values.device, threads: values.threads, maxTokens });
     const { createWriteStream } = await import('node:fs');
     const out = values.out ? createWriteStream(values.out) : undefined;
     const bar = progressBar('ifs');
     const variants = (v === 'ALL' ? ['A', 'B', 'C'] : [v]) as Array<'A' | 'B' | 'C'>;
+    const failures: Array<{ id: string; variant: string; error: string }> = [];
     const t0 = performance.now();
     const res = await scoreIfs(gen, classifier, prompts, {
       variants,
@@ -51,17 +52,21 @@ export const command: Command = {
       generate: { logitsProcessors },
       onProgress: (d, t) => bar.update(d, t),
       onResponse: (r) => out?.write(JSON.stringify(r) + '\n'),
+      onFailure: (f) => failures.push(f),
     });
     if (out) await new Promise<void>((ok) => out.end(ok));
     const secs = (performance.now() - t0) / 1000;
     for (const s of res.scores) if (s.skipped) console.error(`[variant ${s.variant}: ${s.skipped} prompt(s) skipped: prompt + --max-tokens ${maxTokens} exceed the model's context]`);
-    if (values.json) console.log(JSON.stringify({ model: values.model, prompts: prompts.length, max_tokens: maxTokens, decoding: 'greedy', adapter: values.adapter ?? null, scores: res.scores, seconds: secs }, null, 2));
+    if (failures.length) console.error(failureNote(failures.length, `${failures[0].id} (variant ${failures[0].variant}): ${failures[0].error}`));
+    if (values.json) console.log(JSON.stringify({ model: backend.spec, prompts: prompts.length, max_tokens: maxTokens, decoding: 'greedy', adapter: values.adapter ?? null, scores: res.scores, seconds: secs }, null, 2));
     else {
-      console.log(`model ${values.model}: ${prompts.length} prompts (${prompts.filter((p) => p.kind === 'partial').length} partial), greedy, max ${maxTokens} new tokens${values.adapter ? `, adapter ${values.adapter}` : ''}`);
+      console.log(`model ${backend.spec}: ${prompts.length} prompts (${prompts.filter((p) => p.kind === 'partial').length} partial), greedy, max ${maxTokens} new tokens${values.adapter ? `, adapter ${values.adapter}` : ''}`);
       console.log(formatTable(res.scores));
       if (values.out) console.log(`responses: ${values.out}`);
     }
     console.error(`[${res.responses.length} responses in ${secs.toFixed(1)} s, ${(res.responses.length / secs).toFixed(2)} responses/s]`);
+    await backend.dispose();
+    if (failures.length) throw new HeedError(`${failures.length} of ${failures.length + res.responses.length} generations failed on the backend (the scores above leave them out)`, 'run the same command again: finished answers come from the cache and only the failed ones are asked again');
     if (res.responses.length === 0) throw new HeedError('no prompt fits the model context with this --max-tokens', 'lower --max-tokens, or use --variant C (shortest prompts)');
     return 0;
   },

@@ -26,6 +26,7 @@ const registry: Array<{ path: string[]; summary: string; load: () => Promise<Com
   { path: ['rules', 'explain'], summary: 'show which token ids each rule of a rules adapter touches in a tokenizer', load: async () => (await import('./rules-explain.js')).command },
   { path: ['rules', 'ablate'], summary: 'IFS of a base model alone, with all rules, and with each rule group removed', load: async () => (await import('./rules-ablate.js')).command },
   { path: ['export', 'gguf'], summary: 'write a model folder as one GGUF file for llama.cpp / Ollama (f32, f16, q8_0)', load: async () => (await import('./export-gguf.js')).command },
+  { path: ['serve'], summary: 'an OpenAI-compatible HTTP server over any model spec (folder, gguf:, openai:)', load: async () => (await import('./serve.js')).command },
   { path: ['report'], summary: 'self-contained HTML report from run folders (curves, IFS tables, samples)', load: async () => (await import('./report.js')).command },
 ];
 

@@ -3,7 +3,7 @@ import { parse, num } from './args.js';
 import { evalModelOptions } from './common.js';
 import { HeedError } from '../errors.js';
 
-const usage = 'heed objecqa --model <dir> [--questions F] [--variant A|B|C] [--limit N] [--max-tokens N] [--out F] [--adapter rules[:preset|:file.json]] [--judge F] [--json]  |  heed objecqa train-judge [--data F] [--out F] [--seed S]';
+const usage = 'heed objecqa --model <dir|gguf:file|openai:url#model> [--questions F] [--variant A|B|C] [--limit N] [--max-tokens N] [--out F] [--adapter rules[:preset|:file.json]] [--judge F] [--json]  |  heed objecqa train-judge [--data F] [--out F] [--seed S]';
 
 async function trainJudgeCmd(values: Record<string, unknown>): Promise<number> {
   const { loadLabelled, DEFAULT_LABELLED_PATH } = await import('../eval/objecqa/score.js');
@@ -56,8 +56,8 @@ export const command: Command = {
     const judge = ClassifierJudge.load(values.judge);
     let questions = loadQuestions(values.questions);
     if (limit) questions = questions.slice(0, limit);
-    const { modelGenerator, progressBar } = await import('./ifs-common.js');
-    const { gen, fits, logitsProcessors } = await modelGenerator(values.model, { adapter: values.adapter, device: values.device, threads: values.threads, maxTokens });
+    const { modelGenerator, progressBar, failureNote } = await import('./ifs-common.js');
+    const { gen, fits, logitsProcessors, backend } = await modelGenerator(values.model, { adapter: values.adapter, device: values.device, threads: values.threads, maxTokens });
     const { wrapPrompt } = await import('../eval/ifs/score.js');
     const kept = questions.filter((q) => fits(wrapPrompt(q.question, variant as 'A')));
     if (kept.length < questions.length) console.error(`[${questions.length - kept.length} question(s) skipped: prompt + --max-tokens ${maxTokens} exceed the model's context]`);
@@ -66,8 +66,11 @@ export const command: Command = {
     const res = await scoreObjecqa(gen, judge, kept, { variant: variant as 'A', maxTokens, batchSize: num(values.batch, 'batch', { int: true, min: 1 }), generate: { logitsProcessors }, onProgress: (d, t) => bar.update(d, t) });
     if (values.out) (await import('../eval/jsonl.js')).writeJsonl(values.out, res.answers);
     const o = res.objective;
-    if (values.json) console.log(JSON.stringify({ model: values.model, variant, max_tokens: maxTokens, judge: judge.name, objective: o }, null, 2));
-    else console.log(`ObjecQA ${values.model} (variant ${variant}, greedy, max ${maxTokens} tokens, judge ${judge.name}): objective ${o.value.toFixed(3)} [${o.ci[0].toFixed(3)}, ${o.ci[1].toFixed(3)}] (${o.k}/${o.n})${values.out ? `\nanswers: ${values.out}` : ''}`);
+    if (res.failed.length) console.error(failureNote(res.failed.length, `${res.failed[0].id}: ${res.failed[0].error}`, 'question'));
+    if (values.json) console.log(JSON.stringify({ model: backend.spec, variant, max_tokens: maxTokens, judge: judge.name, objective: o }, null, 2));
+    else console.log(`ObjecQA ${backend.spec} (variant ${variant}, greedy, max ${maxTokens} tokens, judge ${judge.name}): objective ${o.value.toFixed(3)} [${o.ci[0].toFixed(3)}, ${o.ci[1].toFixed(3)}] (${o.k}/${o.n})${values.out ? `\nanswers: ${values.out}` : ''}`);
+    await backend.dispose();
+    if (res.failed.length) throw new HeedError(`${res.failed.length} of ${questions.length} generations failed on the backend (the score above leaves them out)`, 'run the same command again: finished answers come from the cache and only the failed ones are asked again');
     return 0;
   },
 };

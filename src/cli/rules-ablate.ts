@@ -3,7 +3,7 @@ import { parse, num } from './args.js';
 import { evalModelOptions } from './common.js';
 import { HeedError } from '../errors.js';
 
-const usage = 'heed rules ablate --model <dir> [--rules preset|file.json] [--variant A|B|C|H|all] [--limit N] [--max-tokens N] [--batch N] [--prompts F] [--classifier F] [--out F] [--json] [--device wasm|webgpu]';
+const usage = 'heed rules ablate --model <dir|gguf:file> [--rules preset|file.json] [--variant A|B|C|H|all] [--limit N] [--max-tokens N] [--batch N] [--prompts F] [--classifier F] [--out F] [--json] [--device wasm|webgpu]';
 
 export const command: Command = {
   path: ['rules', 'ablate'],
@@ -37,7 +37,7 @@ export const command: Command = {
     const set = loadPromptSet(values.prompts);
     const prompts = budgetSubset(set.prompts, limit);
     const { modelGenerator, progressBar } = await import('./ifs-common.js');
-    const { gen, fits, tokenizer } = await modelGenerator(values.model, { device: values.device, threads: values.threads, maxTokens });
+    const { gen, fits, tokenizer, backend } = await modelGenerator(values.model, { device: values.device, threads: values.threads, maxTokens, needLogits: 'heed rules ablate (the rule adapter)' });
     const { runAblation, formatAblation } = await import('../eval/ifs/ablate.js');
     const { createWriteStream } = await import('node:fs');
     const out = values.out ? createWriteStream(values.out) : undefined;
@@ -58,9 +58,9 @@ export const command: Command = {
     const secs = (performance.now() - t0) / 1000;
     const skipped = rows[0].scores.filter((s) => s.skipped).map((s) => `${s.variant}: ${s.skipped}`);
     if (skipped.length) console.error(`[prompts skipped (prompt + --max-tokens ${maxTokens} exceed the model's context): ${skipped.join(', ')}]`);
-    if (values.json) console.log(JSON.stringify({ model: values.model, rules: rules.name ?? values.rules ?? 'default', variants, prompts: prompts.length, max_tokens: maxTokens, decoding: 'greedy', rows, seconds: secs }, null, 2));
+    if (values.json) console.log(JSON.stringify({ model: backend.spec, rules: rules.name ?? values.rules ?? 'default', variants, prompts: prompts.length, max_tokens: maxTokens, decoding: 'greedy', rows, seconds: secs }, null, 2));
     else {
-      console.log(`model ${values.model}, rules ${rules.name ?? values.rules ?? 'default'}: ${prompts.length} prompts (${prompts.filter((p) => p.kind === 'partial').length} partial), greedy, max ${maxTokens} new tokens, variant${variants.length > 1 ? 's' : ''} ${variants.join(', ')}`);
+      console.log(`model ${backend.spec}, rules ${rules.name ?? values.rules ?? 'default'}: ${prompts.length} prompts (${prompts.filter((p) => p.kind === 'partial').length} partial), greedy, max ${maxTokens} new tokens, variant${variants.length > 1 ? 's' : ''} ${variants.join(', ')}`);
       console.log(formatAblation(rows));
       if (values.out) console.log(`responses: ${values.out}`);
     }

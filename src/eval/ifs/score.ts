@@ -9,6 +9,7 @@
  * not answer-like (label 0, probability 0).
  */
 import type { GenerateOptions, Generation, TextGenerator } from '../../decode/generate.js';
+import { generationError, generationTokens } from '../../backends/types.js';
 import { ALPACA_PROMPT_NO_INPUT_HEAD } from '../../data/templates.js';
 import type { TextClassifier } from '../text-classifier.js';
 import type { PromptRow } from './fragments.js';
@@ -88,6 +89,8 @@ export interface IfsScore {
   ifs_pair_full?: Ratio;
   /** prompts that were skipped (e.g. too long for the model's context) */
   skipped: number;
+  /** prompts whose generation failed on the backend after every retry (not scored; present when > 0) */
+  failed?: number;
 }
 
 export interface ScoreOptions {
@@ -103,11 +106,13 @@ export interface ScoreOptions {
   onResponse?: (r: IfsResponse) => void;
   /** a pair classifier (`loadIfsPairClassifier`): adds IFS-pair beside IFS */
   pair?: TextClassifier;
+  /** a prompt whose generation failed on the backend (reported, not scored) */
+  onFailure?: (f: { id: string; variant: Variant; prompt: string; error: string }) => void;
 }
 
-export function summarise(variant: Variant, rs: IfsResponse[], skipped = 0): IfsScore {
+export function summarise(variant: Variant, rs: IfsResponse[], skipped = 0, failed = 0): IfsScore {
   const count = (xs: IfsResponse[]) => ratio(xs.filter((r) => r.label === 1).length, xs.length);
-  const s: IfsScore = { variant, ifs: count(rs), ifs_partial: count(rs.filter((r) => r.kind === 'partial')), ifs_full: count(rs.filter((r) => r.kind === 'full')), skipped };
+  const s: IfsScore = { variant, ifs: count(rs), ifs_partial: count(rs.filter((r) => r.kind === 'partial')), ifs_full: count(rs.filter((r) => r.kind === 'full')), skipped, ...(failed ? { failed } : {}) };
   if (rs.length && rs.every((r) => r.pair_label !== undefined)) {
     const pc = (xs: IfsResponse[]) => ratio(xs.filter((r) => r.pair_label === 1).length, xs.length);
     Object.assign(s, { ifs_pair: pc(rs), ifs_pair_partial: pc(rs.filter((r) => r.kind === 'partial')), ifs_pair_full: pc(rs.filter((r) => r.kind === 'full')) });
@@ -154,6 +159,7 @@ export async function scoreIfs(gen: TextGenerator, classifier: TextClassifier, p
     const skipped = items.length - kept.length;
     done += skipped;
     const rs: IfsResponse[] = [];
+    let failed = 0;
     for (let s = 0; s < kept.length; s += B) {
       const batch = kept.slice(s, s + B);
       const gens = await generateRobust(
@@ -163,9 +169,15 @@ export async function scoreIfs(gen: TextGenerator, classifier: TextClassifier, p
       );
       gens.forEach((g, i) => {
         const p = batch[i].p;
+        const error = generationError(g);
+        if (error !== undefined) {
+          failed++;
+          o.onFailure?.({ id: p.id, variant: v, prompt: batch[i].text, error });
+          return;
+        }
         const text = g.text.trim();
         const c = text ? classifier.classify(text) : { label: 0 as const, prob: 0 };
-        const r: IfsResponse = { id: p.id, source_id: p.source_id, kind: p.kind, variant: v, prompt: batch[i].text, response: g.text, label: c.label, prob: Number(c.prob.toFixed(6)), finish_reason: g.finishReason, tokens: g.ids.length };
+        const r: IfsResponse = { id: p.id, source_id: p.source_id, kind: p.kind, variant: v, prompt: batch[i].text, response: g.text, label: c.label, prob: Number(c.prob.toFixed(6)), finish_reason: g.finishReason, tokens: generationTokens(g) };
         if (o.pair) {
           const q = text ? o.pair.classify(text, p.prompt) : { label: 0 as const, prob: 0 };
           Object.assign(r, { pair_label: q.label, pair_prob: Number(q.prob.toFixed(6)) });
@@ -176,7 +188,7 @@ export async function scoreIfs(gen: TextGenerator, classifier: TextClassifier, p
       done += batch.length;
       o.onProgress?.(done, total);
     }
-    scores.push(summarise(v, rs, skipped));
+    scores.push(summarise(v, rs, skipped, failed));
     all.push(...rs);
   }
   return { scores, responses: all };

@@ -5,6 +5,7 @@
  */
 import { HeedError } from '../../errors.js';
 import type { GenerateOptions, TextGenerator } from '../../decode/generate.js';
+import { generationError } from '../../backends/types.js';
 import { readJsonlRows, repoPath } from '../jsonl.js';
 import { ratio, wrapPrompt, type Ratio, type Variant } from '../ifs/score.js';
 import type { Judge, ObjecLabel } from './judge.js';
@@ -55,17 +56,27 @@ export interface ObjecqaAnswer {
 export interface ObjecqaResult {
   objective: Ratio;
   answers: ObjecqaAnswer[];
+  /** questions whose generation failed on the backend after every retry (not judged) */
+  failed: Array<{ id: string; error: string }>;
 }
 
 export async function scoreObjecqa(gen: TextGenerator, judge: Judge, questions: Question[], o: { variant?: Variant; maxTokens?: number; batchSize?: number; generate?: GenerateOptions; onProgress?: (done: number, total: number) => void } = {}): Promise<ObjecqaResult> {
   const B = o.batchSize ?? 16;
   const answers: ObjecqaAnswer[] = [];
+  const failed: ObjecqaResult['failed'] = [];
   for (let s = 0; s < questions.length; s += B) {
-    const batch = questions.slice(s, s + B);
-    const gens = await gen.generate(batch.map((q) => wrapPrompt(q.question, o.variant ?? 'A')), { temperature: 0, ...o.generate, maxTokens: o.maxTokens ?? OBJECQA_MAX_TOKENS });
-    const verdicts = await judge.judge(batch.map((q, i) => ({ question: q.question, answer: gens[i].text })));
+    const all = questions.slice(s, s + B);
+    const allGens = await gen.generate(all.map((q) => wrapPrompt(q.question, o.variant ?? 'A')), { temperature: 0, ...o.generate, maxTokens: o.maxTokens ?? OBJECQA_MAX_TOKENS });
+    all.forEach((q, i) => {
+      const error = generationError(allGens[i]);
+      if (error !== undefined) failed.push({ id: q.id, error });
+    });
+    const ok = all.map((q, i) => ({ q, g: allGens[i] })).filter((x) => generationError(x.g) === undefined);
+    const batch = ok.map((x) => x.q);
+    const gens = ok.map((x) => x.g);
+    const verdicts = batch.length ? await judge.judge(batch.map((q, i) => ({ question: q.question, answer: gens[i].text }))) : [];
     batch.forEach((q, i) => answers.push({ id: q.id, question: q.question, answer: gens[i].text, label: verdicts[i].label, ...(verdicts[i].prob !== undefined ? { prob: Number(verdicts[i].prob!.toFixed(6)) } : {}) }));
-    o.onProgress?.(answers.length, questions.length);
+    o.onProgress?.(answers.length + failed.length, questions.length);
   }
-  return { objective: ratio(answers.filter((a) => a.label === 'Objective').length, answers.length), answers };
+  return { objective: ratio(answers.filter((a) => a.label === 'Objective').length, answers.length), answers, failed };
 }
