@@ -238,12 +238,13 @@ const LINE_MARKER = /^[ \t]*(?:(?:[-*+\u2022]|\d{1,3}[.)]|#{1,6}|>)[ \t]+)+/gm;
 
 /**
  * The canonical form behind `FeatureConfig.canon`: CRLF/CR → LF, tabs → spaces, trailing spaces of lines and
- * surrounding whitespace removed; a code fence that wraps the text (or opens it, or closes it) removed; one
- * leading interjection ("Sure!", "Certainly, here is …:") removed; bullets, numbers, heading marks and
- * blockquote marks at line starts removed; lower case.
+ * surrounding whitespace removed; bullets, numbers, heading marks and blockquote marks at line starts removed
+ * (before and after the next two); a code fence that wraps the text (or opens it, or closes it) removed; one
+ * leading interjection ("Sure!", "Certainly, here is …:") removed; lower case.
  */
 export function canonical(text: string): string {
-  let t = text.replace(/\r\n?/g, '\n').replace(/\t/g, ' ').replace(/[ \u00a0]+$/gm, '').trim();
+  // line markers first, so that a marked fence line ("- ```") or a marked "Sure!" is recognised below
+  let t = text.replace(/\r\n?/g, '\n').replace(/\t/g, ' ').replace(/[ \u00a0]+$/gm, '').replace(LINE_MARKER, '').trim();
   for (let i = 0; i < 2; i++) {
     t = t.replace(INTERJECTION, '');
     t = t.replace(/^```[^\n`]*\n?/, '').replace(/\n?```\s*$/, '').trim();
@@ -330,6 +331,17 @@ export function discourseFeatures(t: string, lower: string[]): string[] {
     f.push(`d:q:${Math.min(3, q)}:${Math.min(4, sents.length)}`, `d:req0:${REQUEST.test(sents[0])}:${sents[0].endsWith('?')}`, `d:reqN:${REQUEST.test(sents[sents.length - 1])}:${sents[sents.length - 1].endsWith('?')}`);
     const reqs = sents.filter((x) => REQUEST.test(x)).length;
     f.push(`d:reqs:${bucket(reqs / sents.length, 4)}`);
+  }
+  // the opening paragraph against the rest: an instruction (asking, first person) followed by an answer
+  const cut = t.search(/\n/);
+  if (cut > 0) {
+    const head = t.slice(0, cut).toLowerCase();
+    const hw = head.match(/[\p{L}']+/gu) ?? [];
+    const rest = lower.slice((head.match(TOKEN_RE) ?? []).length).filter((w) => /^\p{L}/u.test(w));
+    const h1 = hw.some((w) => FIRST_PERSON.has(w));
+    const r2 = rest.some((w) => SECOND_PERSON.has(w));
+    const hq = /\?\s*$/.test(head) || /\?/.test(head);
+    f.push(`d:p0:${h1}:${hq}:${REQUEST.test(head)}`, `d:p0×rest:${h1}:${hq}:${r2}:${Math.min(3, Math.floor(Math.log2(1 + rest.length / 8)))}`);
   }
   return f;
 }
