@@ -117,3 +117,14 @@ test('canonical(): markers on fence lines and on "Sure!" do not hide them', () =
   for (const k of ['bullets', 'numbered', 'heading']) assert.equal(canonical(PERTURBATIONS[k](code)), canonical(code), k);
   assert.equal(canonical(PERTURBATIONS.heading('Sure! The answer is 4.')), canonical('Sure! The answer is 4.'));
 });
+
+test('caseStart: the case of the first letter survives canonical text (after markers, fences and "Sure!")', async () => {
+  const { startCase, canonicalCased } = await import('../src/eval/text-classifier.js');
+  assert.equal(startCase(canonicalCased('- Sure! the best way')), 'l');
+  assert.equal(startCase(canonicalCased('```\nThe best way\n```')), 'U');
+  assert.equal(startCase('42 is'), 'N');
+  assert.equal(startCase('...'), 'none');
+  const cfg = { buckets: 1 << 12, maxChars: 600, charChars: 120, maxFeatures: 128, canon: true, caseStart: true };
+  assert.notDeepEqual(featurize('the capital is Paris.', cfg), featurize('The capital is Paris.', cfg));
+  assert.deepEqual(featurize('the capital is Paris.', { ...cfg, caseStart: false }), featurize('The capital is Paris.', { ...cfg, caseStart: false }));
+});

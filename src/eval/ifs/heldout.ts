@@ -21,10 +21,10 @@ import { NEGATIVE_TYPES, pairExamples, PERTURBATIONS, PERTURBATION_KINDS, prefix
 import { readModelNegatives, responseVocab, syntheticNegatives, type NoiseText } from './negatives.js';
 import type { SourceRow } from './fragments.js';
 
-export const PAIR_BLOCK = { buckets: 1 << 14, maxFeatures: 32 };
+export const PAIR_BLOCK = { buckets: 1 << 14, maxFeatures: 32, caseStart: true };
 
 export function responseFeatures(dict: string[]): FeatureConfig {
-  return { ...IFS_FEATURES, canon: true, discourse: true, dict: dict.join(' ') };
+  return { ...IFS_FEATURES, canon: true, discourse: true, caseStart: true, dict: dict.join(' ') };
 }
 export function pairFeatureConfig(dict: string[]): FeatureConfig {
   const r = responseFeatures(dict);
