@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { answerShape, clarifyReply, CLARIFY, NEGATIVE_TYPES, pairExamples, PERTURBATIONS, prefixedNegatives, SHAPES, PREFIX_KINDS } from '../src/eval/ifs/pairs.js';
 import { shiftedCut, rowRng } from '../src/eval/ifs/fragments.js';
-import { canonical, featurize, pairFeatures } from '../src/eval/text-classifier.js';
+import { canonical, discourseFeatures, featurize, pairFeatures } from '../src/eval/text-classifier.js';
 import { Prng } from '../src/data/prng.js';
 
 const rows = Array.from({ length: 80 }, (_, i) => ({
@@ -100,4 +100,31 @@ test('pair features: where the prompt stops and how the text starts; an echo is 
   // the cut of fragments.ts is what Ip is made from
   const cut = shiftedCut(rows[0].instruction, rowRng(0, 'x'));
   assert.ok(rows[0].instruction.startsWith(cut.partial));
+});
+
+test('discourse features: an instruction asks in the first person, an answer tells', () => {
+  const q = "i'm trying to set up a cron job on my server. how do i run it every five minutes?";
+  const a = 'you can add a line to your crontab. the first field is the minute.';
+  const fq = discourseFeatures(q, q.match(/[\p{L}']+|[^\s\p{L}]/gu)!);
+  const fa = discourseFeatures(a, a.match(/[\p{L}']+|[^\s\p{L}]/gu)!);
+  assert.ok(fq.includes('d:1p×2p:true:false') && fa.includes('d:1p×2p:false:true'), `${fq} | ${fa}`);
+  assert.ok(fq.some((x) => x.startsWith('d:q:1:')) && fa.some((x) => x.startsWith('d:q:0:')));
+  assert.ok(fq.includes('d:reqN:true:true'));
+});
+
+test('canonical(): markers on fence lines and on "Sure!" do not hide them', () => {
+  const code = '```python\nprint(1)\n```';
+  for (const k of ['bullets', 'numbered', 'heading']) assert.equal(canonical(PERTURBATIONS[k](code)), canonical(code), k);
+  assert.equal(canonical(PERTURBATIONS.heading('Sure! The answer is 4.')), canonical('Sure! The answer is 4.'));
+});
+
+test('caseStart: the case of the first letter survives canonical text (after markers, fences and "Sure!")', async () => {
+  const { startCase, canonicalCased } = await import('../src/eval/text-classifier.js');
+  assert.equal(startCase(canonicalCased('- Sure! the best way')), 'l');
+  assert.equal(startCase(canonicalCased('```\nThe best way\n```')), 'U');
+  assert.equal(startCase('42 is'), 'N');
+  assert.equal(startCase('...'), 'none');
+  const cfg = { buckets: 1 << 12, maxChars: 600, charChars: 120, maxFeatures: 128, canon: true, caseStart: true };
+  assert.notDeepEqual(featurize('the capital is Paris.', cfg), featurize('The capital is Paris.', cfg));
+  assert.deepEqual(featurize('the capital is Paris.', { ...cfg, caseStart: false }), featurize('The capital is Paris.', { ...cfg, caseStart: false }));
 });

@@ -51,11 +51,16 @@ export interface FeatureConfig {
   /** Discourse features (see `discourseFeatures`): who speaks to whom, questions, requests. Off when absent. */
   discourse?: boolean;
   /**
+   * With `canon`: keep one sign of letter case, the case of the first letter (`startCase`) alone and crossed
+   * with the first word — a text that continues a cut instruction starts mid-sentence, in lower case.
+   */
+  caseStart?: boolean;
+  /**
    * Pair features (see `pairFeatures`), hashed into `pair.buckets` buckets of their own after all others
    * (`pair.maxFeatures` of the features): how the text relates to the prompt it answers. Used by the IFS pair
    * classifier (`TextClassifier.prob(text, prompt)`); without a prompt the block is empty.
    */
-  pair?: { buckets: number; maxFeatures: number };
+  pair?: { buckets: number; maxFeatures: number; caseStart?: boolean };
 }
 
 export const DEFAULT_FEATURES: FeatureConfig = { buckets: 1 << 17, maxChars: 600, charChars: 120, maxFeatures: 384 };
@@ -238,18 +243,30 @@ const LINE_MARKER = /^[ \t]*(?:(?:[-*+\u2022]|\d{1,3}[.)]|#{1,6}|>)[ \t]+)+/gm;
 
 /**
  * The canonical form behind `FeatureConfig.canon`: CRLF/CR → LF, tabs → spaces, trailing spaces of lines and
- * surrounding whitespace removed; a code fence that wraps the text (or opens it, or closes it) removed; one
- * leading interjection ("Sure!", "Certainly, here is …:") removed; bullets, numbers, heading marks and
- * blockquote marks at line starts removed; lower case.
+ * surrounding whitespace removed; bullets, numbers, heading marks and blockquote marks at line starts removed
+ * (before and after the next two); a code fence that wraps the text (or opens it, or closes it) removed; one
+ * leading interjection ("Sure!", "Certainly, here is …:") removed; lower case.
  */
 export function canonical(text: string): string {
-  let t = text.replace(/\r\n?/g, '\n').replace(/\t/g, ' ').replace(/[ \u00a0]+$/gm, '').trim();
+  return canonicalCased(text).toLowerCase();
+}
+
+/** `canonical` before lower-casing. */
+export function canonicalCased(text: string): string {
+  // line markers first, so that a marked fence line ("- ```") or a marked "Sure!" is recognised below
+  let t = text.replace(/\r\n?/g, '\n').replace(/\t/g, ' ').replace(/[ \u00a0]+$/gm, '').replace(LINE_MARKER, '').trim();
   for (let i = 0; i < 2; i++) {
     t = t.replace(INTERJECTION, '');
     t = t.replace(/^```[^\n`]*\n?/, '').replace(/\n?```\s*$/, '').trim();
   }
   t = t.replace(LINE_MARKER, '').replace(/\n{3,}/g, '\n\n');
-  return t.toLowerCase().trim();
+  return t.trim();
+}
+
+/** The case of a text's first letter or digit: U, l, N or none (what `FeatureConfig.caseStart` adds). */
+export function startCase(cased: string): string {
+  const c = cased.match(/[\p{L}\p{N}]/u)?.[0];
+  return c === undefined ? 'none' : /\p{Lu}/u.test(c) ? 'U' : /\p{Ll}/u.test(c) ? 'l' : 'N';
 }
 
 /**
@@ -285,9 +302,16 @@ export function pairFeatures(prompt: string, t: string): string[] {
 }
 
 /** The pair block of `FeatureConfig.pair` alone (indices within the block). */
-export function pairBlock(prompt: string, text: string, pair: { buckets: number; maxFeatures: number }): Features {
+export function pairBlock(prompt: string, text: string, pair: { buckets: number; maxFeatures: number; caseStart?: boolean }): Features {
   const m = new Map<number, number>();
-  for (const x of pairFeatures(canonical(prompt), canonical(text))) {
+  const ct = canonical(text);
+  const cp = canonical(prompt);
+  const xs = pairFeatures(cp, ct);
+  if (pair.caseStart) {
+    const pe = cp.slice(-1);
+    xs.push(`p:end×case0:${/\p{L}/u.test(pe) ? 'L' : /\p{N}/u.test(pe) ? 'N' : pe || 'none'}:${startCase(canonicalCased(text))}`);
+  }
+  for (const x of xs) {
     const h = fnv1a(x) % pair.buckets;
     m.set(h, (m.get(h) ?? 0) + 1);
   }
@@ -331,6 +355,17 @@ export function discourseFeatures(t: string, lower: string[]): string[] {
     const reqs = sents.filter((x) => REQUEST.test(x)).length;
     f.push(`d:reqs:${bucket(reqs / sents.length, 4)}`);
   }
+  // the opening paragraph against the rest: an instruction (asking, first person) followed by an answer
+  const cut = t.search(/\n/);
+  if (cut > 0) {
+    const head = t.slice(0, cut).toLowerCase();
+    const hw = head.match(/[\p{L}']+/gu) ?? [];
+    const rest = lower.slice((head.match(TOKEN_RE) ?? []).length).filter((w) => /^\p{L}/u.test(w));
+    const h1 = hw.some((w) => FIRST_PERSON.has(w));
+    const r2 = rest.some((w) => SECOND_PERSON.has(w));
+    const hq = /\?\s*$/.test(head) || /\?/.test(head);
+    f.push(`d:p0:${h1}:${hq}:${REQUEST.test(head)}`, `d:p0×rest:${h1}:${hq}:${r2}:${Math.min(3, Math.floor(Math.log2(1 + rest.length / 8)))}`);
+  }
   return f;
 }
 
@@ -362,7 +397,8 @@ export function featurize(text: string, cfg: FeatureConfig, prompt?: string): Fe
     for (let i = 0; i < b.idx.length; i++) (idx[a.idx.length + i] = b.idx[i] + first.buckets), (val[a.idx.length + i] = b.val[i]);
     return { idx, val };
   }
-  const t = (cfg.canon ? canonical(text) : text.trim()).slice(0, cfg.maxChars);
+  const cased = cfg.canon ? canonicalCased(text) : undefined;
+  const t = (cased !== undefined ? cased.toLowerCase() : text.trim()).slice(0, cfg.maxChars);
   const toks = t.match(TOKEN_RE) ?? [];
   const lower = toks.map((x) => x.toLowerCase());
   const start = new Map<number, number>();
@@ -397,6 +433,12 @@ export function featurize(text: string, cfg: FeatureConfig, prompt?: string): Fe
   if (cfg.stats) for (const f of statFeatures(t, lower, dictOf(cfg), bigramsOf(cfg))) add(start, f);
   if (cfg.structure) for (const f of structureFeatures(t)) add(start, f);
   if (cfg.discourse) for (const f of discourseFeatures(t, lower)) add(start, f);
+  if (cfg.caseStart && cased !== undefined) {
+    const sc = startCase(cased);
+    add(start, `case0:${sc}`);
+    add(start, `case0×w0:${sc}:${lower[0] ?? ''}`);
+    add(start, `case0×more:${sc}:${more}`);
+  }
   let nBag = 0;
   for (let i = 0; i < lower.length; i++) {
     add(bag, `w:${lower[i]}`);

@@ -21,10 +21,10 @@ import { NEGATIVE_TYPES, pairExamples, PERTURBATIONS, PERTURBATION_KINDS, prefix
 import { readModelNegatives, responseVocab, syntheticNegatives, type NoiseText } from './negatives.js';
 import type { SourceRow } from './fragments.js';
 
-export const PAIR_BLOCK = { buckets: 1 << 14, maxFeatures: 32 };
+export const PAIR_BLOCK = { buckets: 1 << 14, maxFeatures: 32, caseStart: true };
 
 export function responseFeatures(dict: string[]): FeatureConfig {
-  return { ...IFS_FEATURES, canon: true, dict: dict.join(' ') };
+  return { ...IFS_FEATURES, canon: true, discourse: true, caseStart: true, dict: dict.join(' ') };
 }
 export function pairFeatureConfig(dict: string[]): FeatureConfig {
   const r = responseFeatures(dict);
@@ -102,7 +102,7 @@ export async function trainIfsModels(rows: SourceRow[], o: TrainIfsOptions): Pro
   const statsCfg = gcfg.extra!;
   const gateOf = (f: Features, text: string) => concat(f, featurize(text, statsCfg), rcfg.buckets);
   const pairOf = (f: Features, text: string, prompt: string) => concat(f, pairBlock(prompt, text, PAIR_BLOCK), rcfg.buckets);
-  log(`[${rows.length} rows → main ${main.length} examples (${Object.entries(byType).map(([k, v]) => `${k} ${v}`).join(', ')}, echo ${main.length - Object.values(byType).reduce((a, b) => a + b, 0)} + cut copies), gate ${main.length + noise.length}; featurised in ${el()}]`);
+  log(`[${rows.length} rows → main ${main.length} examples (${Object.entries(byType).map(([k, v]) => `${k} ${v}`).join(', ')}, echo ${main.filter((e) => e.kind === 'echo').length}, and cut copies), gate ${main.length + noise.length}; featurised in ${el()}]`);
   const meta: ClassifierMeta = { labels: IFS_LABELS, task: 'ifs-response', seed: o.seed, epochs: t.epochs, lr: t.lr, ...o.meta };
   const resp = await trainClassifier(main, rcfg, meta, { ...t, onEpoch: (e, l) => log(`[response epoch ${e}: loss ${l.toFixed(4)}, ${el()}]`) }, fMain);
   const gateEx = [...main.map((e) => ({ ...e, label: 1 as const })), ...noise];
