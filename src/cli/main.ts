@@ -25,6 +25,8 @@ const registry: Array<{ path: string[]; summary: string; load: () => Promise<Com
   { path: ['objecqa'], summary: 'ObjecQA: share of objective answers to preference questions', load: async () => (await import('./objecqa.js')).command },
   { path: ['rules', 'explain'], summary: 'show which token ids each rule of a rules adapter touches in a tokenizer', load: async () => (await import('./rules-explain.js')).command },
   { path: ['rules', 'ablate'], summary: 'IFS of a base model alone, with all rules, and with each rule group removed', load: async () => (await import('./rules-ablate.js')).command },
+  { path: ['export', 'torch'], summary: 'a heed train config as a self-contained PyTorch job (torchrun / Accelerate / TRL), data as heed prepares it', load: async () => (await import('./export-torch.js')).command },
+  { path: ['watch'], summary: 'follow a PyTorch job run folder: evaluate each checkpoint (IFS, ObjecQA, held-out loss), IFS early stopping via STOP', load: async () => (await import('./watch.js')).command },
   { path: ['report'], summary: 'self-contained HTML report from run folders (curves, IFS tables, samples)', load: async () => (await import('./report.js')).command },
 ];
 
