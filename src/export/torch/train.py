@@ -301,6 +301,7 @@ def main(argv=None):
     ap.add_argument("--run-dir", help="the run folder (default: <job>/run)")
     ap.add_argument("--model-impl", choices=["auto", "heed", "hf"], default="auto", help="hf: transformers AutoModelForCausalLM; heed: heed_model.py (torch only); auto: hf when transformers is importable")
     ap.add_argument("--fsdp", action="store_true", help="FullyShardedDataParallel instead of DistributedDataParallel")
+    ap.add_argument("--deepspeed", metavar="CONFIG.json", help="train through DeepSpeed with this config (accelerate/ds_zero3.json: ZeRO-3)")
     ap.add_argument("--micro-batch-size", type=int, help="sequences per forward pass on each process (default: the config's batch_size); does not change the numbers")
     ap.add_argument("--resume", action="store_true", help="continue the run folder from its last complete checkpoint")
     ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
@@ -357,7 +358,7 @@ def train(args):
     model, impl = build_model(args.model_impl, model_dir)  # a resume then copies the exact f32 parameters in
     model.gradient_checkpointing = tc["checkpointing"] == "layers"
     named = model.named_hf_parameters()
-    if resume:
+    if resume and not args.deepspeed:
         blob = torch.load(os.path.join(resume[0], "optimizer.pt"), map_location="cpu")
         with torch.no_grad():
             for n, p in named:
@@ -369,7 +370,23 @@ def train(args):
         {"params": [p for n, p in named if not decays(n, p.shape)], "weight_decay": 0.0},
     ]
     groups = [g for g in groups if g["params"]]
-    if args.fsdp and world > 1:
+    engine = None
+    if args.deepspeed and args.fsdp:
+        raise JobError("--deepspeed and --fsdp both given (fix: choose one)")
+    if args.deepspeed:
+        # DeepSpeed (ZeRO-3 with accelerate/ds_zero3.json): train.py keeps its own step composition and loss
+        # normalisation; DeepSpeed shards, reduces, clips (gradient_clipping = grad_clip) and steps.
+        import deepspeed
+        with open(args.deepspeed) as f:
+            ds_cfg = json.load(f)
+        ds_cfg.update({"gradient_accumulation_steps": 1, "train_micro_batch_size_per_gpu": args.micro_batch_size or tc["batch_size"], "gradient_clipping": tc["grad_clip"]})
+        base_opt = torch.optim.AdamW(groups, lr=tc["lr"], betas=(a["beta1"], a["beta2"]), eps=a["eps"], foreach=False)
+        engine, opt, _, _ = deepspeed.initialize(model=model, optimizer=base_opt, config=ds_cfg)
+        wrapped = engine
+        opt_params = None
+        if resume:
+            engine.load_checkpoint(os.path.join(run_dir, "deepspeed"), tag=f"step-{resume[1]['step']}")
+    elif args.fsdp and world > 1:
         from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
         if int(torch.__version__.split(".")[0]) < 2:
             raise JobError(f"--fsdp needs torch >= 2.0 (use_orig_params keeps heed's per-parameter weight decay); this is torch {torch.__version__} (fix: upgrade torch or drop --fsdp)")
@@ -384,9 +401,10 @@ def train(args):
     else:
         wrapped = model
         opt_params = groups
-    opt = torch.optim.AdamW(opt_params, lr=tc["lr"], betas=(a["beta1"], a["beta2"]), eps=a["eps"], foreach=False)
-    if resume:
-        opt.load_state_dict(blob["optimizer"])
+    if engine is None:
+        opt = torch.optim.AdamW(opt_params, lr=tc["lr"], betas=(a["beta1"], a["beta2"]), eps=a["eps"], foreach=False)
+        if resume:
+            opt.load_state_dict(blob["optimizer"])
 
     # --- data and plan
     stages = [Stage(job_dir, s) for s in job["stages"]]
@@ -400,7 +418,7 @@ def train(args):
     if master:
         kept = [r for r in read_metrics(metrics_path) if r.get("step", 0) <= st["step"]]
         atomic_write(metrics_path, "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in kept))
-    log(f"heed torch job {job['name']}: model {job['model']} ({impl} implementation), {world} process(es) on {device.type}, {'FSDP' if args.fsdp and world > 1 else 'DDP' if world > 1 else 'one process'}")
+    log(f"heed torch job {job['name']}: model {job['model']} ({impl} implementation), {world} process(es) on {device.type}, {'DeepSpeed' if engine is not None else 'FSDP' if args.fsdp and world > 1 else 'DDP' if world > 1 else 'one process'}")
     plan = ", ".join("%s %d steps" % (s.spec["name"], s.spec["steps"]) for s in stages)
     log(f"plan: {plan}; batch {tc['batch_size']}x{tc['grad_accum']} per step" + (f"; resuming from step {st['step']}" if resume else ""))
 
@@ -424,9 +442,12 @@ def train(args):
         wrapped.eval()
         s = torch.zeros(2, dtype=torch.float64)
         mine = list(range(rank, eval_rows.n, world))
+        bs = tc["batch_size"]
+        n_batches = -(-(-(-eval_rows.n // world)) // bs)  # the same on every process (sharded models gather per forward)
         with torch.no_grad():
-            for i in range(0, len(mine), tc["batch_size"]):
-                seqs = [[eval_rows.row(r)] for r in mine[i:i + tc["batch_size"]]]
+            for i in range(0, n_batches * bs, bs):
+                rows = mine[i:i + bs]
+                seqs = [[eval_rows.row(r)] for r in rows] or [[(eval_rows.row(0)[0], np.zeros(len(eval_rows.row(0)[0])))]]
                 ids, w, pos, seg = make_batch(seqs, "token", pad_id, device)
                 logits = wrapped(ids, pos, seg)
                 nll = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none")
@@ -438,17 +459,26 @@ def train(args):
         return float(s[0] / s[1]) if s[1] > 0 else None
 
     def save_checkpoint():
-        state_dict = None
-        if args.fsdp and world > 1:
+        weights = None
+        opt_state = None
+        if engine is not None:
+            import deepspeed
+            with deepspeed.zero.GatheredParameters(list(model.parameters()), modifier_rank=None):
+                if master:
+                    weights = model.hf_state()
+            engine.save_checkpoint(os.path.join(run_dir, "deepspeed"), tag=f"step-{st['step']}")  # sharded state for --resume
+        elif args.fsdp and world > 1:
             from torch.distributed.fsdp import FullyShardedDataParallel as FSDP, StateDictType, FullStateDictConfig
             with FSDP.state_dict_type(wrapped, StateDictType.FULL_STATE_DICT, FullStateDictConfig(offload_to_cpu=True, rank0_only=True)):
-                state_dict = wrapped.state_dict()
+                sd = wrapped.state_dict()
+            weights = {hf_name(impl, k): v.detach().cpu().float().numpy() for k, v in sd.items()} if master else None
             opt_state = FSDP.full_optim_state_dict(wrapped, opt)
         else:
+            weights = model.hf_state() if master else None
             opt_state = opt.state_dict()
         path = None
         if master:
-            path = write_checkpoint(run_dir, st, model, impl, model_dir, tc, opt_state, state_dict)
+            path = write_checkpoint(run_dir, st, weights, impl, model_dir, tc, opt_state)
             prune(run_dir, tc, job)
         if world > 1:
             dist.barrier()
@@ -471,33 +501,37 @@ def train(args):
             seqs = [stage.sequence(epoch, s) for s in range(s0, s1)]
             norm = step_norm(seqs, mode)
             mine = seqs[rank::world]
-            chunks = [mine[i:i + mbs] for i in range(0, len(mine), mbs)]
+            # the same number of forward/backward passes on every process (FSDP / ZeRO-3 gather per pass); a
+            # process with fewer sequences adds passes of weight 0
+            n_chunks = max(1, -(-(-(-len(seqs) // world)) // mbs))
+            chunks = [mine[i * mbs:(i + 1) * mbs] or None for i in range(n_chunks)]
             loss_sum = torch.zeros(1, dtype=torch.float64)
-            if not chunks:  # fewer sequences than processes: take part in the gradient all-reduce with weight 0
-                chunks = [None]
             for ci, chunk in enumerate(chunks):
                 sync = ci == len(chunks) - 1
-                ctx = wrapped.no_sync() if (world > 1 and not sync and hasattr(wrapped, "no_sync")) else _null()
+                ctx = wrapped.no_sync() if (engine is None and world > 1 and not sync and hasattr(wrapped, "no_sync")) else _null()
                 with ctx:
-                    if chunk is None:
-                        l = forward_loss([seqs[0]], norm) * 0.0
+                    l = forward_loss([seqs[0]], norm) * 0.0 if chunk is None else forward_loss(chunk, norm)
+                    if engine is not None:
+                        engine.set_gradient_accumulation_boundary(sync)
+                        engine.backward(l * world)
                     else:
-                        l = forward_loss(chunk, norm)
-                    (l * world).backward()  # DDP/FSDP average over processes; the step's loss is their sum
+                        (l * world).backward()  # DDP/FSDP/DeepSpeed average over processes; the step's loss is their sum
                 loss_sum += float(l.detach())
             if world > 1:
                 dist.all_reduce(loss_sum)
-            grads = [p.grad for p in wrapped.parameters() if p.grad is not None]
-            sq = torch.zeros(1, dtype=torch.float64, device=device)
-            for g in grads:
-                sq += g.detach().double().pow(2).sum()
-            if args.fsdp and world > 1:
-                dist.all_reduce(sq)
-            gnorm = float(sq.sqrt())
-            clip = tc["grad_clip"]
-            if clip > 0 and gnorm > clip:
+            gnorm = None
+            if engine is None:
+                grads = [p.grad for p in wrapped.parameters() if p.grad is not None]
+                sq = torch.zeros(1, dtype=torch.float64, device=device)
                 for g in grads:
-                    g.mul_(clip / (gnorm + 1e-6))
+                    sq += g.detach().double().pow(2).sum()
+                if args.fsdp and world > 1:
+                    dist.all_reduce(sq)
+                gnorm = float(sq.sqrt())
+                clip = tc["grad_clip"]
+                if clip > 0 and gnorm > clip:
+                    for g in grads:
+                        g.mul_(clip / (gnorm + 1e-6))
             t = st["stageStep"] + 1
             if tc["lr_reset_per_stage"]:
                 lr = lr_at(sp["schedule"], sp["lr"], sp["warmup_steps"], sp["steps"], tc["min_lr_ratio"], t)
@@ -505,8 +539,12 @@ def train(args):
                 lr = lr_at(tc["schedule"], tc["lr"], tc["warmup_steps"], total, tc["min_lr_ratio"], sum(stage_steps[:si]) + t)
             for g in opt.param_groups:
                 g["lr"] = lr
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+            if engine is not None:
+                engine.step()
+                gnorm = float(engine.get_global_grad_norm() or 0.0)
+            else:
+                opt.step()
+                opt.zero_grad(set_to_none=True)
             ntok = sum(sum(len(ids) for ids, _ in rows) for rows in seqs)
             st = {**st, "step": st["step"] + 1, "stageStep": t, "epoch": epoch, "micro": micro_end, "tokens": st["tokens"] + ntok}
             loss = float(loss_sum[0])
@@ -570,7 +608,7 @@ def train(args):
             "tokens_per_s": (st["tokens"] - tokens0) / max(1e-9, secs), "final": last, "best": best,
             "last_checkpoint": last_ckpt, "stopped_early": stopped, "interrupted": interrupted,
             "stages": [{"name": s.spec["name"], "steps": s.spec["steps"]} for s in stages],
-            "trainer": "torch", "world_size": world, "model_impl": impl, "fsdp": bool(args.fsdp and world > 1), "heed_version": HEED_VERSION,
+            "trainer": "torch", "world_size": world, "model_impl": impl, "fsdp": bool(args.fsdp and world > 1), "deepspeed": bool(engine is not None), "heed_version": HEED_VERSION,
         }
         atomic_write(os.path.join(run_dir, "summary.json"), json.dumps(summary, indent=2) + "\n")
         log(f"run: {run_dir}\nsteps: {st['step']}   tokens: {st['tokens']}   time: {secs:.1f} s")
@@ -617,16 +655,12 @@ def read_stop(run_dir, step):
     return {"reason": reason, "step": at, "stopped_at_step": step}
 
 
-def write_checkpoint(run_dir, st, model, impl, model_dir, tc, opt_state, full_state=None):
+def write_checkpoint(run_dir, st, weights, impl, model_dir, tc, opt_state):
     step = st["step"]
     final = os.path.join(run_dir, f"step-{step}")
     tmp = os.path.join(run_dir, f".tmp-step-{step}")
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    if full_state is not None:
-        weights = {hf_name(impl, k): v.detach().cpu().float().numpy() for k, v in full_state.items()}
-    else:
-        weights = model.hf_state()
     with open(os.path.join(model_dir, "config.json")) as f:
         cfg = json.load(f)
     cfg["torch_dtype"] = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}[tc["save_dtype"]]
@@ -642,7 +676,8 @@ def write_checkpoint(run_dir, st, model, impl, model_dir, tc, opt_state, full_st
         weights.pop("lm_head.weight", None)
     write_safetensors(os.path.join(tmp, "model.safetensors"), weights, tc["save_dtype"], {"format": "pt"})
     params = {n: torch.from_numpy(np.array(a, dtype=np.float32)) for n, a in weights.items()}
-    torch.save({"optimizer": opt_state, "params": params}, os.path.join(tmp, "optimizer.pt"))
+    if opt_state is not None:  # (DeepSpeed keeps its sharded state in <run>/deepspeed/step-N)
+        torch.save({"optimizer": opt_state, "params": params}, os.path.join(tmp, "optimizer.pt"))
     with open(os.path.join(tmp, "trainer_state.json"), "w") as f:
         json.dump({**st, "trainer": "torch"}, f, indent=2)
         f.write("\n")
@@ -659,6 +694,7 @@ def prune(run_dir, tc, job):
     for s in cks:
         if s not in keep:
             shutil.rmtree(os.path.join(run_dir, f"step-{s}"), ignore_errors=True)
+            shutil.rmtree(os.path.join(run_dir, "deepspeed", f"step-{s}"), ignore_errors=True)
     for f in os.listdir(run_dir):
         if f.startswith(".tmp-step-"):
             shutil.rmtree(os.path.join(run_dir, f), ignore_errors=True)

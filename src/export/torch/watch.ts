@@ -70,6 +70,7 @@ export function readRunJob(runDir: string): JobJson & { job_dir?: string } {
   if (!existsSync(file)) throw new HeedError(`${runDir}: not the run folder of a heed torch job (no job.json)`, 'pass the run folder train.py writes (job/run by default), after the job started');
   const job = JSON.parse(readFileSync(file, 'utf8')) as JobJson & { job_dir?: string };
   if (job.format !== 'heed-torch-job' || job.format_version !== JOB_FORMAT) throw new HeedError(`${file}: not a heed torch job of format ${JOB_FORMAT}`, 're-export the job with this heed (heed export torch)');
+  if (!job.job_dir) throw new HeedError(`${runDir} is the job folder, not its run folder`, `watch the run folder train.py writes: ${join(runDir, 'run')} (or the --run-dir you gave it)`);
   const mine = heedVersion();
   if (job.heed_version !== mine) throw new HeedError(`${file}: the job was exported by heed ${job.heed_version}; this is heed ${mine}`, `watch it with heed ${job.heed_version}, or re-export the job with this heed`);
   return job;
