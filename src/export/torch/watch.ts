@@ -203,6 +203,7 @@ export async function watchRun(runDir: string, o: WatchOptions = {}): Promise<Wa
       done.add(c.step);
       writeFileSync(join(runDir, 'WATCHING'), String(c.step));
       const ts = performance.now();
+      log(`heed watch: evaluating ${c.dir} (IFS on ${es?.budget ?? 200} prompts${es?.objecqa ? ', ObjecQA' : ''}${rows.length ? `, held-out loss on ${rows.length} rows` : ''}) ...`);
       let res;
       try {
         o.beforeLoad?.(c.dir);
