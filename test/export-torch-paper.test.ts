@@ -38,12 +38,15 @@ function dry(args: string[]): string[] {
 test('launch.sh is valid bash and builds the torchrun lines for one node, several nodes, FSDP and resume', () => {
   assert.equal(spawnSync('bash', ['-n', join(jobDir, 'launch.sh')]).status, 0);
   const one = dry(['--nproc_per_node', '2']);
-  assert.deepEqual(one.slice(0, 3), ['--standalone', '--nproc_per_node', '2']);
+  const local = ['--nnodes', '1', '--node_rank', '0', '--master_addr', '127.0.0.1', '--master_port'];
+  assert.deepEqual(one.slice(0, 7), local);
+  assert.match(one[7], /^\d+$/);
+  assert.deepEqual(one.slice(8, 10), ['--nproc_per_node', '2']);
   assert.equal(one.filter((a) => a.startsWith('--nproc')).length, 1);
   assert.deepEqual(one.slice(-3), [join(jobDir, 'train.py'), '--job', jobDir]);
-  if (spawnSync('bash', ['-c', 'command -v nvidia-smi']).status !== 0) assert.deepEqual(dry([]).slice(0, 3), ['--standalone', '--nproc_per_node', '1']);
+  if (spawnSync('bash', ['-c', 'command -v nvidia-smi']).status !== 0) assert.deepEqual(dry([]).slice(8, 10), ['--nproc_per_node', '1']);
   const multi = dry(['--nnodes', '4', '--nproc_per_node', '8', '--rdzv_backend', 'c10d', '--rdzv_endpoint', 'HOST:29500', '--rdzv_id', 'x', '--', '--fsdp', '--resume']);
-  assert.ok(!multi.includes('--standalone'), 'several nodes: no --standalone');
+  assert.ok(!multi.includes('--master_addr') && !multi.includes('--standalone'), 'several nodes: the rendezvous given');
   assert.deepEqual(multi.slice(0, 10), ['--nnodes', '4', '--nproc_per_node', '8', '--rdzv_backend', 'c10d', '--rdzv_endpoint', 'HOST:29500', '--rdzv_id', 'x']);
   assert.deepEqual(multi.slice(-5), [join(jobDir, 'train.py'), '--job', jobDir, '--fsdp', '--resume']);
   // without TORCHRUN, launch.sh runs torch.distributed.run through _torchrun.py with torchrun's own Python

@@ -14,7 +14,7 @@ export function launchSh(job: JobJson): string {
 #   resume from the last checkpoint: bash launch.sh --nproc_per_node 8 -- --resume
 #   another run folder:           bash launch.sh --nproc_per_node 8 -- --run-dir /scratch/run-1
 #
-# Without --nnodes / --rdzv_* the job runs on this node alone (torchrun --standalone picks a free port).
+# Without --nnodes / --rdzv_* the job runs on this node alone (on a free port of 127.0.0.1; MASTER_PORT=... sets it).
 set -euo pipefail
 here="$(cd "$(dirname "\${BASH_SOURCE[0]}")" && pwd)"
 torchrun_args=()
@@ -33,7 +33,6 @@ for a in \${torchrun_args[@]+"\${torchrun_args[@]}"}; do
   esac
 done
 extra=()
-if [ "$multi" = 0 ]; then extra+=(--standalone); fi
 if [ "$nproc_given" = 0 ]; then
   n=1
   if command -v nvidia-smi >/dev/null 2>&1; then n=$(nvidia-smi -L 2>/dev/null | grep -c GPU || true); [ "$n" -ge 1 ] || n=1; fi
@@ -52,6 +51,12 @@ else
     case "$shebang" in "#!"*python*) read -r -a py <<< "\${shebang:2}" ;; *) py=(python3) ;; esac
   fi
   launcher=("\${py[@]}" "$here/_torchrun.py")
+fi
+if [ "$multi" = 0 ]; then
+  # one node: static rendezvous on a free local port (what --standalone does, without its c10d store, whose
+  # shutdown fails now and then on a busy machine with torch 1.13: "failed to shutdown the rendezvous")
+  port="\${MASTER_PORT:-$(\${PYTHON:-python3} -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 29500)}"
+  extra=(--nnodes 1 --node_rank 0 --master_addr 127.0.0.1 --master_port "$port" \${extra[@]+"\${extra[@]}"})
 fi
 exec "\${launcher[@]}" \${extra[@]+"\${extra[@]}"} \${torchrun_args[@]+"\${torchrun_args[@]}"} "$here/train.py" --job "$here" \${train_args[@]+"\${train_args[@]}"}
 `;
