@@ -337,8 +337,6 @@ def train(args):
     metrics_path = os.path.join(run_dir, "metrics.jsonl")
     if not args.resume and (ckpts or os.path.exists(metrics_path)):
         raise JobError(f"{run_dir} already holds a run (fix: add --resume to continue it, or pass another --run-dir)")
-    if args.resume and os.path.exists(os.path.join(run_dir, "STOP")):
-        raise JobError(f"{run_dir}/STOP exists: the run was told to stop (fix: delete it to continue training)")
     resume = None
     if args.resume and ckpts:
         last = os.path.join(run_dir, f"step-{ckpts[-1]}")
@@ -347,6 +345,8 @@ def train(args):
         if st.get("done"):
             raise JobError(f"{run_dir}: the run already finished at step {st['step']} (fix: export and start a new run to train further)")
         resume = (last, st)
+    if args.resume and os.path.exists(os.path.join(run_dir, "STOP")):
+        raise JobError(f"{run_dir}/STOP exists: the run was told to stop (fix: delete it to continue training)")
     if master:
         os.makedirs(run_dir, exist_ok=True)
         atomic_write(os.path.join(run_dir, "job.json"), json.dumps({**job, "job_dir": job_dir}, indent=2) + "\n")  # heed watch reads it
