@@ -27,6 +27,8 @@ const registry: Array<{ path: string[]; summary: string; load: () => Promise<Com
   { path: ['rules', 'ablate'], summary: 'IFS of a base model alone, with all rules, and with each rule group removed', load: async () => (await import('./rules-ablate.js')).command },
   { path: ['export', 'gguf'], summary: 'write a model folder as one GGUF file for llama.cpp / Ollama (f32, f16, q8_0)', load: async () => (await import('./export-gguf.js')).command },
   { path: ['serve'], summary: 'an OpenAI-compatible HTTP server over any model spec (folder, gguf:, openai:)', load: async () => (await import('./serve.js')).command },
+  { path: ['export', 'torch'], summary: 'a heed train config as a self-contained PyTorch job (torchrun / Accelerate / TRL), data as heed prepares it', load: async () => (await import('./export-torch.js')).command },
+  { path: ['watch'], summary: 'follow a PyTorch job run folder: evaluate each checkpoint (IFS, ObjecQA, held-out loss), IFS early stopping via STOP', load: async () => (await import('./watch.js')).command },
   { path: ['report'], summary: 'self-contained HTML report from run folders (curves, IFS tables, samples)', load: async () => (await import('./report.js')).command },
 ];
 
