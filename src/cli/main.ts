@@ -26,6 +26,7 @@ const registry: Array<{ path: string[]; summary: string; load: () => Promise<Com
   { path: ['rules', 'explain'], summary: 'show which token ids each rule of a rules adapter touches in a tokenizer', load: async () => (await import('./rules-explain.js')).command },
   { path: ['rules', 'ablate'], summary: 'IFS of a base model alone, with all rules, and with each rule group removed', load: async () => (await import('./rules-ablate.js')).command },
   { path: ['report'], summary: 'self-contained HTML report from run folders (curves, IFS tables, samples)', load: async () => (await import('./report.js')).command },
+  { path: ['ui'], summary: 'live dashboard of run folders on 127.0.0.1 (curves while training, IFS, checkpoints, overlays)', load: async () => (await import('./ui.js')).command },
 ];
 
 export function registerCommand(path: string[], summary: string, load: () => Promise<Command>): void {
