@@ -5,10 +5,12 @@
  * found (names are looked up, never joined into paths).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { existsSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { extname, join, normalize, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { HeedError } from '../errors.js';
 import { dashboardHtml } from './dashboard-page.js';
+import { BROWSER_PACKAGES, trainPageHtml } from './train-page.js';
 import { describeRun, findRuns, readRunSafe, runName, runSignature, viewRuns } from './runs.js';
 
 export interface UiOptions {
@@ -21,6 +23,18 @@ export interface UiOptions {
 export interface UiServer {
   url: string;
   close(): Promise<void>;
+}
+
+/** The package root (dist/web/server.js or src/web/server.ts → two levels up). */
+const PKG = fileURLToPath(new URL('../../', import.meta.url));
+const TYPES: Record<string, string> = { '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8', '.map': 'application/json', '.wasm': 'application/wasm' };
+/** What the training page may load: heed's compiled modules, and the browser builds of its npm dependencies. */
+function staticFile(pathname: string): string | undefined {
+  const rel = normalize(decodeURIComponent(pathname)).replace(/^\/+/, '');
+  if (rel.includes('..') || !TYPES[extname(rel)]) return undefined;
+  const ok = rel.startsWith('dist/') || Object.values(BROWSER_PACKAGES).some((p) => rel.startsWith(`node_modules/${p.split('/').slice(0, p.startsWith('@') ? 2 : 1).join('/')}/`));
+  const file = join(PKG, rel);
+  return ok && existsSync(file) && statSync(file).isFile() ? file : undefined;
 }
 
 export async function startUi(o: UiOptions): Promise<UiServer> {
@@ -42,8 +56,9 @@ export async function startUi(o: UiOptions): Promise<UiServer> {
     if (changed.length || gone.length) for (const c of clients) c.write(`data: ${JSON.stringify({ changed, gone })}\n\n`);
   };
 
-  const send = (res: ServerResponse, code: number, type: string, body: string) => {
-    res.writeHead(code, { 'content-type': type, 'cache-control': 'no-store' });
+  const send = (res: ServerResponse, code: number, type: string, body: string | Buffer) => {
+    // cross-origin isolation: SharedArrayBuffer for jax-js's wasm thread pool in the page
+    res.writeHead(code, { 'content-type': type, 'cache-control': 'no-store', 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' });
     res.end(body);
   };
   const json = (res: ServerResponse, body: unknown, code = 200) => send(res, code, 'application/json; charset=utf-8', JSON.stringify(body));
@@ -51,7 +66,13 @@ export async function startUi(o: UiOptions): Promise<UiServer> {
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, { error: 'read-only server: GET only' }, 405);
-    if (url.pathname === '/' || url.pathname === '/index.html') return send(res, 200, 'text/html; charset=utf-8', dashboardHtml(o.root));
+    if (url.pathname === '/' || url.pathname === '/index.html') return send(res, 200, 'text/html; charset=utf-8', dashboardHtml(o.root, [{ href: '/train/', label: 'fine-tune in the browser' }]));
+    if (url.pathname === '/train/' || url.pathname === '/train') {
+      if (!existsSync(join(PKG, 'dist/web/train-app.js'))) return send(res, 503, 'text/plain; charset=utf-8', 'the training page needs the compiled modules: run npm run build in the heed folder');
+      return send(res, 200, 'text/html; charset=utf-8', trainPageHtml());
+    }
+    const file = staticFile(url.pathname);
+    if (file) return send(res, 200, TYPES[extname(file)], readFileSync(file));
     if (url.pathname === '/api/runs') {
       const now = Date.now();
       const list = [...runs().values()].map((d) => describeRun(root, d, now));
