@@ -107,12 +107,43 @@ test('the training page: pick files, stats + mask preview, LoRA on WebGPU (Swift
     assert.ok(!names.includes('optimizer.safetensors'), 'no trainer state in the download');
     const info = spawnSync(process.execPath, [join(ROOT, 'bin/heed.js'), 'model', 'info', join(dir, 'heed-lora-tuned'), '--json'], { encoding: 'utf8' });
     assert.equal(info.status, 0, info.stderr);
-    assert.equal(JSON.parse(info.stdout).modelType ?? JSON.parse(info.stdout).model_type ?? 'llama', 'llama');
+    assert.equal(JSON.parse(info.stdout).model_type, 'llama');
+    assert.equal(JSON.parse(info.stdout).parameters, 36000);
     // the downloaded weights generate what the page's tuned model generated
     const g = spawnSync(process.execPath, [join(ROOT, 'bin/heed.js'), 'generate', '--model', join(dir, 'heed-lora-tuned'), '--prompt', 'Name a color.', '--max-tokens', '24', '--temperature', '0', '--json'], { encoding: 'utf8' });
     assert.equal(g.status, 0, g.stderr);
-    assert.equal(JSON.parse(g.stdout)[0]?.text ?? JSON.parse(g.stdout).text, tuned);
+    assert.equal(JSON.parse(g.stdout)[0].text, tuned, 'heed generate (wasm) on the download = the page (WebGPU)');
     if (process.env.HEED_SCREENSHOT_WEB) await page.screenshot({ path: process.env.HEED_SCREENSHOT_WEB, fullPage: true });
+  } finally {
+    await browser.close();
+    await ui.close();
+  }
+});
+
+test('no WebGPU in the browser: the page says so and trains on wasm', async (t) => {
+  if (!existsSync(CHROMIUM) || !existsSync(join(ROOT, 'dist/web/train-app.js'))) {
+    if (process.env.HEED_REQUIRE_BROWSER) assert.fail(`${CHROMIUM} or dist/ missing and HEED_REQUIRE_BROWSER is set`);
+    t.skip('no Chromium, or heed not built (npm run build)');
+    return;
+  }
+  const ui = await startUi({ root: tmp(), port: 0 });
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: [...BASE_FLAGS, '--disable-gpu', '--disable-features=WebGPU,Vulkan'] });
+  try {
+    const page = await browser.newPage();
+    await page.goto(ui.url + 'train/');
+    await page.waitForFunction(() => document.body.dataset.ready || document.body.dataset.error, null, { timeout: 60000 });
+    assert.equal(await page.evaluate(() => document.body.dataset.device), 'wasm');
+    assert.match(await page.textContent('#device') ?? '', /WebGPU is not available in this browser .*training on wasm/);
+    const model = join(TINY, 'gpt2');
+    await page.setInputFiles('#model-files', readdirSync(model).map((f) => join(model, f)));
+    await page.setInputFiles('#data-file', join(ROOT, 'test/fixtures/webgpu-sft.jsonl'));
+    await page.waitForFunction(() => Number(document.body.dataset.inspected) > 0);
+    await page.fill('#steps', '4');
+    await page.click('#start');
+    await page.waitForFunction(() => document.body.dataset.trained || document.body.dataset.error, null, { timeout: 120000 });
+    assert.equal(await page.evaluate(() => document.body.dataset.trained), '4', await page.textContent('#error') ?? '');
+    assert.match(await page.textContent('#status') ?? '', /done at step 4 .* on wasm/);
   } finally {
     await browser.close();
     await ui.close();
