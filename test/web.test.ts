@@ -58,6 +58,14 @@ test('the training page: pick files, stats + mask preview, LoRA on WebGPU (Swift
     await page.waitForFunction(() => document.body.dataset.error);
     assert.match(await page.textContent('#error') ?? '', /no tokenizer\.json/);
 
+    // an unsupported architecture: heed's config check, on the page
+    const bert = tmp('heed-bert-');
+    for (const f of modelFiles) writeFileSync(join(bert, f.split('/').pop()!), f.endsWith('config.json') ? JSON.stringify({ ...JSON.parse(readFileSync(f, 'utf8')), model_type: 'bert' }) : readFileSync(f));
+    await page.evaluate(() => delete document.body.dataset.error);
+    await page.setInputFiles('#model-files', readdirSync(bert).map((f) => join(bert, f)));
+    await page.waitForFunction(() => document.body.dataset.error);
+    assert.match(await page.textContent('#error') ?? '', /bert/);
+
     // a malformed JSONL: heed's own error names the line
     await page.setInputFiles('#model-files', modelFiles);
     await page.waitForFunction(() => document.body.dataset.model === 'loaded');

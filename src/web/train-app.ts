@@ -5,7 +5,7 @@
  * train`), EngineGenerator (`heed generate`). WebGPU when the browser has it, else wasm, said on the page.
  */
 import './browser/globals.js'; // must stay the first import: process/Buffer before heed's modules load
-import { putFile, listFiles, fileBytes, readFileSync, existsSync } from './browser/fs.js';
+import { putFile, listFiles, fileBytes, readFileSync, existsSync, rmSync } from './browser/fs.js';
 import { initEngine, type EngineInfo } from '../engine/index.js';
 import { HeedError } from '../errors.js';
 import { loadTokenizer } from '../io/tokenizer.js';
@@ -68,6 +68,8 @@ async function loadModelFiles(list: FileList | File[]) {
   if (!names.includes('config.json')) throw new HeedError('the model folder has no config.json', 'pick a Hugging Face model folder (config.json, model.safetensors, tokenizer.json)');
   if (!names.includes('tokenizer.json')) throw new HeedError('the model folder has no tokenizer.json', 'pick a Hugging Face model folder with its tokenizer (tokenizer.json)');
   if (weights > MAX_WEIGHT_BYTES) throw new HeedError(`the weights are ${(weights / 2 ** 30).toFixed(2)} GiB: too big for a browser tab (limit ${(MAX_WEIGHT_BYTES / 2 ** 30).toFixed(1)} GiB with LoRA training state)`, 'pick a smaller model, or train it with heed train on the command line');
+  rmSync(MODEL, { recursive: true, force: true }); // a new pick replaces the old folder, files and all
+  delete document.body.dataset.model;
   for (const f of files) if (!/\.(bin|pt|pth|gguf)$/.test(rel(f))) putFile(`${MODEL}/${rel(f)}`, new Uint8Array(await f.arrayBuffer()));
   const { config } = readModelConfig(MODEL); // unsupported architectures fail here with heed's own message
   loadTokenizer(MODEL);
