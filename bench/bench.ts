@@ -6,6 +6,9 @@
  *   npm run bench -- --shapes llama-30M --measures fwd,train --no-torch --no-search
  *   npm run bench -- --rounds 2        # each pair twice in alternating order, fastest round kept (noisy machines)
  *   HEED_THREADS=1 npm run bench       # thread count for both engines (default: all cores)
+ *   npm run bench -- --device webgpu   # also heed on WebGPU (needs the `webgpu` package in Node and a GPU; without
+ *                                      # one, HEED_WEBGPU_ADAPTER=swiftshader runs it on the CPU: a correctness
+ *                                      # check, not a GPU figure); adds webgpu/wasm ratios of the same run
  *   other flags: --no-save, --search-budget S (default 330), --idle-wait S (default 20); env HEED_BENCH_QUICK=1,
  *   HEED_BENCH_ROUNDS, HEED_BENCH_IDLE_WAIT, HEED_BENCH_PYTHON
  *
@@ -39,6 +42,8 @@ interface ChildSpec {
   promptLen: number;
   newTokens: number;
   seed: number;
+  /** heed's device (default wasm) */
+  device?: 'wasm' | 'webgpu';
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -51,9 +56,14 @@ async function heedChild(spec: ChildSpec): Promise<ChildResult> {
   const { randomParams, mulberry32 } = await import('../src/models/random.js');
   const { toDevice } = await import('../src/models/load.js');
   const { forward } = await import('../src/models/transformer.js');
-  const info = await initEngine();
+  const info = await initEngine({ device: spec.device ?? 'wasm' });
   const c = parseModelConfig(spec.config);
-  const base = { engine: `heed (@jax-js/jax ${info.version}, ${info.device}, jit${info.relaxedSimd ? ', relaxed SIMD' : ''})`, version: info.version, threads: info.threads, params: parameterCount(c) };
+  let adapter: string | undefined;
+  if (info.device === 'webgpu') {
+    const a = (await (globalThis as any).navigator.gpu.requestAdapter({ powerPreference: 'high-performance' })) as { info?: { vendor?: string; architecture?: string; description?: string; device?: string } } | null;
+    adapter = [a?.info?.vendor, a?.info?.architecture, a?.info?.device, a?.info?.description].filter(Boolean).join(' / ') || 'unknown adapter';
+  }
+  const base = { engine: `heed (@jax-js/jax ${info.version}, ${info.device}${adapter ? ` on ${adapter}` : ''}, jit${info.relaxedSimd && info.device === 'wasm' ? ', relaxed SIMD' : ''})`, version: info.version, threads: info.threads, params: parameterCount(c), device: info.device, adapter };
   const rand = mulberry32(spec.seed + 1);
   const randIds = (n: number) => Int32Array.from({ length: n }, () => Math.floor(rand() * c.vocabSize));
   let params = toDevice(randomParams(c, spec.seed, { exactNorms: true }));
@@ -218,6 +228,9 @@ interface ShapeResult {
   heed: Partial<Record<Measure, ChildResult>>;
   torch: Partial<Record<Measure, ChildResult>>;
   ratio: Partial<Record<Measure, number>>;
+  /** --device webgpu: heed on WebGPU in the same run, and its ratio to heed on wasm */
+  webgpu?: Partial<Record<Measure, ChildResult>>;
+  webgpuRatio?: Partial<Record<Measure, number>>;
 }
 
 /** a pair during which other processes used more than this share of the cores gets a '*' */
@@ -256,6 +269,7 @@ async function main() {
       rounds: { type: 'string', default: process.env.HEED_BENCH_ROUNDS ?? '1' },
       'idle-wait': { type: 'string', default: process.env.HEED_BENCH_IDLE_WAIT ?? '20' },
       child: { type: 'string' },
+      device: { type: 'string', default: 'wasm' },
     },
   });
   if (values.child) {
@@ -265,6 +279,8 @@ async function main() {
   }
 
   const quick = values.quick!;
+  if (values.device !== 'wasm' && values.device !== 'webgpu') throw new Error(`--device must be wasm or webgpu, got "${values.device}"`);
+  const gpu = values.device === 'webgpu';
   const rounds = Math.max(1, Number(values.rounds) || 1);
   const t0 = performance.now();
   const threads = benchThreads();
@@ -282,7 +298,7 @@ async function main() {
   const { parseModelConfig, parameterCount } = await import('../src/models/config.js');
   const rows: ShapeResult[] = [];
   for (const shape of shapes) {
-    const row: ShapeResult = { name: shape.name, note: shape.note, config: shape.config, params: parameterCount(parseModelConfig(shape.config)), batch: shape.batch, heed: {}, torch: {}, ratio: {} };
+    const row: ShapeResult = { name: shape.name, note: shape.note, config: shape.config, params: parameterCount(parseModelConfig(shape.config)), batch: shape.batch, heed: {}, torch: {}, ratio: {}, ...(gpu ? { webgpu: {}, webgpuRatio: {} } : {}) };
     rows.push(row);
     for (const m of measures) {
       const pl = plan(shape, m, quick);
@@ -290,26 +306,28 @@ async function main() {
       // rounds > 1: alternate the order (heed, torch / torch, heed) and keep each engine's fastest round
       const best = (a: ChildResult | undefined, b: ChildResult) => (!a ? b : b.ok && (!a.ok || (b.tokPerS ?? 0) > (a.tokPerS ?? 0)) ? b : a);
       for (let round = 0; round < rounds; round++) {
-        const order: ('heed' | 'torch')[] = round % 2 ? ['torch', 'heed'] : ['heed', 'torch'];
+        const order: ('heed' | 'torch' | 'webgpu')[] = round % 2 ? ['torch', 'heed'] : ['heed', 'torch'];
+        if (gpu) order.splice(1, 0, 'webgpu');
         for (const eng of order) {
           if (eng === 'torch' && !torchVersion) continue;
           const idle = idleWait > 0 ? await waitIdle(idleWait) : undefined;
-          const r = eng === 'heed' ? await runHeed(spec, pl.timeoutS) : await runTorch(spec, pl.timeoutS);
+          const r = eng === 'heed' ? await runHeed(spec, pl.timeoutS) : eng === 'webgpu' ? await runHeed({ ...spec, device: 'webgpu' }, pl.timeoutS) : await runTorch(spec, pl.timeoutS);
           if (idle) Object.assign(r, idle);
           if (rounds > 1) r.round = round;
-          row[eng][m] = best(row[eng][m], r);
+          row[eng]![m] = best(row[eng]![m], r);
           log(`${shape.name} ${m} ${eng}${rounds > 1 ? ` (round ${round + 1})` : ''}: ${r.ok ? `${fmt(r.tokPerS)} tok/s, ${fmt(r.peakRssMb)} MB` : r.error} (${fmt(r.wallS, 1)} s${typeof r.otherCpu === 'number' ? `, other processes used ${(100 * r.otherCpu).toFixed(0)}% of the cores` : ''}${idle && idle.waitedS > 2 ? `, waited ${idle.waitedS} s for them` : ''})`);
         }
         if (!row.heed[m]?.ok && row.heed[m]?.doesNotFit) break; // no point repeating a measurement that does not fit
       }
       row.ratio[m] = ratio(row.heed[m], row.torch[m]);
+      if (row.webgpu && row.webgpuRatio) row.webgpuRatio[m] = ratio(row.webgpu[m], row.heed[m]);
     }
   }
 
   // largest full fine-tuning (one jitted train step incl. AdamW) that fits in jax-js's 4 GiB wasm memory
   const search: SearchProbe[] = [];
   const largest: SearchOutcome[] = [];
-  if (!values['no-search'] && !quick && measures.includes('train')) {
+  if (!values['no-search'] && !quick && !gpu && measures.includes('train')) {
     const deadline = performance.now() + Number(values['search-budget']) * 1000;
     const smol = rows.find((r) => r.name === 'smollm2-135M');
     const known = new Map<string, ChildResult>();
@@ -372,7 +390,12 @@ async function main() {
   console.log(table(rows));
   if (rows.some((r) => MEASURES.some((m) => ratioCell(r, m).endsWith('*')))) console.log(`  * other processes used more than ${100 * BUSY}% of the cores while this pair ran: timings are skewed (PyTorch's OpenMP threads suffer most), so this ratio is unreliable`);
   for (const r of rows) console.log(`  ${r.name}: ${r.note}; fwd/train batch ${r.batch.join('x')}; decode batch 1, prompt 32 + 64 new tokens (greedy)`);
-  const fails = rows.flatMap((r) => (['heed', 'torch'] as const).flatMap((e) => MEASURES.filter((m) => r[e][m] && !r[e][m]!.ok).map((m) => `  ${r.name} ${m} ${e}: ${r[e][m]!.error}`)));
+  if (gpu) {
+    const adapter = rows.flatMap((r) => Object.values(r.webgpu ?? {})).find((h) => h?.ok && h.adapter)?.adapter ?? 'no adapter';
+    console.log(`\nheed on WebGPU (${adapter}) vs heed on wasm (${threads} threads), tokens/s (ratio = webgpu / wasm)${/swiftshader/i.test(String(adapter)) ? ': SwiftShader is a CPU implementation of Vulkan, so this is a correctness run, not a GPU figure' : ''}`);
+    console.log(markdownTable(['shape', 'fwd wasm', 'fwd webgpu', 'ratio', 'decode wasm', 'decode webgpu', 'ratio', 'train wasm', 'train webgpu', 'ratio'], rows.map((r) => [r.name, ...MEASURES.flatMap((m) => [cell(r.heed[m]), cell(r.webgpu?.[m]), fmt(r.webgpuRatio?.[m], 2)])])));
+  }
+  const fails = rows.flatMap((r) => (['heed', 'torch', 'webgpu'] as const).flatMap((e) => MEASURES.filter((m) => r[e]?.[m] && !r[e]![m]!.ok).map((m) => `  ${r.name} ${m} ${e}: ${r[e]![m]!.error}`)));
   if (fails.length) console.log('failures:\n' + fails.join('\n'));
   for (const x of largest) {
     const bound = x.exact ? '' : ' (search stopped at its time budget: a lower bound)';
@@ -382,7 +405,7 @@ async function main() {
   console.log(`total ${elapsedS.toFixed(0)} s`);
 
   const result = {
-    date: new Date().toISOString(), quick, rounds, elapsedS,
+    date: new Date().toISOString(), quick, rounds, elapsedS, device: values.device,
     machine: machineInfo(),
     threads, torch: torchVersion, heedEngine: rows.flatMap((r) => Object.values(r.heed)).find((h) => h?.engine)?.engine,
     decode: { batch: 1, promptLen: 32, newTokens: 64, sampling: 'greedy', tokPerS: '1000 / median per-token step time, prefill and compile excluded' },
@@ -391,10 +414,12 @@ async function main() {
   if (!values['no-save']) {
     const dir = `${HERE}results`;
     mkdirSync(dir, { recursive: true });
-    const file = `${dir}/${stamp()}.json`;
+    // --device webgpu keeps its own latest file: bench/results/latest.json stays the wasm-vs-PyTorch record
+    const tag = gpu ? 'webgpu-' : '';
+    const file = `${dir}/${tag}${stamp()}.json`;
     writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
-    writeFileSync(`${dir}/latest.json`, JSON.stringify(result, null, 2) + '\n');
-    console.log(`saved ${file} and bench/results/latest.json`);
+    writeFileSync(`${dir}/${tag}latest.json`, JSON.stringify(result, null, 2) + '\n');
+    console.log(`saved ${file} and bench/results/${tag}latest.json`);
   }
 }
 

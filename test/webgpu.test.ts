@@ -75,9 +75,10 @@ test('WebGPU (SwiftShader) = wasm on every tiny architecture: logits, gradients,
 test('--device webgpu without an adapter is a one-line error naming the fix', { skip: !vulkan }, () => {
   const r = spawnSync(process.execPath, [join(ROOT, 'bin/heed.js'), 'generate', '--model', join(ROOT, 'test/fixtures/tiny/gpt2'), '--prompt', 'Hi', '--max-tokens', '2', '--device', 'webgpu'], {
     encoding: 'utf8',
-    env: { ...process.env, HEED_WEBGPU_ADAPTER: '', VK_ICD_FILENAMES: join(tmp(), 'none.json'), XDG_RUNTIME_DIR: tmp() },
+    env: { ...process.env, HEED_WEBGPU_ADAPTER: '', VK_ICD_FILENAMES: join(tmp(), 'none.json') },
   });
   assert.equal(r.status, 2, r.stderr);
   assert.match(r.stderr, /WebGPU is not available here: Dawn found no WebGPU adapter/);
   assert.match(r.stderr, /--device wasm/);
+  assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
 });

@@ -30,6 +30,7 @@ const registry: Array<{ path: string[]; summary: string; load: () => Promise<Com
   { path: ['export', 'torch'], summary: 'a heed train config as a self-contained PyTorch job (torchrun / Accelerate / TRL), data as heed prepares it', load: async () => (await import('./export-torch.js')).command },
   { path: ['watch'], summary: 'follow a PyTorch job run folder: evaluate each checkpoint (IFS, ObjecQA, held-out loss), IFS early stopping via STOP', load: async () => (await import('./watch.js')).command },
   { path: ['report'], summary: 'self-contained HTML report from run folders (curves, IFS tables, samples)', load: async () => (await import('./report.js')).command },
+  { path: ['ui'], summary: 'live dashboard of run folders on 127.0.0.1 (curves while training, IFS, checkpoints, overlays)', load: async () => (await import('./ui.js')).command },
 ];
 
 export function registerCommand(path: string[], summary: string, load: () => Promise<Command>): void {

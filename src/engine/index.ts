@@ -68,10 +68,20 @@ async function provideWebGpu(): Promise<{ ok: true } | { ok: false; why: string 
     process.env.VK_ICD_FILENAMES = icd;
   }
   let mod: { create: (o: string[]) => unknown; globals: object };
+  let url: string;
   try {
-    mod = (await import('webgpu' as string)) as typeof mod;
+    url = import.meta.resolve('webgpu');
+    mod = (await import(url)) as typeof mod;
   } catch (e) {
     return { ok: false, why: `the \`webgpu\` npm package (Dawn bindings for Node) could not be loaded: ${(e as Error).message.split('\n')[0]}` };
+  }
+  // Ask for an adapter in a child process first: where there is none, Dawn and the Vulkan drivers it tries print
+  // their complaints straight to stderr (no way to silence them in-process); the child's become the one-line reason.
+  const { spawnSync } = await import('node:child_process');
+  const probe = spawnSync(process.execPath, ['--input-type=module', '-e', `const { create } = await import(${JSON.stringify(url)}); const a = await create([]).requestAdapter({ powerPreference: 'high-performance' }); process.stdout.write(a ? 'adapter' : 'none'); process.exit(0);`], { encoding: 'utf8', env: process.env, timeout: 120_000 });
+  if (probe.stdout !== 'adapter') {
+    const said = (probe.stderr ?? '').split('\n').map((l) => l.trim()).filter((l) => l && !/XDG_RUNTIME_DIR|^at |^- While/.test(l));
+    return { ok: false, why: `Dawn found no WebGPU adapter (no GPU with a Vulkan driver here${said.length ? `; Dawn said: ${said.slice(0, 2).join(' ')}` : ''})` };
   }
   Object.assign(globalThis, mod.globals);
   const gpu = mod.create([]) as { requestAdapter: (o?: object) => Promise<unknown> };

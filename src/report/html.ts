@@ -79,9 +79,9 @@ export function collect(dirs: string[]): { runs: RunRecord[]; extras: ReportExtr
 }
 
 const num = (x: unknown) => (typeof x === 'number' ? x : undefined);
-const pts = (ms: RunRecord['metrics'], key: string): Array<[number, number]> => ms.filter((m) => typeof m[key] === 'number').map((m) => [m.step as number, m[key] as number]);
+export const pts = (ms: RunRecord['metrics'], key: string): Array<[number, number]> => ms.filter((m) => typeof m[key] === 'number').map((m) => [m.step as number, m[key] as number]);
 
-function marksFor(r: RunRecord, color: string, many: boolean): Mark[] {
+export function marksFor(r: RunRecord, color: string, many: boolean): Mark[] {
   const marks: Mark[] = [];
   let prev: unknown;
   for (const m of r.metrics) {

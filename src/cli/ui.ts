@@ -1,0 +1,24 @@
+import type { Command } from './main.js';
+import { num, parse } from './args.js';
+
+const usage = 'heed ui [runs-dir] [--port N] [--host 127.0.0.1]';
+
+export const command: Command = {
+  path: ['ui'],
+  summary: 'a live dashboard of run folders on 127.0.0.1 (status, curves while training, IFS, checkpoints, overlays)',
+  usage,
+  async run(argv) {
+    const { values, positionals } = parse(argv, { port: { type: 'string' }, host: { type: 'string' } }, usage);
+    const root = positionals[0] ?? 'runs';
+    const port = num(values.port, 'port', { int: true, min: 0, max: 65535 }) ?? 7860;
+    const { startUi } = await import('../web/server.js');
+    const ui = await startUi({ root, port, host: values.host ?? '127.0.0.1' });
+    console.log(`heed ui: ${ui.url} (runs in ${root}; Ctrl-C stops)`);
+    await new Promise<void>((done) => {
+      const stop = () => void ui.close().then(done);
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+    return 0;
+  },
+};

@@ -1,0 +1,159 @@
+/**
+ * The browser training page, driven by Playwright in Debian Chromium with SwiftShader WebGPU: pick the tiny
+ * model's files and a JSONL file, see the data stats and mask preview, train LoRA, watch the loss chart grow,
+ * stop, generate base vs tuned, download the tuned folder and load it with `heed model info`. Bad input: a
+ * folder without tokenizer.json, a malformed JSONL.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, TINY, tmp } from './helpers.js';
+import { startUi } from '../src/web/server.js';
+
+const CHROMIUM = process.env.HEED_CHROMIUM ?? '/usr/bin/chromium';
+const WEBGPU_FLAGS = ['--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-webgpu-adapter=swiftshader'];
+const BASE_FLAGS = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+
+/** Read a stored (uncompressed) zip: name → bytes. */
+function unzip(buf: Buffer): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  let o = 0;
+  while (buf.readUInt32LE(o) === 0x04034b50) {
+    const size = buf.readUInt32LE(o + 18);
+    const nameLen = buf.readUInt16LE(o + 26);
+    const extra = buf.readUInt16LE(o + 28);
+    const name = buf.subarray(o + 30, o + 30 + nameLen).toString('utf8');
+    const start = o + 30 + nameLen + extra;
+    out.set(name, buf.subarray(start, start + size));
+    o = start + size;
+  }
+  return out;
+}
+
+test('the training page: pick files, stats + mask preview, LoRA on WebGPU (SwiftShader), live loss, stop, generate, download a folder heed loads', async (t) => {
+  if (!existsSync(CHROMIUM) || !existsSync(join(ROOT, 'dist/web/train-app.js'))) {
+    if (process.env.HEED_REQUIRE_BROWSER) assert.fail(`${CHROMIUM} or dist/ (npm run build) missing and HEED_REQUIRE_BROWSER is set`);
+    t.skip('no Chromium, or heed not built (npm run build)');
+    return;
+  }
+  const ui = await startUi({ root: tmp(), port: 0 });
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: [...BASE_FLAGS, ...WEBGPU_FLAGS] });
+  try {
+    const page = await browser.newPage({ acceptDownloads: true });
+    const logs: string[] = [];
+    page.on('console', (m) => logs.push(m.text()));
+    page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
+    await page.goto(ui.url + 'train/');
+    await page.waitForFunction(() => document.body.dataset.ready || document.body.dataset.error, null, { timeout: 60000 });
+    assert.equal(await page.evaluate(() => document.body.dataset.error), undefined, logs.join('\n'));
+    assert.equal(await page.evaluate(() => document.body.dataset.device), 'webgpu', await page.textContent('#device') ?? '');
+
+    // bad input first: a folder without tokenizer.json
+    const model = join(TINY, 'llama-gqa');
+    const modelFiles = readdirSync(model).map((f) => join(model, f));
+    await page.setInputFiles('#model-files', modelFiles.filter((f) => !f.endsWith('tokenizer.json')));
+    await page.waitForFunction(() => document.body.dataset.error);
+    assert.match(await page.textContent('#error') ?? '', /no tokenizer\.json/);
+
+    // an unsupported architecture: heed's config check, on the page
+    const bert = tmp('heed-bert-');
+    for (const f of modelFiles) writeFileSync(join(bert, f.split('/').pop()!), f.endsWith('config.json') ? JSON.stringify({ ...JSON.parse(readFileSync(f, 'utf8')), model_type: 'bert' }) : readFileSync(f));
+    await page.evaluate(() => delete document.body.dataset.error);
+    await page.setInputFiles('#model-files', readdirSync(bert).map((f) => join(bert, f)));
+    await page.waitForFunction(() => document.body.dataset.error);
+    assert.match(await page.textContent('#error') ?? '', /bert/);
+
+    // a malformed JSONL: heed's own error names the line
+    await page.setInputFiles('#model-files', modelFiles);
+    await page.waitForFunction(() => document.body.dataset.model === 'loaded');
+    const bad = join(tmp(), 'bad.jsonl');
+    writeFileSync(bad, '{"instruction": "Say hi.", "output": "Hi!"}\n{"instruction": "broken\n');
+    await page.evaluate(() => delete document.body.dataset.error);
+    await page.setInputFiles('#data-file', bad);
+    await page.waitForFunction(() => document.body.dataset.error);
+    assert.match(await page.textContent('#error') ?? '', /data\.jsonl:2: \[malformed-json\]/);
+
+    await page.setInputFiles('#data-file', join(ROOT, 'test/fixtures/webgpu-sft.jsonl'));
+    await page.waitForFunction(() => Number(document.body.dataset.inspected) > 0);
+    assert.equal(await page.evaluate(() => document.body.dataset.inspected), '12');
+    assert.equal(await page.locator('#preview .row').count(), 3);
+    const weighted = await page.locator('#preview .w[title="weight 1"]').count();
+    assert.ok(weighted >= 3, 'the preview marks loss-bearing tokens');
+
+    await page.fill('#steps', '400');
+    await page.click('#start');
+    await page.waitForFunction(() => Number(document.getElementById('loss')!.dataset.points) >= 3, null, { timeout: 120000 });
+    const p1 = Number(await page.getAttribute('#loss', 'data-points'));
+    await page.waitForFunction((n) => Number(document.getElementById('loss')!.dataset.points) >= n + 3, p1, { timeout: 120000 });
+    await page.click('#stop');
+    await page.waitForFunction(() => document.body.dataset.trained, null, { timeout: 120000 });
+    const steps = Number(await page.evaluate(() => document.body.dataset.trained));
+    assert.ok(steps > p1 && steps < 400, `stopped at ${steps}`);
+    assert.match(await page.textContent('#status') ?? '', /stopped at step/);
+
+    await page.click('#generate');
+    await page.waitForFunction(() => document.body.dataset.generated, null, { timeout: 120000 });
+    const base = await page.textContent('#gen-base');
+    const tuned = await page.textContent('#gen-tuned');
+    assert.ok(base && tuned && base !== tuned, `base ${JSON.stringify(base)} vs tuned ${JSON.stringify(tuned)}`);
+
+    const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
+    const zipPath = join(tmp(), 'tuned.zip');
+    await dl.saveAs(zipPath);
+    const files = unzip(readFileSync(zipPath));
+    const dir = tmp('heed-web-dl-');
+    for (const [name, data] of files) {
+      const p = join(dir, name);
+      mkdirSync(join(p, '..'), { recursive: true });
+      writeFileSync(p, data);
+    }
+    const names = [...files.keys()].map((n) => n.split('/').slice(1).join('/'));
+    for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'adapter_model.safetensors']) assert.ok(names.includes(f), `${f} in ${names}`);
+    assert.ok(!names.includes('optimizer.safetensors'), 'no trainer state in the download');
+    const info = spawnSync(process.execPath, [join(ROOT, 'bin/heed.js'), 'model', 'info', join(dir, 'heed-lora-tuned'), '--json'], { encoding: 'utf8' });
+    assert.equal(info.status, 0, info.stderr);
+    assert.equal(JSON.parse(info.stdout).model_type, 'llama');
+    assert.equal(JSON.parse(info.stdout).parameters, 36000);
+    // the downloaded weights generate what the page's tuned model generated
+    const g = spawnSync(process.execPath, [join(ROOT, 'bin/heed.js'), 'generate', '--model', join(dir, 'heed-lora-tuned'), '--prompt', 'Name a color.', '--max-tokens', '24', '--temperature', '0', '--json'], { encoding: 'utf8' });
+    assert.equal(g.status, 0, g.stderr);
+    assert.equal(JSON.parse(g.stdout)[0].text, tuned, 'heed generate (wasm) on the download = the page (WebGPU)');
+    if (process.env.HEED_SCREENSHOT_WEB) await page.screenshot({ path: process.env.HEED_SCREENSHOT_WEB, fullPage: true });
+  } finally {
+    await browser.close();
+    await ui.close();
+  }
+});
+
+test('no WebGPU in the browser: the page says so and trains on wasm', async (t) => {
+  if (!existsSync(CHROMIUM) || !existsSync(join(ROOT, 'dist/web/train-app.js'))) {
+    if (process.env.HEED_REQUIRE_BROWSER) assert.fail(`${CHROMIUM} or dist/ missing and HEED_REQUIRE_BROWSER is set`);
+    t.skip('no Chromium, or heed not built (npm run build)');
+    return;
+  }
+  const ui = await startUi({ root: tmp(), port: 0 });
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: [...BASE_FLAGS, '--disable-gpu', '--disable-features=WebGPU,Vulkan'] });
+  try {
+    const page = await browser.newPage();
+    await page.goto(ui.url + 'train/');
+    await page.waitForFunction(() => document.body.dataset.ready || document.body.dataset.error, null, { timeout: 60000 });
+    assert.equal(await page.evaluate(() => document.body.dataset.device), 'wasm');
+    assert.match(await page.textContent('#device') ?? '', /WebGPU is not available in this browser .*training on wasm/);
+    const model = join(TINY, 'gpt2');
+    await page.setInputFiles('#model-files', readdirSync(model).map((f) => join(model, f)));
+    await page.setInputFiles('#data-file', join(ROOT, 'test/fixtures/webgpu-sft.jsonl'));
+    await page.waitForFunction(() => Number(document.body.dataset.inspected) > 0);
+    await page.fill('#steps', '4');
+    await page.click('#start');
+    await page.waitForFunction(() => document.body.dataset.trained || document.body.dataset.error, null, { timeout: 120000 });
+    assert.equal(await page.evaluate(() => document.body.dataset.trained), '4', await page.textContent('#error') ?? '');
+    assert.match(await page.textContent('#status') ?? '', /done at step 4 .* on wasm/);
+  } finally {
+    await browser.close();
+    await ui.close();
+  }
+});
