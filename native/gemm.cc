@@ -4,6 +4,7 @@
 // The microkernel is compiled for AVX-512F, AVX2+FMA and plain C++ (function target attributes, no -march),
 // and chosen at run time with __builtin_cpu_supports. Threads: std::thread over row or column blocks of C.
 #include <node_api.h>
+#include <immintrin.h>
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -88,9 +89,39 @@ __attribute__((target("avx512f"))) void kern512(int kc, const float* ap, const f
   typedef v16 V; constexpr int W = 16, NR = 32;
   KERNEL_BODY
 }
+// AVX2+FMA: 12 ymm accumulators, A broadcast straight from memory (vbroadcastss m32), k unrolled by 2
 __attribute__((target("avx2,fma"))) void kern256(int kc, const float* ap, const float* bp, float* cp, int ldc, int m, int n, bool accumulate) {
-  typedef v8 V; constexpr int W = 8, NR = 16;
-  KERNEL_BODY
+  constexpr int NR = 16;
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+#define STEP(P)                                                                                  \
+  {                                                                                              \
+    const float* a = ap + (P) * MR;                                                              \
+    __m256 b0 = _mm256_loadu_ps(bp + (P) * NR), b1 = _mm256_loadu_ps(bp + (P) * NR + 8), av;     \
+    av = _mm256_broadcast_ss(a + 0); c00 = _mm256_fmadd_ps(av, b0, c00); c01 = _mm256_fmadd_ps(av, b1, c01); \
+    av = _mm256_broadcast_ss(a + 1); c10 = _mm256_fmadd_ps(av, b0, c10); c11 = _mm256_fmadd_ps(av, b1, c11); \
+    av = _mm256_broadcast_ss(a + 2); c20 = _mm256_fmadd_ps(av, b0, c20); c21 = _mm256_fmadd_ps(av, b1, c21); \
+    av = _mm256_broadcast_ss(a + 3); c30 = _mm256_fmadd_ps(av, b0, c30); c31 = _mm256_fmadd_ps(av, b1, c31); \
+    av = _mm256_broadcast_ss(a + 4); c40 = _mm256_fmadd_ps(av, b0, c40); c41 = _mm256_fmadd_ps(av, b1, c41); \
+    av = _mm256_broadcast_ss(a + 5); c50 = _mm256_fmadd_ps(av, b0, c50); c51 = _mm256_fmadd_ps(av, b1, c51); \
+  }
+  int p = 0;
+  for (; p + 1 < kc; p += 2) { STEP(p) STEP(p + 1) }
+  if (p < kc) STEP(p)
+#undef STEP
+  __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  if (m == MR && n == NR) {
+    for (int i = 0; i < MR; i++) {
+      float* row = cp + (size_t)i * ldc;
+      if (accumulate) { acc[i][0] = _mm256_add_ps(acc[i][0], _mm256_loadu_ps(row)); acc[i][1] = _mm256_add_ps(acc[i][1], _mm256_loadu_ps(row + 8)); }
+      _mm256_storeu_ps(row, acc[i][0]);
+      _mm256_storeu_ps(row + 8, acc[i][1]);
+    }
+  } else {
+    float tmp[MR][NR];
+    for (int i = 0; i < MR; i++) { _mm256_storeu_ps(&tmp[i][0], acc[i][0]); _mm256_storeu_ps(&tmp[i][8], acc[i][1]); }
+    for (int i = 0; i < m; i++)
+      for (int j = 0; j < n; j++) cp[(size_t)i * ldc + j] = (accumulate ? cp[(size_t)i * ldc + j] : 0.f) + tmp[i][j];
+  }
 }
 void kern128(int kc, const float* ap, const float* bp, float* cp, int ldc, int m, int n, bool accumulate) {
   typedef v4 V; constexpr int W = 4, NR = 8;
