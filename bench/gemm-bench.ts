@@ -19,13 +19,13 @@
  */
 import { initEngine, np, jit, blockUntilReady, fromHost, toHost, type Tensor } from '../src/engine/index.js';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { HERE, PYTHON, ROOT, benchThreads, busyCpuS, fmt, machineInfo, makeLog, markdownTable, stamp } from './common.js';
 import { WasmGemm } from './wasm-gemm.js';
+import { lastReason, loadNativeGemm } from '../native/load.mjs';
 
 type Engine = 'jax' | 'wasm' | 'native' | 'torch';
 type Kind = 'fwd' | 'dX' | 'dW';
@@ -201,18 +201,9 @@ function wasmRunner(): Runner & { relaxed: boolean } {
   };
 }
 
-export interface NativeGemm {
-  gemm(ta: boolean, tb: boolean, M: number, N: number, K: number, A: Float32Array, B: Float32Array, C: Float32Array, threads?: number): void;
-  info(): { isa: string; hardwareThreads: number };
-}
+type NativeGemm = NonNullable<ReturnType<typeof loadNativeGemm>>;
 function loadNative(): NativeGemm | string {
-  const p = path.join(ROOT, 'native', 'build', 'Release', 'heed_gemm.node');
-  if (!existsSync(p)) return 'native/build/Release/heed_gemm.node is not built (npm run build:native)';
-  try {
-    return createRequire(import.meta.url)(p) as NativeGemm;
-  } catch (e) {
-    return `native addon failed to load: ${(e as Error).message}`;
-  }
+  return loadNativeGemm({ quiet: true }) ?? lastReason();
 }
 function nativeRunner(mod: NativeGemm): Runner {
   return {
@@ -228,7 +219,8 @@ function nativeRunner(mod: NativeGemm): Runner {
 }
 
 /** PyTorch as a long-lived child (bench/torch_gemm.py): one request line, one answer line */
-async function torchServer(): Promise<{ run: (g: Gemm) => Promise<number[]>; close: () => void; version: unknown } | string> {
+interface TorchServer { run: (g: Gemm) => Promise<{ ms: number[]; cpuMs: number[] }>; close: () => void; version: unknown }
+async function torchServer(): Promise<TorchServer | string> {
   const ver = await new Promise<string>((resolve) => {
     const p = spawn(PYTHON, [path.join(HERE, 'torch_gemm.py'), '--version'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -281,7 +273,7 @@ async function main(): Promise<void> {
   const notes: string[] = [];
   const runners: Partial<Record<Engine, Runner>> = {};
   const info: Record<string, unknown> = { threads };
-  let torch: Awaited<ReturnType<typeof torchServer>> | undefined;
+  let torch: TorchServer | undefined;
   for (const e of engines) {
     if (e === 'jax') runners.jax = await jaxRunner();
     else if (e === 'wasm') { const w = wasmRunner(); runners.wasm = w; info.wasmRelaxedSimd = w.relaxed; }
@@ -290,8 +282,9 @@ async function main(): Promise<void> {
       if (typeof m === 'string') notes.push(`native: ${m}`);
       else { runners.native = nativeRunner(m); info.nativeIsa = m.info().isa; }
     } else if (e === 'torch') {
-      torch = await torchServer();
-      if (typeof torch === 'string') { notes.push(torch); torch = undefined; } else info.torch = torch.version;
+      const t = await torchServer();
+      if (typeof t === 'string') notes.push(t);
+      else { torch = t; info.torch = t.version; }
     } else throw new Error(`--engines: unknown engine "${e}" (jax, wasm, native, torch)`);
   }
   for (const n of notes) log(`note: ${n}`);

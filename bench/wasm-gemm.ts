@@ -31,7 +31,7 @@ const str = (s: string) => [...uleb(s.length), ...Buffer.from(s)];
 const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...body];
 
 /** The module's bytes; `relaxed` picks f32x4.relaxed_madd for the multiply-add. */
-export function gemmModule(relaxed: boolean): Uint8Array {
+export function gemmModule(relaxed: boolean): Uint8Array<ArrayBuffer> {
   // params: 0 pa, 1 pb, 2 pc, 3 N, 4 K, 5 m0, 6 m1 (byte pointers, element counts)
   const [pa, pb, pc, N, K, m0, m1] = [0, 1, 2, 3, 4, 5, 6];
   const [kb, kend, j, i, k, a0, a1, a2, a3, bptr, cptr, ns, ks] = [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19];

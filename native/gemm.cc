@@ -178,7 +178,7 @@ void gemmThreads(const Mat& a, const Mat& b, float* c, int M, int N, int K, int 
   for (auto& th : pool) th.join();
 }
 
-std::string forcedIsa;  // HEED_NATIVE_ISA=avx2|sse (tests and benchmarks)
+std::string forcedIsa;  // HEED_NATIVE_ISA=avx512f|avx2+fma|sse, or setIsa() (tests and benchmarks)
 
 void gemm(bool transA, bool transB, int M, int N, int K, const float* A, const float* B, float* C, int threads) {
   Mat a{A, transA, transA ? M : K}, b{B, transB, transB ? K : N};
@@ -191,7 +191,8 @@ void gemm(bool transA, bool transB, int M, int N, int K, const float* A, const f
 // ---- N-API ----
 #define CHECK(x) do { if ((x) != napi_ok) { napi_throw_error(env, nullptr, "heed_gemm: N-API call failed: " #x); return nullptr; } } while (0)
 
-float* f32arg(napi_env env, napi_value v, size_t need, const char* name) {
+// the data of a Float32Array argument with at least `need` elements; false (and a TypeError thrown) if not
+bool f32arg(napi_env env, napi_value v, size_t need, const char* name, float** out) {
   bool is = false;
   napi_is_typedarray(env, v, &is);
   napi_typedarray_type type;
@@ -201,9 +202,10 @@ float* f32arg(napi_env env, napi_value v, size_t need, const char* name) {
   if (!is || type != napi_float32_array || length < need) {
     std::string msg = std::string("heed_gemm: ") + name + " must be a Float32Array of at least " + std::to_string(need) + " elements";
     napi_throw_type_error(env, nullptr, msg.c_str());
-    return nullptr;
+    return false;
   }
-  return static_cast<float*>(data);
+  *out = static_cast<float*>(data);
+  return true;
 }
 
 // gemm(transA, transB, M, N, K, A, B, C, threads)
@@ -221,9 +223,9 @@ napi_value Gemm(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_int32(env, argv[4], &K));
   if (argc > 8) CHECK(napi_get_value_int32(env, argv[8], &threads));
   if (M < 0 || N < 0 || K < 0) { napi_throw_range_error(env, nullptr, "heed_gemm: negative dimension"); return nullptr; }
-  float* A = f32arg(env, argv[5], (size_t)M * K, "A"); if (!A) return nullptr;
-  float* B = f32arg(env, argv[6], (size_t)K * N, "B"); if (!B) return nullptr;
-  float* C = f32arg(env, argv[7], (size_t)M * N, "C"); if (!C) return nullptr;
+  float *A = nullptr, *B = nullptr, *C = nullptr;  // empty arrays may have a null data pointer
+  if (!f32arg(env, argv[5], (size_t)M * K, "A", &A) || !f32arg(env, argv[6], (size_t)K * N, "B", &B) || !f32arg(env, argv[7], (size_t)M * N, "C", &C)) return nullptr;
+  if ((size_t)M * N == 0) return nullptr;
   gemm(ta, tb, M, N, K, A, B, C, std::max(1, threads));
   return nullptr;
 }
@@ -239,11 +241,31 @@ napi_value Info(napi_env env, napi_callback_info) {
   return o;
 }
 
+// setIsa("avx512f" | "avx2+fma" | "sse" | ""): force a kernel (tests); "" = auto. Returns the kernel now in use.
+napi_value SetIsa(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  char buf[32] = {0};
+  size_t len = 0;
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], buf, sizeof buf, &len) != napi_ok) { napi_throw_type_error(env, nullptr, "heed_gemm: setIsa(name: string)"); return nullptr; }
+  std::string want(buf, len);
+  bool ok = want.empty() || want == "sse" || (want == "avx2+fma" && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) || (want == "avx512f" && __builtin_cpu_supports("avx512f"));
+  if (!ok) { napi_throw_range_error(env, nullptr, ("heed_gemm: kernel " + want + " is not supported by this CPU (or unknown)").c_str()); return nullptr; }
+  forcedIsa = want;
+  napi_value s;
+  std::string now = forcedIsa.empty() ? isaName() : forcedIsa;
+  CHECK(napi_create_string_utf8(env, now.c_str(), NAPI_AUTO_LENGTH, &s));
+  return s;
+}
+
 napi_value Init(napi_env env, napi_value exports) {
   if (const char* f = std::getenv("HEED_NATIVE_ISA")) forcedIsa = f;
   napi_value fn;
   napi_create_function(env, "gemm", NAPI_AUTO_LENGTH, Gemm, nullptr, &fn);
   napi_set_named_property(env, exports, "gemm", fn);
+  napi_create_function(env, "setIsa", NAPI_AUTO_LENGTH, SetIsa, nullptr, &fn);
+  napi_set_named_property(env, exports, "setIsa", fn);
   napi_create_function(env, "info", NAPI_AUTO_LENGTH, Info, nullptr, &fn);
   napi_set_named_property(env, exports, "info", fn);
   return exports;
