@@ -1,7 +1,7 @@
 /**
  * A hand-written WebAssembly SIMD GEMM (bench only, issue 17's "measure first"): C[m0:m1, :] = A[M,K] · B[K,N],
- * row-major f32 in one shared WebAssembly.Memory, a 4 x 8 register tile (8 f32x4 accumulators), K blocked by
- * 256, FMA as f32x4.relaxed_madd where the runtime validates relaxed SIMD, else f32x4.mul + f32x4.add. The
+ * row-major f32 in one shared WebAssembly.Memory, B packed in 8-column panels ([N/8][K][8], `packB`), a 4 x 8
+ * register tile (8 f32x4 accumulators), K blocked by 256, FMA as f32x4.relaxed_madd where the runtime validates relaxed SIMD, else f32x4.mul + f32x4.add. The
  * module is assembled here byte by byte (no toolchain needed). Threads: worker_threads instantiating the same
  * module on the same shared memory, each taking a range of rows. Requires N % 8 == 0 and M % 4 == 0 (true at
  * every training shape benchmarked); the other layouts (x·Wᵀ, dYᵀ·X) are transposed into this form first.
@@ -45,7 +45,6 @@ export function gemmModule(relaxed: boolean): Uint8Array<ArrayBuffer> {
   const simd = (code: number, ...imm: number[]) => c.push(0xfd, ...uleb(code), ...imm);
   const ADD = 0x6a, MUL = 0x6c, LT_S = 0x48, SELECT = 0x1b;
   const addTo = (l: number, n: number) => (get(l), i32(n), op(ADD), set(l));
-  const addLocal = (l: number, r: number) => (get(l), get(r), op(ADD), set(l));
   const cRow = (r: number) => { get(cptr); if (r) { get(ns); i32(r); op(MUL, ADD); } };
 
   get(N); i32(4); op(MUL); set(ns);
@@ -68,9 +67,9 @@ export function gemmModule(relaxed: boolean): Uint8Array<ArrayBuffer> {
   for (let r = 0; r < 4; r++) for (let h = 0; h < 2; h++) { cRow(r); simd(0x00, 4, ...uleb(16 * h)); set(acc[2 * r + h]); }
   op(0x0b); // end if
   get(kb); set(k);
-  // a_r = pa + ((i + r)*K + kb)*4 ; bptr = pb + (kb*N + j)*4
+  // a_r = pa + ((i + r)*K + kb)*4 ; bptr = pb + (j*K + kb*8)*4 (B packed in 8-column panels [N/8][K][8])
   for (let r = 0; r < 4; r++) { get(pa); get(i); if (r) { i32(r); op(ADD); } get(K); op(MUL); get(kb); op(ADD); i32(4); op(MUL, ADD); set([a0, a1, a2, a3][r]); }
-  get(pb); get(kb); get(N); op(MUL); get(j); op(ADD); i32(4); op(MUL, ADD); set(bptr);
+  get(pb); get(j); get(K); op(MUL); get(kb); i32(8); op(MUL, ADD); i32(4); op(MUL, ADD); set(bptr);
   op(0x03, 0x40); // loop K
   get(bptr); simd(0x00, 4, 0); set(bv0);
   get(bptr); simd(0x00, 4, 16); set(bv1);
@@ -83,7 +82,7 @@ export function gemmModule(relaxed: boolean): Uint8Array<ArrayBuffer> {
     }
   }
   for (const a of [a0, a1, a2, a3]) addTo(a, 4);
-  addLocal(bptr, ns);
+  addTo(bptr, 32);
   addTo(k, 1);
   get(k); get(kend); op(LT_S, 0x0d, 0); // br_if loop K
   op(0x0b); // end loop K
@@ -105,6 +104,65 @@ export function gemmModule(relaxed: boolean): Uint8Array<ArrayBuffer> {
     ...section(10, [1, ...uleb(body.length), ...body]),
   ];
   return Uint8Array.from(bytes);
+}
+
+/** B [K,N] (row-major) -> 8-column panels [N/8][K][8], the layout the kernel reads */
+export function packB(B: Float32Array, K: number, N: number, out: Float32Array, transposed = false): void {
+  // transposed: B is stored [N,K] (the x·Wᵀ case)
+  for (let j0 = 0; j0 < N; j0 += 8)
+    for (let k = 0; k < K; k++) {
+      const o = j0 * K + k * 8;
+      for (let j = 0; j < 8; j++) out[o + j] = transposed ? B[(j0 + j) * K + k] : B[k * N + j0 + j];
+    }
+}
+
+/** A wasm module measuring the core's f32x4 multiply-add throughput: 12 independent chains, `iters` rounds */
+export function peakModule(relaxed: boolean): Uint8Array<ArrayBuffer> {
+  const c: number[] = [];
+  const simd = (code: number, ...imm: number[]) => c.push(0xfd, ...uleb(code), ...imm);
+  // param 0: iters (i32); locals 1..12 v128 accumulators, 13 a, 14 b
+  const one = [...new Uint8Array(new Float32Array([1, 1, 1, 1]).buffer)];
+  const a = [...new Uint8Array(new Float32Array([0.999999, 0.999999, 0.999999, 0.999999]).buffer)];
+  const b = [...new Uint8Array(new Float32Array([1e-7, 1e-7, 1e-7, 1e-7]).buffer)];
+  for (let l = 1; l <= 12; l++) { simd(0x0c, ...one); c.push(0x21, l); }
+  simd(0x0c, ...a); c.push(0x21, 13);
+  simd(0x0c, ...b); c.push(0x21, 14);
+  c.push(0x03, 0x40);
+  for (let l = 1; l <= 12; l++) {
+    if (relaxed) { c.push(0x20, l, 0x20, 13, 0x20, 14); simd(0x105); } else { c.push(0x20, l, 0x20, 13); simd(0xe6); c.push(0x20, 14); simd(0xe4); }
+    c.push(0x21, l);
+  }
+  c.push(0x20, 0, 0x41, 1, 0x6b, 0x22, 0, 0x0d, 0, 0x0b); // iters -= 1; br_if iters != 0
+  // return lane 0 of the sum so the work is not dead
+  c.push(0x20, 1);
+  for (let l = 2; l <= 12; l++) { c.push(0x20, l); simd(0xe4); }
+  simd(0x1f, 0); // f32x4.extract_lane 0
+  c.push(0x0b);
+  const body = [...uleb(1), 14, 0x7b, ...c];
+  return Uint8Array.from([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(1, [1, 0x60, 1, 0x7f, 1, 0x7d]),
+    ...section(3, [1, 0]),
+    ...section(7, [1, ...str('peak'), 0x00, 0]),
+    ...section(10, [1, ...uleb(body.length), ...body]),
+  ]);
+}
+
+/** GFLOP per CPU-second of one thread running f32x4 multiply-adds (relaxed FMA where valid): wasm SIMD's ceiling here */
+export function wasmSimdPeak(iters = 20_000_000): { gflops: number; relaxed: boolean } {
+  let relaxed = true;
+  let bytes = peakModule(true);
+  if (!WebAssembly.validate(bytes)) { relaxed = false; bytes = peakModule(false); }
+  const peak = new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports.peak as (n: number) => number;
+  peak(1000);
+  let best = 0;
+  for (let r = 0; r < 3; r++) {
+    const c0 = process.cpuUsage();
+    peak(iters);
+    const c = process.cpuUsage(c0);
+    best = Math.max(best, (iters * 12 * 4 * 2) / ((c.user + c.system) / 1e6) / 1e9);
+  }
+  return { gflops: best, relaxed };
 }
 
 type MM = (pa: number, pb: number, pc: number, N: number, K: number, m0: number, m1: number) => void;

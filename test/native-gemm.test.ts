@@ -113,3 +113,10 @@ test('native GEMM rejects bad arguments with a clear error', { skip }, () => {
   assert.throws(() => g.gemm(false, false, -1, 2, 2, new Float32Array(4), new Float32Array(4), new Float32Array(4)), /negative dimension/);
   assert.throws(() => g.setIsa('avx9000'), /not supported/);
 });
+
+test('native fmaPeak measures a positive FMA throughput where AVX2+FMA exists', { skip }, () => {
+  const g = native!;
+  const peak = g.fmaPeak(200_000);
+  if (g.info().isa === 'sse') assert.equal(peak, 0);
+  else assert.ok(peak > 1 && peak < 10_000, `fmaPeak ${peak} GFLOP/s`);
+});
