@@ -1,0 +1,312 @@
+// heed native GEMM prototype (issue 17): C[M,N] = op(A) . op(B), float32, row-major, beta = 0.
+// op(A) = A [M,K] or, with transA, A stored [K,M]; op(B) = B [K,N] or, with transB, B stored [N,K].
+// BLIS-style blocking: B packed into KC x NR panels, A into MR x KC panels, an MR x NR register microkernel.
+// The microkernel is compiled for AVX-512F, AVX2+FMA and plain C++ (function target attributes, no -march),
+// and chosen at run time with __builtin_cpu_supports. Threads: std::thread over row or column blocks of C.
+#include <node_api.h>
+#include <immintrin.h>
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <time.h>
+#include <vector>
+
+namespace {
+
+constexpr int MR = 6;
+constexpr int KC = 256;
+constexpr int MC = 72;   // 12 x MR
+constexpr int NC = 1024;
+
+struct Mat {
+  const float* p;
+  bool trans;
+  int ld;
+};
+
+inline float atA(const Mat& a, int i, int k) { return a.trans ? a.p[(size_t)k * a.ld + i] : a.p[(size_t)i * a.ld + k]; }
+inline float atB(const Mat& b, int k, int j) { return b.trans ? b.p[(size_t)j * b.ld + k] : b.p[(size_t)k * b.ld + j]; }
+
+// Ap[p * MR + i] = A(i0 + i, k0 + p), zero padded past m
+void packA(const Mat& a, int i0, int m, int k0, int kc, float* ap) {
+  for (int p = 0; p < kc; p++)
+    for (int i = 0; i < MR; i++) ap[p * MR + i] = i < m ? atA(a, i0 + i, k0 + p) : 0.f;
+}
+// Bp[p * NR + j] = B(k0 + p, j0 + j), zero padded past n
+template <int NR>
+void packB(const Mat& b, int k0, int kc, int j0, int n, float* bp) {
+  if (!b.trans && n == NR) {
+    for (int p = 0; p < kc; p++) std::memcpy(bp + p * NR, b.p + (size_t)(k0 + p) * b.ld + j0, NR * sizeof(float));
+    return;
+  }
+  for (int p = 0; p < kc; p++)
+    for (int j = 0; j < NR; j++) bp[p * NR + j] = j < n ? atB(b, k0 + p, j0 + j) : 0.f;
+}
+
+#define KERNEL_BODY                                                                              \
+  V c[MR][2];                                                                                    \
+  for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = V{};                                          \
+  for (int p = 0; p < kc; p++) {                                                                 \
+    V b0, b1;                                                                                    \
+    std::memcpy(&b0, bp + p * NR, sizeof(V));                                                    \
+    std::memcpy(&b1, bp + p * NR + W, sizeof(V));                                                \
+    for (int i = 0; i < MR; i++) {                                                               \
+      V av = V{} + ap[p * MR + i];                                                               \
+      c[i][0] += av * b0;                                                                        \
+      c[i][1] += av * b1;                                                                        \
+    }                                                                                            \
+  }                                                                                              \
+  if (m == MR && n == NR) {                                                                      \
+    for (int i = 0; i < MR; i++) {                                                               \
+      float* row = cp + (size_t)i * ldc;                                                         \
+      if (accumulate) {                                                                          \
+        V r0, r1;                                                                                \
+        std::memcpy(&r0, row, sizeof(V));                                                        \
+        std::memcpy(&r1, row + W, sizeof(V));                                                    \
+        c[i][0] += r0;                                                                           \
+        c[i][1] += r1;                                                                           \
+      }                                                                                          \
+      std::memcpy(row, &c[i][0], sizeof(V));                                                     \
+      std::memcpy(row + W, &c[i][1], sizeof(V));                                                 \
+    }                                                                                            \
+  } else {                                                                                       \
+    float tmp[MR][NR];                                                                           \
+    for (int i = 0; i < MR; i++) {                                                               \
+      std::memcpy(&tmp[i][0], &c[i][0], sizeof(V));                                              \
+      std::memcpy(&tmp[i][W], &c[i][1], sizeof(V));                                              \
+    }                                                                                            \
+    for (int i = 0; i < m; i++)                                                                  \
+      for (int j = 0; j < n; j++) cp[(size_t)i * ldc + j] = (accumulate ? cp[(size_t)i * ldc + j] : 0.f) + tmp[i][j]; \
+  }
+
+typedef float v16 __attribute__((vector_size(64)));
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v4 __attribute__((vector_size(16)));
+
+__attribute__((target("avx512f"))) void kern512(int kc, const float* ap, const float* bp, float* cp, int ldc, int m, int n, bool accumulate) {
+  typedef v16 V; constexpr int W = 16, NR = 32;
+  KERNEL_BODY
+}
+// AVX2+FMA: 12 ymm accumulators, A broadcast straight from memory (vbroadcastss m32), k unrolled by 2
+__attribute__((target("avx2,fma"))) void kern256(int kc, const float* ap, const float* bp, float* cp, int ldc, int m, int n, bool accumulate) {
+  constexpr int NR = 16;
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+#define STEP(P)                                                                                  \
+  {                                                                                              \
+    const float* a = ap + (P) * MR;                                                              \
+    __m256 b0 = _mm256_loadu_ps(bp + (P) * NR), b1 = _mm256_loadu_ps(bp + (P) * NR + 8), av;     \
+    av = _mm256_broadcast_ss(a + 0); c00 = _mm256_fmadd_ps(av, b0, c00); c01 = _mm256_fmadd_ps(av, b1, c01); \
+    av = _mm256_broadcast_ss(a + 1); c10 = _mm256_fmadd_ps(av, b0, c10); c11 = _mm256_fmadd_ps(av, b1, c11); \
+    av = _mm256_broadcast_ss(a + 2); c20 = _mm256_fmadd_ps(av, b0, c20); c21 = _mm256_fmadd_ps(av, b1, c21); \
+    av = _mm256_broadcast_ss(a + 3); c30 = _mm256_fmadd_ps(av, b0, c30); c31 = _mm256_fmadd_ps(av, b1, c31); \
+    av = _mm256_broadcast_ss(a + 4); c40 = _mm256_fmadd_ps(av, b0, c40); c41 = _mm256_fmadd_ps(av, b1, c41); \
+    av = _mm256_broadcast_ss(a + 5); c50 = _mm256_fmadd_ps(av, b0, c50); c51 = _mm256_fmadd_ps(av, b1, c51); \
+  }
+  int p = 0;
+  for (; p + 1 < kc; p += 2) { STEP(p) STEP(p + 1) }
+  if (p < kc) STEP(p)
+#undef STEP
+  __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  if (m == MR && n == NR) {
+    for (int i = 0; i < MR; i++) {
+      float* row = cp + (size_t)i * ldc;
+      if (accumulate) { acc[i][0] = _mm256_add_ps(acc[i][0], _mm256_loadu_ps(row)); acc[i][1] = _mm256_add_ps(acc[i][1], _mm256_loadu_ps(row + 8)); }
+      _mm256_storeu_ps(row, acc[i][0]);
+      _mm256_storeu_ps(row + 8, acc[i][1]);
+    }
+  } else {
+    float tmp[MR][NR];
+    for (int i = 0; i < MR; i++) { _mm256_storeu_ps(&tmp[i][0], acc[i][0]); _mm256_storeu_ps(&tmp[i][8], acc[i][1]); }
+    for (int i = 0; i < m; i++)
+      for (int j = 0; j < n; j++) cp[(size_t)i * ldc + j] = (accumulate ? cp[(size_t)i * ldc + j] : 0.f) + tmp[i][j];
+  }
+}
+void kern128(int kc, const float* ap, const float* bp, float* cp, int ldc, int m, int n, bool accumulate) {
+  typedef v4 V; constexpr int W = 4, NR = 8;
+  KERNEL_BODY
+}
+
+typedef void (*Kern)(int, const float*, const float*, float*, int, int, int, bool);
+
+template <int NR>
+void gemmBlock(const Mat& a, const Mat& b, float* c, int ldc, int K, int m0, int m1, int n0, int n1, Kern kern) {
+  float* bp = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * KC * (NC + NR)));
+  float* ap = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * KC * (MC + MR)));
+  for (int jc = n0; jc < n1; jc += NC) {
+    int nc = std::min(NC, n1 - jc);
+    for (int pc = 0; pc < K; pc += KC) {
+      int kc = std::min(KC, K - pc);
+      for (int jr = 0; jr < nc; jr += NR) packB<NR>(b, pc, kc, jc + jr, std::min(NR, nc - jr), bp + (size_t)jr * kc);
+      for (int ic = m0; ic < m1; ic += MC) {
+        int mc = std::min(MC, m1 - ic);
+        for (int ir = 0; ir < mc; ir += MR) packA(a, ic + ir, std::min(MR, mc - ir), pc, kc, ap + (size_t)ir * kc);
+        for (int jr = 0; jr < nc; jr += NR)
+          for (int ir = 0; ir < mc; ir += MR)
+            kern(kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc, c + (size_t)(ic + ir) * ldc + jc + jr, ldc, std::min(MR, mc - ir), std::min(NR, nc - jr), pc > 0);
+      }
+    }
+  }
+  std::free(ap);
+  std::free(bp);
+}
+
+const char* isaName() {
+  if (__builtin_cpu_supports("avx512f")) return "avx512f";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "avx2+fma";
+  return "sse";
+}
+
+template <int NR>
+void gemmThreads(const Mat& a, const Mat& b, float* c, int M, int N, int K, int threads, Kern kern) {
+  if (K == 0) { std::memset(c, 0, sizeof(float) * (size_t)M * N); return; }
+  // split the larger of M, N into `threads` parts (in whole register tiles)
+  std::vector<std::thread> pool;
+  bool splitM = M >= N;
+  int unit = splitM ? MR : NR, len = splitM ? M : N;
+  int tiles = (len + unit - 1) / unit;
+  threads = std::max(1, std::min(threads, tiles));
+  for (int t = 0; t < threads; t++) {
+    int s = std::min(len, (int)((long)tiles * t / threads) * unit), e = std::min(len, (int)((long)tiles * (t + 1) / threads) * unit);
+    auto job = [=, &a, &b] {
+      if (splitM) gemmBlock<NR>(a, b, c, N, K, s, e, 0, N, kern);
+      else gemmBlock<NR>(a, b, c, N, K, 0, M, s, e, kern);
+    };
+    if (t == threads - 1) job(); else pool.emplace_back(job);
+  }
+  for (auto& th : pool) th.join();
+}
+
+std::string forcedIsa;  // HEED_NATIVE_ISA=avx512f|avx2+fma|sse, or setIsa() (tests and benchmarks)
+
+void gemm(bool transA, bool transB, int M, int N, int K, const float* A, const float* B, float* C, int threads) {
+  Mat a{A, transA, transA ? M : K}, b{B, transB, transB ? K : N};
+  std::string isa = forcedIsa.empty() ? isaName() : forcedIsa;
+  if (isa == "avx512f" && __builtin_cpu_supports("avx512f")) gemmThreads<32>(a, b, C, M, N, K, threads, kern512);
+  else if ((isa == "avx512f" || isa == "avx2+fma" || isa == "avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) gemmThreads<16>(a, b, C, M, N, K, threads, kern256);
+  else gemmThreads<8>(a, b, C, M, N, K, threads, kern128);
+}
+
+// ---- N-API ----
+#define CHECK(x) do { if ((x) != napi_ok) { napi_throw_error(env, nullptr, "heed_gemm: N-API call failed: " #x); return nullptr; } } while (0)
+
+// the data of a Float32Array argument with at least `need` elements; false (and a TypeError thrown) if not
+bool f32arg(napi_env env, napi_value v, size_t need, const char* name, float** out) {
+  bool is = false;
+  napi_is_typedarray(env, v, &is);
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  if (is) napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr);
+  if (!is || type != napi_float32_array || length < need) {
+    std::string msg = std::string("heed_gemm: ") + name + " must be a Float32Array of at least " + std::to_string(need) + " elements";
+    napi_throw_type_error(env, nullptr, msg.c_str());
+    return false;
+  }
+  *out = static_cast<float*>(data);
+  return true;
+}
+
+// gemm(transA, transB, M, N, K, A, B, C, threads)
+napi_value Gemm(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc < 8) { napi_throw_type_error(env, nullptr, "heed_gemm: gemm(transA, transB, M, N, K, A, B, C, threads?)"); return nullptr; }
+  bool ta, tb;
+  int32_t M, N, K, threads = (int32_t)std::max(1u, std::thread::hardware_concurrency());
+  CHECK(napi_get_value_bool(env, argv[0], &ta));
+  CHECK(napi_get_value_bool(env, argv[1], &tb));
+  CHECK(napi_get_value_int32(env, argv[2], &M));
+  CHECK(napi_get_value_int32(env, argv[3], &N));
+  CHECK(napi_get_value_int32(env, argv[4], &K));
+  if (argc > 8) CHECK(napi_get_value_int32(env, argv[8], &threads));
+  if (M < 0 || N < 0 || K < 0) { napi_throw_range_error(env, nullptr, "heed_gemm: negative dimension"); return nullptr; }
+  float *A = nullptr, *B = nullptr, *C = nullptr;  // empty arrays may have a null data pointer
+  if (!f32arg(env, argv[5], (size_t)M * K, "A", &A) || !f32arg(env, argv[6], (size_t)K * N, "B", &B) || !f32arg(env, argv[7], (size_t)M * N, "C", &C)) return nullptr;
+  if ((size_t)M * N == 0) return nullptr;
+  gemm(ta, tb, M, N, K, A, B, C, std::max(1, threads));
+  return nullptr;
+}
+
+// The core's FP32 FMA throughput, measured: 12 independent chains of 8-lane FMAs (AVX2) for `iters` rounds,
+// timed by this thread's CPU clock, so other load on the machine does not lower it. GFLOP per CPU-second.
+__attribute__((target("avx2,fma"))) double fmaPeakAvx2(long iters) {
+  const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
+  __m256 c0 = _mm256_set1_ps(1.f), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
+  timespec t0, t1;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+  for (long n = 0; n < iters; n++) {
+#define F(c) c = _mm256_fmadd_ps(c, a, b);
+    F(c0) F(c1) F(c2) F(c3) F(c4) F(c5) F(c6) F(c7) F(c8) F(c9) F(c10) F(c11)
+#undef F
+    __asm__ volatile("" : "+x"(c0), "+x"(c1), "+x"(c2), "+x"(c3), "+x"(c4), "+x"(c5), "+x"(c6), "+x"(c7), "+x"(c8), "+x"(c9), "+x"(c10), "+x"(c11));
+  }
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+  __m256 sum = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(c0, c1), _mm256_add_ps(c2, c3)), _mm256_add_ps(_mm256_add_ps(c4, c5), _mm256_add_ps(c6, c7)));
+  sum = _mm256_add_ps(sum, _mm256_add_ps(_mm256_add_ps(c8, c9), _mm256_add_ps(c10, c11)));
+  volatile float keep = sum[0];
+  (void)keep;
+  double s = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+  return iters * 12.0 * 8 * 2 / s / 1e9;
+}
+
+napi_value FmaPeak(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  int64_t iters = 20000000;
+  if (argc > 0) CHECK(napi_get_value_int64(env, argv[0], &iters));
+  double g = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? fmaPeakAvx2(iters) : 0;
+  CHECK(napi_create_double(env, g, &out));
+  return out;
+}
+
+napi_value Info(napi_env env, napi_callback_info) {
+  napi_value o, s, n;
+  CHECK(napi_create_object(env, &o));
+  std::string isa = forcedIsa.empty() ? isaName() : forcedIsa;
+  CHECK(napi_create_string_utf8(env, isa.c_str(), NAPI_AUTO_LENGTH, &s));
+  CHECK(napi_set_named_property(env, o, "isa", s));
+  CHECK(napi_create_int32(env, (int32_t)std::thread::hardware_concurrency(), &n));
+  CHECK(napi_set_named_property(env, o, "hardwareThreads", n));
+  return o;
+}
+
+// setIsa("avx512f" | "avx2+fma" | "sse" | ""): force a kernel (tests); "" = auto. Returns the kernel now in use.
+napi_value SetIsa(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  char buf[32] = {0};
+  size_t len = 0;
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], buf, sizeof buf, &len) != napi_ok) { napi_throw_type_error(env, nullptr, "heed_gemm: setIsa(name: string)"); return nullptr; }
+  std::string want(buf, len);
+  bool ok = want.empty() || want == "sse" || (want == "avx2+fma" && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) || (want == "avx512f" && __builtin_cpu_supports("avx512f"));
+  if (!ok) { napi_throw_range_error(env, nullptr, ("heed_gemm: kernel " + want + " is not supported by this CPU (or unknown)").c_str()); return nullptr; }
+  forcedIsa = want;
+  napi_value s;
+  std::string now = forcedIsa.empty() ? isaName() : forcedIsa;
+  CHECK(napi_create_string_utf8(env, now.c_str(), NAPI_AUTO_LENGTH, &s));
+  return s;
+}
+
+napi_value Init(napi_env env, napi_value exports) {
+  if (const char* f = std::getenv("HEED_NATIVE_ISA")) forcedIsa = f;
+  napi_value fn;
+  napi_create_function(env, "gemm", NAPI_AUTO_LENGTH, Gemm, nullptr, &fn);
+  napi_set_named_property(env, exports, "gemm", fn);
+  napi_create_function(env, "setIsa", NAPI_AUTO_LENGTH, SetIsa, nullptr, &fn);
+  napi_set_named_property(env, exports, "setIsa", fn);
+  napi_create_function(env, "fmaPeak", NAPI_AUTO_LENGTH, FmaPeak, nullptr, &fn);
+  napi_set_named_property(env, exports, "fmaPeak", fn);
+  napi_create_function(env, "info", NAPI_AUTO_LENGTH, Info, nullptr, &fn);
+  napi_set_named_property(env, exports, "info", fn);
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)
