@@ -26,6 +26,9 @@ const registry: Array<{ path: string[]; summary: string; load: () => Promise<Com
   { path: ['rules', 'explain'], summary: 'show which token ids each rule of a rules adapter touches in a tokenizer', load: async () => (await import('./rules-explain.js')).command },
   { path: ['rules', 'ablate'], summary: 'IFS of a base model alone, with all rules, and with each rule group removed', load: async () => (await import('./rules-ablate.js')).command },
   { path: ['serve'], summary: 'an OpenAI-compatible HTTP server over any model spec (folder, gguf:, openai:)', load: async () => (await import('./serve.js')).command },
+  { path: ['difficulty'], summary: 'score instruction difficulty (judge 1–5, base-model loss, IFD, heuristic); `agree` compares scorers', load: async () => (await import('./difficulty.js')).command },
+  { path: ['stages'], summary: 'split scored rows into curriculum stages (easy→hard, hard→easy, random) with a heed train config fragment', load: async () => (await import('./stages.js')).command },
+  { path: ['winrate'], summary: 'pairwise judged win rate of two models / runs / response files (both orders; PhasedSFT judge prompt)', load: async () => (await import('./winrate.js')).command },
   { path: ['report'], summary: 'self-contained HTML report from run folders (curves, IFS tables, samples)', load: async () => (await import('./report.js')).command },
 ];
 
