@@ -110,7 +110,7 @@ export const command: Command = {
     if (res.skipped) console.error(`[${res.skipped} row(s) skipped: ${res.rows.find((r) => r.skipped)!.skipped} (difficulty null in ${values.out})]`);
     if (res.failed) {
       const f = res.rows.find((r) => r.failed)!;
-      throw new HeedError(`${res.failed} of ${rows.length} rows failed to score (first ${f.id}: ${f.failed}); they have difficulty null`, 'run the same command again: finished rows are kept (journal and answer cache), only the failed ones are asked again');
+      throw new HeedError(`${res.failed} of ${rows.length} rows failed to score (first ${f.id}: ${f.failed}); they have difficulty null`, 'run the same command again: finished work is kept (answer cache, journal), backend failures are asked again; replies the parser refused are cached and give the same verdict, so raise --retries to ask those again with new seeds');
     }
     return 0;
   },

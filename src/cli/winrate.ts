@@ -156,7 +156,7 @@ export const command: Command = {
       );
     if (res.failed) {
       const f = res.judgements.find((j) => j.failed)!;
-      throw new HeedError(`${res.failed} of ${pairs.length} pairs could not be judged (first ${f.id}: ${f.failed}); they are left out of N`, 'run the same command again: judgements that parsed come from the answer cache, only the failed ones are asked again');
+      throw new HeedError(`${res.failed} of ${pairs.length} pairs could not be judged (first ${f.id}: ${f.failed}); they are left out of N`, 'run the same command again: finished work is kept (answer cache), backend failures are asked again; replies the parser refused are cached and give the same verdict, so raise --retries to ask those again with new seeds');
     }
     return 0;
   },
