@@ -3,22 +3,27 @@ import { parse, num } from './args.js';
 import { HeedError } from '../errors.js';
 
 const usage =
-  'heed difficulty --data F --scorer judge:<spec>|loss:<dir>|ifd:<dir>|heuristic --out scored.jsonl [--limit N] [--samples K] [--concurrency N] [--temperature T] [--retries N] [--json]  |  heed difficulty agree A.jsonl B.jsonl [C.jsonl…] [--json]';
+  'heed difficulty --data F --scorer judge:<spec>|loss:<dir>|ifd:<dir>|heuristic --out scored.jsonl [--limit N] [--samples K] [--concurrency N] [--temperature T] [--retries N] [--json]  |  heed difficulty agree A.jsonl[#field] B.jsonl[#field] […] [--json]';
 
 async function agree(files: string[], json: boolean): Promise<number> {
   if (files.length < 2) throw new HeedError('heed difficulty agree needs two scored files at least', `usage: ${usage}`);
   const { readJsonlRows } = await import('../eval/jsonl.js');
   const { spearmanAgreement } = await import('../phased/stats.js');
-  const maps = files.map((f) => {
+  const maps = files.map((arg) => {
+    // F#field compares another numeric field of the rows (e.g. scored.ifd.jsonl#loss: the loss scorer's number)
+    const hash = arg.lastIndexOf('#');
+    const f = hash > 0 ? arg.slice(0, hash) : arg;
+    const field = hash > 0 ? arg.slice(hash + 1) : 'difficulty';
     const m = new Map<string, number>();
-    let scorer = f;
+    let scorer = arg;
     for (const r of readJsonlRows(f)) {
       if (r.error) throw new HeedError(`${f}:${r.line}: ${r.error}`, 'pass files written by heed difficulty');
       const v = r.value!;
-      if (typeof v.scorer === 'string') scorer = v.scorer;
-      if (typeof v.difficulty === 'number' && Number.isFinite(v.difficulty)) m.set(String(v.id), v.difficulty);
+      if (typeof v.scorer === 'string') scorer = field === 'difficulty' ? v.scorer : `${v.scorer}#${field}`;
+      const x = v[field];
+      if (typeof x === 'number' && Number.isFinite(x)) m.set(String(v.id), x);
     }
-    return { file: f, scorer, m };
+    return { file: arg, scorer, m };
   });
   const pairs = [];
   for (let i = 0; i < maps.length; i++)
