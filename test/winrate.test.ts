@@ -97,3 +97,21 @@ test('heed winrate: responses files judged in both orders by a fake LLM judge; f
   assert.equal(JSON.parse(readFileSync(join(dir, 'wr3', 'winrate.json'), 'utf8')).proxy, true);
   assert.ok(readFileSync(join(dir, 'wr3', 'judgements.jsonl'), 'utf8').trim().split('\n').every((l) => JSON.parse(l).proxy === true));
 });
+
+test('heed winrate with a model spec side: missing responses generated greedily and recorded, reused on the next run', { timeout: 90_000 }, async () => {
+  const dir = tmp('heed-wr-gen-');
+  const prompts = join(dir, 'prompts.jsonl');
+  writeFileSync(prompts, [JSON.stringify({ id: 'x', instruction: 'Name a colour.' }), JSON.stringify({ id: 'y', instruction: 'Count to three.' })].join('\n') + '\n');
+  const B = join(dir, 'b.jsonl');
+  writeFileSync(B, [JSON.stringify({ id: 'x', instruction: 'Name a colour.', response: 'Blue.' }), JSON.stringify({ id: 'y', instruction: 'Count to three.', response: 'One, two, three.' })].join('\n') + '\n');
+  const model = join(ROOT, 'test/fixtures/tiny/llama-gqa');
+  const args = ['winrate', '--a', model, '--b', B, '--prompts', prompts, '--judge', 'proxy:ifs', '--out', join(dir, 'wr'), '--max-tokens', '4', '--variant', 'C'];
+  const r1 = await heed(...args);
+  assert.equal(r1.status, 0, r1.stderr);
+  assert.match(r1.stdout, /a: .*llama-gqa \(model spec, 2 generated now, 0 reused; greedy, variant C, max 4 tokens\)/);
+  const gen = readFileSync(join(dir, 'wr', 'a.responses.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(gen.map((g) => [g.id, g.greedy, g.max_tokens, g.model]), [['x', true, 4, model], ['y', true, 4, model]]);
+  const r2 = await heed(...args);
+  assert.equal(r2.status, 0, r2.stderr);
+  assert.match(r2.stdout, /0 generated now, 2 reused/);
+});

@@ -3,7 +3,7 @@ import { parse, num } from './args.js';
 import { HeedError } from '../errors.js';
 
 const usage =
-  'heed winrate --a <run dir|model spec|responses.jsonl> --b <…> --prompts F --judge <model spec>|proxy:ifs --out DIR [--limit N] [--max-tokens 128] [--concurrency N] [--retries N] [--json]';
+  'heed winrate --a <run dir|model spec|responses.jsonl> --b <…> --prompts F --judge <model spec>|proxy:ifs --out DIR [--limit N] [--max-tokens 128] [--variant A|B|C] [--concurrency N] [--retries N] [--json]';
 
 interface Side {
   label: string;
@@ -12,7 +12,7 @@ interface Side {
 }
 
 /** Resolve a side: a responses file, a run folder (its latest step-N checkpoint), or a model spec. */
-async function resolveSide(which: 'a' | 'b', arg: string, prompts: Array<{ id: string; instruction: string }>, outDir: string, o: { maxTokens: number; device?: unknown; threads?: unknown }): Promise<Side> {
+async function resolveSide(which: 'a' | 'b', arg: string, prompts: Array<{ id: string; instruction: string }>, outDir: string, o: { maxTokens: number; variant: 'A' | 'B' | 'C'; device?: unknown; threads?: unknown }): Promise<Side> {
   const { existsSync, statSync, readFileSync, appendFileSync } = await import('node:fs');
   const { join } = await import('node:path');
   const { rowTexts } = await import('../phased/rows.js');
@@ -57,7 +57,7 @@ async function resolveSide(which: 'a' | 'b', arg: string, prompts: Array<{ id: s
       if (!line.trim()) continue;
       try {
         const v = JSON.parse(line);
-        if (v.model === spec && v.max_tokens === o.maxTokens && want.get(v.id) === v.instruction && !v.error) have.set(v.id, v.response);
+        if (v.model === spec && v.max_tokens === o.maxTokens && v.variant === o.variant && want.get(v.id) === v.instruction && !v.error) have.set(v.id, v.response);
       } catch {
         /* a line cut by a kill: generated again */
       }
@@ -74,19 +74,19 @@ async function resolveSide(which: 'a' | 'b', arg: string, prompts: Array<{ id: s
     let failed = 0;
     for (let s = 0; s < todo.length; s += B) {
       const part = todo.slice(s, s + B);
-      const gens = await g.gen.generate(part.map((p) => wrapPrompt(p.instruction, 'A')), { maxTokens: o.maxTokens, temperature: 0 });
+      const gens = await g.gen.generate(part.map((p) => wrapPrompt(p.instruction, o.variant)), { maxTokens: o.maxTokens, temperature: 0 });
       part.forEach((p, i) => {
         const err = generationError(gens[i]);
         if (err) failed++;
         else have.set(p.id, gens[i].text.trim());
-        appendFileSync(file, JSON.stringify({ id: p.id, instruction: p.instruction, response: gens[i].text.trim(), model: spec, greedy: true, max_tokens: o.maxTokens, prompt_template: 'alpaca (variant A)', finish_reason: gens[i].finishReason, tokens: generationTokens(gens[i]), ...(err ? { error: err } : {}) }) + '\n');
+        appendFileSync(file, JSON.stringify({ id: p.id, instruction: p.instruction, response: gens[i].text.trim(), model: spec, greedy: true, max_tokens: o.maxTokens, variant: o.variant, finish_reason: gens[i].finishReason, tokens: generationTokens(gens[i]), ...(err ? { error: err } : {}) }) + '\n');
       });
       bar.update(Math.min(s + B, todo.length), todo.length);
     }
     await g.dispose();
     if (failed) throw new HeedError(`${failed} response(s) of side ${which} failed on the backend`, 'run the same command again: finished responses are kept, only the failed ones are generated again');
   }
-  return { label: arg, responses: have, source: `${source}, ${todo.length} generated now, ${prompts.length - todo.length} reused; greedy, max ${o.maxTokens} tokens` };
+  return { label: arg, responses: have, source: `${source}, ${todo.length} generated now, ${prompts.length - todo.length} reused; greedy, variant ${o.variant}, max ${o.maxTokens} tokens` };
 }
 
 export const command: Command = {
@@ -94,7 +94,7 @@ export const command: Command = {
   summary: 'pairwise judged win rate of two models / runs / response files (both orders; PhasedSFT judge prompt)',
   usage,
   async run(argv) {
-    const { values, positionals } = parse(argv, { a: { type: 'string' }, b: { type: 'string' }, prompts: { type: 'string' }, judge: { type: 'string' }, out: { type: 'string' }, limit: { type: 'string' }, 'max-tokens': { type: 'string' }, concurrency: { type: 'string' }, retries: { type: 'string' }, threads: { type: 'string' }, device: { type: 'string' }, json: { type: 'boolean' } }, usage);
+    const { values, positionals } = parse(argv, { a: { type: 'string' }, b: { type: 'string' }, prompts: { type: 'string' }, judge: { type: 'string' }, out: { type: 'string' }, limit: { type: 'string' }, 'max-tokens': { type: 'string' }, variant: { type: 'string' }, concurrency: { type: 'string' }, retries: { type: 'string' }, threads: { type: 'string' }, device: { type: 'string' }, json: { type: 'boolean' } }, usage);
     if (positionals.length) throw new HeedError(`unknown argument "${positionals[0]}"`, `usage: ${usage}`);
     for (const k of ['a', 'b', 'prompts', 'judge', 'out'] as const) if (!values[k]) throw new HeedError(`missing --${k}`, `usage: ${usage}`);
     const { readInstructionRows } = await import('../phased/rows.js');
@@ -118,7 +118,9 @@ export const command: Command = {
       const { parseSpec } = await import('../backends/spec.js');
       parseSpec(judgeSpec);
     }
-    const side = { maxTokens, device: values.device, threads: values.threads };
+    const variant = (values.variant ?? 'A').toUpperCase();
+    if (!['A', 'B', 'C'].includes(variant)) throw new HeedError(`--variant must be A, B or C, got "${values.variant}"`, 'A = Alpaca wrapper (default), B = "### Response:" suffix, C = the bare instruction');
+    const side = { maxTokens, variant: variant as 'A', device: values.device, threads: values.threads };
     const A = await resolveSide('a', values.a!, prompts, values.out!, side);
     const B = await resolveSide('b', values.b!, prompts, values.out!, side);
     if (!judge) {
