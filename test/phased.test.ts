@@ -9,6 +9,7 @@ import { heuristicDifficulty } from '../src/phased/heuristic.js';
 import { spearman, spearmanAgreement, ranks, wilson } from '../src/phased/stats.js';
 import { splitStages, orderStages, parseSplit } from '../src/phased/stages.js';
 import { HeedError } from '../src/errors.js';
+import { loadTrainConfig } from '../src/train/config.js';
 import { ROOT, TINY, tmp } from './helpers.js';
 
 const heed = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'bin/heed.js'), ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', HEED_THREADS: '1' }, timeout: 120_000 });
@@ -120,6 +121,14 @@ test('heed difficulty heuristic → heed stages → stage files and train config
   }
   assert.ok(r.orders['easy-hard'][0].max <= r.orders['easy-hard'][1].min);
   assert.ok(existsSync(join(dir, 'st', 'union.jsonl')));
+  // --base-config: complete train configs, same settings, same total steps; they validate as heed train configs
+  writeFileSync(join(dir, 'base.yaml'), 'model: ../../models/base-dolly\nlr: 0.0003\nseed: 7\ndata: ignored.jsonl\n');
+  const sc = heed('stages', '--scores', join(dir, 'h.jsonl'), '--out', join(dir, 'st3'), '--steps-per-stage', '5', '--base-config', join(dir, 'base.yaml'));
+  assert.equal(sc.status, 0, sc.stderr);
+  const phased = loadTrainConfig(join(dir, 'st3', 'easy-hard.yaml'));
+  const oneOff = loadTrainConfig(join(dir, 'st3', 'one-off.yaml'));
+  assert.deepEqual(phased.stages!.map((x) => [x.name, x.steps, x.data[0].path]), [1, 2, 3].map((k) => [`easy-hard-${k}`, 5, join(dir, 'st3', `easy-hard-${k}.jsonl`)]));
+  assert.deepEqual([oneOff.steps, oneOff.data![0].path, oneOff.seed, oneOff.lr, oneOff.model], [15, join(dir, 'st3', 'union.jsonl'), 7, 0.0003, join(dir, '..', '..', 'models', 'base-dolly')]);
   const bad = heed('stages', '--scores', join(dir, 'h.jsonl'), '--out', join(dir, 'st2'), '--by', 'thresholds:0.5,0.7');
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /^error: stage\(s\) stage-1, stage-2 would be empty/);
