@@ -111,7 +111,7 @@ export const command: Command = {
     const s = summary(ds);
     const report = { data: values.data, scorer: values.scorer, out: values.out, rows: rows.length, scored: res.scored, failed: res.failed, skipped: res.skipped, resumed: res.resumed, scored_now: res.fresh, seconds: Math.round((performance.now() - t0) / 100) / 10, difficulty: s };
     if (values.json) console.log(JSON.stringify(report, null, 2));
-    else console.log(`difficulty ${values.scorer} on ${values.data}: ${res.scored}/${rows.length} scored (mean ${s.mean.toFixed(3)}, median ${s.median.toFixed(3)}, range ${s.min.toFixed(3)}–${s.max.toFixed(3)}), ${res.skipped} skipped, ${res.failed} failed; ${res.resumed} from an earlier run's journal\nwrote ${values.out}`);
+    else console.log(`difficulty ${values.scorer} on ${values.data}: ${res.scored}/${rows.length} scored${s.n ? ` (mean ${s.mean.toFixed(3)}, median ${s.median.toFixed(3)}, range ${s.min.toFixed(3)}–${s.max.toFixed(3)})` : ''}, ${res.skipped} skipped, ${res.failed} failed; ${res.resumed} from an earlier run's journal\nwrote ${values.out}`);
     if (res.skipped) console.error(`[${res.skipped} row(s) skipped: ${res.rows.find((r) => r.skipped)!.skipped} (difficulty null in ${values.out})]`);
     if (res.failed) {
       const f = res.rows.find((r) => r.failed)!;
