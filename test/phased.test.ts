@@ -74,6 +74,11 @@ test('loss / IFD scorers: rows without an output are counted skips; IFD = loss w
   const rows = [raw('a', 'Q: colour of the sky?', ' blue'), raw('b', 'No output', undefined), raw('c', 'Write a long story.', ' Once upon a time.')];
   const res = await runScoring(rows, { kind: 'ifd', model: 'x' }, 'ifd:tiny', { out: join(dir, 'ifd.jsonl'), nll, wrap: (s) => `### Instruction:\n${s}\n\n### Response:\n` });
   assert.equal(res.skipped, 1);
+  // a journal left by another scorer under the same --out is not reused
+  writeFileSync(join(dir, 'h.jsonl.partial'), JSON.stringify({ id: 'a', scorer: 'judge:other', difficulty: 5 }) + '\n');
+  const h = await runScoring(rows, { kind: 'heuristic' }, 'heuristic', { out: join(dir, 'h.jsonl') });
+  assert.equal(h.resumed, 0);
+  assert.notEqual(h.rows[0].difficulty, 5);
   const b = res.rows.find((r) => r.id === 'b')!;
   assert.equal(b.difficulty, null);
   assert.match(b.skipped!, /no output/);

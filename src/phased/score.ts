@@ -67,14 +67,14 @@ export interface ScoreRunResult {
   fresh: number;
 }
 
-function readJournal(path: string, ids: Set<string>): Map<string, ScoredRow> {
+function readJournal(path: string, ids: Set<string>, scorer: string): Map<string, ScoredRow> {
   const m = new Map<string, ScoredRow>();
   if (!existsSync(path)) return m;
   for (const line of readFileSync(path, 'utf8').split('\n')) {
     if (!line.trim()) continue;
     try {
       const r = JSON.parse(line) as ScoredRow;
-      if (ids.has(r.id) && !r.failed) m.set(r.id, r);
+      if (ids.has(r.id) && r.scorer === scorer && !r.failed) m.set(r.id, r); // another scorer's journal is not this run's
     } catch {
       /* a line cut by a kill: that row is scored again */
     }
@@ -85,7 +85,7 @@ function readJournal(path: string, ids: Set<string>): Map<string, ScoredRow> {
 export async function runScoring(rows: InstructionRow[], scorer: ScorerSpec, name: string, o: ScoreRunOptions): Promise<ScoreRunResult> {
   const journal = `${o.out}.partial`;
   mkdirSync(dirname(o.out), { recursive: true });
-  const done = readJournal(journal, new Set(rows.map((r) => r.id)));
+  const done = readJournal(journal, new Set(rows.map((r) => r.id)), name);
   const resumed = done.size;
   const todo = rows.filter((r) => !done.has(r.id));
   const base = (r: InstructionRow): Pick<ScoredRow, 'id' | 'scorer'> => ({ id: r.id, scorer: name });
