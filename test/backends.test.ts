@@ -61,7 +61,7 @@ test('model specs: folder, gguf:, openai: with options; one-line errors for unkn
   } catch (e) {
     assert.ok(!(e as HeedError).oneLine().includes('sk-secret-999'));
   }
-  await throwsHeed(() => openModel('gguf:nothing.gguf'), /llama\.cpp backend is not available in this build/);
+  await throwsHeed(() => openModel('gguf:nothing.gguf'), /nothing\.gguf: GGUF file not found/);
   await throwsHeed(() => openModel('openai:http://127.0.0.1:9/v1#m', { rules: '' }), /rule adapter needs full-vocabulary logits.*text-only/);
 });
 

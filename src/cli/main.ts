@@ -29,6 +29,9 @@ const registry: Array<{ path: string[]; summary: string; load: () => Promise<Com
   { path: ['serve'], summary: 'an OpenAI-compatible HTTP server over any model spec (folder, gguf:, openai:)', load: async () => (await import('./serve.js')).command },
   { path: ['export', 'torch'], summary: 'a heed train config as a self-contained PyTorch job (torchrun / Accelerate / TRL), data as heed prepares it', load: async () => (await import('./export-torch.js')).command },
   { path: ['watch'], summary: 'follow a PyTorch job run folder: evaluate each checkpoint (IFS, ObjecQA, held-out loss), IFS early stopping via STOP', load: async () => (await import('./watch.js')).command },
+  { path: ['difficulty'], summary: 'score instruction difficulty (judge 1–5, base-model loss, IFD, heuristic); `agree` compares scorers', load: async () => (await import('./difficulty.js')).command },
+  { path: ['stages'], summary: 'split scored rows into curriculum stages (easy→hard, hard→easy, random) with a heed train config fragment', load: async () => (await import('./stages.js')).command },
+  { path: ['winrate'], summary: 'pairwise judged win rate of two models / runs / response files (both orders; PhasedSFT judge prompt)', load: async () => (await import('./winrate.js')).command },
   { path: ['report'], summary: 'self-contained HTML report from run folders (curves, IFS tables, samples)', load: async () => (await import('./report.js')).command },
   { path: ['ui'], summary: 'live dashboard of run folders on 127.0.0.1 (curves while training, IFS, checkpoints, overlays)', load: async () => (await import('./ui.js')).command },
 ];
