@@ -309,3 +309,20 @@ test('config directories are not touched: the default cache folder follows HEED_
   assert.equal(defaultCacheDir({ HEED_CACHE_DIR: join(d, 'c') }), join(d, 'c'));
   assert.equal(defaultCacheDir({ XDG_CACHE_HOME: d }), join(d, 'heed', 'answers'));
 });
+
+test('a folder backend gives its layer-1 logits session: the host loop over it writes what its text generator writes', async () => {
+  const { decodeLoop } = await import('../src/decode/generate.js');
+  const b = await openModel('models/tiny-dolly', { maxTokens: 8, threads: 1 });
+  try {
+    assert.ok(b.capabilities.logits && b.session && b.tokenizer);
+    const prompts = ['The capital of', 'Write a poem about'];
+    const viaGen = await b.gen.generate(prompts, { maxTokens: 8 });
+    const tok = (b as unknown as { tokenizer: { encode(t: string, o?: object): number[]; decode(ids: number[], o?: object): string; eosIds: number[] } }).tokenizer;
+    const ids = prompts.map((p) => tok.encode(p, { addSpecialTokens: true }));
+    const viaSession = await decodeLoop(await b.session(), ids, tok, { maxTokens: 8 });
+    assert.deepEqual(viaSession.map((g) => g.ids), viaGen.map((g) => g.ids));
+    assert.ok(viaGen.every((g) => g.ids.length > 0));
+  } finally {
+    await b.dispose();
+  }
+});

@@ -77,6 +77,8 @@ export async function openEngine(dir: string, o: OpenModelOptions = {}): Promise
     context,
     fits: (prompt: string, maxTokens: number) => tok.encode(prompt, { addSpecialTokens: true }).length + maxTokens <= context,
     tokenizer: tok,
+    /** layer 1: the engine's KV-cache logits session (the rule adapter, if asked for, is applied by the caller's loop) */
+    session: async () => ev.gen.session(),
     async chat(conversations: ChatTurn[][], opts?: GenerateOptions): Promise<Generation[]> {
       const texts = conversations.map((m) => tok.applyChatTemplate(m, { addGenerationPrompt: true }));
       // the template already holds BOS where the model wants it
