@@ -91,7 +91,7 @@ export async function loadRunData(c: TrainConfig, stages: ResolvedStage[], tok: 
   const common = { template: c.template, includeSystem: c.include_system, markerQuirk: c.im_marker_quirk };
   const trainPipe = new DataPipeline(tok, { ...common, mask: c.mask });
   const evalPipe = c.mask === 'output' ? trainPipe : new DataPipeline(tok, { ...common, mask: 'output', enc: trainPipe.enc, template: trainPipe.template });
-  const dsOpts = { onBadRow: c.on_bad_row, maxLength: c.max_length, truncation: c.truncation, shape: c.format } as const;
+  const dsOpts = { onBadRow: c.on_bad_row, maxLength: c.max_length, truncation: c.truncation, format: c.format, fields: c.fields, roles: c.roles, hints: 'config' } as const;
   const reports: DatasetReport[] = [];
   const evalRows: Example[] = [];
   const split = c.eval && 'split' in c.eval ? c.eval.split : 0;
