@@ -20,6 +20,10 @@ export interface RunData {
   padId: number;
   /** what every stage of the data path removed, and why (printed, and written to summary.json) */
   drops: DropReport;
+  /** the template the rows were rendered with: its name and its jinja form (saved as chat_template) */
+  template: { name: string; jinja: string };
+  /** the data format of the first file (given or detected) */
+  format: string | null;
 }
 
 /** One data file of one stage: rows read → what each stage of the data path removed → training rows. */
@@ -169,7 +173,7 @@ export async function loadRunData(c: TrainConfig, stages: ResolvedStage[], tok: 
     );
   }
   const padId = tok.padId ?? tok.eosIds[0] ?? 0;
-  return { stages: out, evalRows: evalCapped, reports, padId, drops };
+  return { stages: out, evalRows: evalCapped, reports, padId, drops, template: { name: trainPipe.template.name, jinja: trainPipe.template.jinja() }, format: reports[0]?.load.format ?? reports[0]?.load.shape ?? null };
 }
 
 /** The sequences of one epoch, in order: a seeded permutation of rows, packed (sequentially) when asked. */

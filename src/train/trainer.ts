@@ -27,7 +27,8 @@ import { resolveStages, validateTrainConfig, type TrainConfig } from './config.j
 import { epochSequences, loadRunData, microBatches, normalisedWeights } from './data.js';
 import { lrAt, type Schedule } from './schedule.js';
 import { initLora, loraModules, mergeLora, savePeftAdapter } from './lora.js';
-import { listCheckpoints, loadVerifiedCheckpoint, pruneCheckpoints, saveTrainerFiles, setAside, writeCheckpoint, type TrainerState } from './checkpoint.js';
+import { listCheckpoints, loadVerifiedCheckpoint, pruneCheckpoints, saveTrainerFiles, setAside, stepDir, writeCheckpoint, type TrainerState } from './checkpoint.js';
+import { exportCheckpoint, recordTraining } from './export.js';
 import type { TrainerCallback, CallbackContext } from './callbacks.js';
 import { Progress } from '../cli/progress.js';
 
@@ -47,6 +48,8 @@ export interface RunSummary {
   final: Record<string, number>;
   best: TrainerState['best'];
   last_checkpoint: string | null;
+  /** model folders for use (no optimizer state): runs/<name>/final and, when a best checkpoint exists, runs/<name>/best */
+  exports?: { final?: string; best?: string };
   stopped_early: { reason: string; step: number } | null;
   interrupted: boolean;
   [k: string]: unknown;
@@ -295,6 +298,7 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
     const dir = writeCheckpoint(runDir, state.step, (d) => {
       saveHostModel(d, { raw: host.raw, tensors: weights, namePrefix: host.namePrefix }, { dtype: cfg.save_dtype, fromDir: cfg.model });
       if (lora) savePeftAdapter(d, tr, lora, c, host.namePrefix, cfg.model);
+      recordTraining(d, stepDir(runDir, state.step), cfg.model, { chatTemplate: data.template.jinja, template: data.template.name, mask: cfg.mask, format: data.format, step: state.step });
       saveTrainerFiles(d, state, opt);
     });
     for (const cb of callbacks) await cb.onSave?.({ ...ctxBase(), generator, checkpointDir: dir });
@@ -454,6 +458,12 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
   for (const cb of callbacks) {
     const extra = await cb.onEnd?.(ctxBase());
     if (extra) Object.assign(summary, { [cb.name]: extra });
+  }
+  if (!interrupted && !diverged && lastCheckpoint && existsSync(lastCheckpoint)) {
+    // written before summary.json: a run with a summary has its exports (a kill in between re-exports on --resume)
+    summary.exports = { final: exportCheckpoint(lastCheckpoint, join(runDir, 'final'), cfg.model) };
+    const bestDir = state.best ? join(runDir, state.best.checkpoint) : undefined;
+    if (bestDir && existsSync(bestDir)) summary.exports.best = exportCheckpoint(bestDir, join(runDir, 'best'), cfg.model);
   }
   writeFileSync(join(runDir, 'summary.json'), JSON.stringify(summary, (_, x) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x), 2) + '\n');
   fns.dispose();
