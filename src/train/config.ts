@@ -103,6 +103,8 @@ export const trainConfigSchema = z
             prompts: z.string().optional(),
             objecqa: z.union([z.boolean(), z.number().int().positive()]).default(false),
             measure_only: z.boolean().default(false),
+            /** leave out IFS prompts whose source instruction occurs in the training data (src/eval/overlap.ts) */
+            exclude_overlap: z.boolean().default(true),
           })
           .strict(),
       })

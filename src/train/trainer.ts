@@ -50,6 +50,8 @@ export interface RunSummary {
   last_checkpoint: string | null;
   /** model folders for use (no optimizer state): runs/<name>/final and, when a best checkpoint exists, runs/<name>/best */
   exports?: { final?: string; best?: string };
+  /** IFS early stopping: prompts whose source instruction occurs in the training data (src/eval/overlap.ts) */
+  ifs_overlap?: Record<string, unknown>;
   stopped_early: { reason: string; step: number } | null;
   interrupted: boolean;
   [k: string]: unknown;
@@ -258,10 +260,20 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
   }
   const writeMetrics = (rec: Record<string, unknown>) => appendFileSync(metricsFile, JSON.stringify(rec) + '\n');
   const callbacks = [...(opts.callbacks ?? [])];
+  let ifsOverlap: Record<string, unknown> | undefined;
   if (cfg.early_stopping?.ifs) {
     const e = cfg.early_stopping.ifs;
     const { IfsEarlyStopping } = await import('../eval/early-stop.js');
-    callbacks.push(new IfsEarlyStopping({ patience: e.patience, minDelta: e.min_delta, minIfs: e.min_ifs, budget: e.budget, variant: e.variant, maxTokens: e.max_tokens, batchSize: e.batch_size, prompts: e.prompts, objecqa: e.objecqa, measureOnly: e.measure_only }));
+    const { loadPromptSet } = await import('../eval/ifs/prompts.js');
+    const ov = await import('../eval/overlap.js');
+    const all = loadPromptSet(e.prompts).prompts;
+    const texts = await ov.trainingPromptTexts(stages.flatMap((s) => s.data.map((d) => d.path)), { format: cfg.format, fields: cfg.fields, roles: cfg.roles });
+    const report = ov.findOverlap(all, texts);
+    const prompts = e.exclude_overlap ? ov.withoutOverlap(all, report) : all;
+    ifsOverlap = { ...report, excluded: e.exclude_overlap ? report.overlapping_prompts : 0, used_from: prompts.length, matches: report.matches.slice(0, 50) };
+    if (report.overlapping_prompts) log(`IFS prompts: ${ov.describeOverlap(report)}; ${e.exclude_overlap ? `excluded, ${prompts.length} left (early_stopping.ifs.exclude_overlap: false keeps them)` : 'kept (exclude_overlap: false): IFS partly measures memorisation'}`);
+    if (prompts.length === 0) throw new HeedError(`every IFS prompt overlaps the training data (${ov.describeOverlap(report)})`, 'pass prompts from another source (early_stopping.ifs.prompts: FILE, made with heed ifs build), or set early_stopping.ifs.exclude_overlap: false');
+    callbacks.push(new IfsEarlyStopping({ patience: e.patience, minDelta: e.min_delta, minIfs: e.min_ifs, budget: e.budget, variant: e.variant, maxTokens: e.max_tokens, batchSize: e.batch_size, prompts, objecqa: e.objecqa, measureOnly: e.measure_only }));
   }
   if (resumeFrom && existsSync(metricsFile)) {
     const kept = readFileSync(metricsFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -454,6 +466,7 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
     stages: stages.map((s, i) => ({ name: s.name, steps: stageSteps[i] })),
     data: data.drops,
     diverged,
+    ...(ifsOverlap ? { ifs_overlap: ifsOverlap } : {}),
   };
   for (const cb of callbacks) {
     const extra = await cb.onEnd?.(ctxBase());
