@@ -91,7 +91,7 @@ export function readModelFolder(dir: string, name = basename(dir)): EvalEntry {
     const inRun = existsSync(join(dirname(dir), 'metrics.jsonl'));
     throw new HeedError(
       `${dir}: a model folder with no evaluation to report (none of ${CACHED_EVALS.join(', ')} in it)`,
-      `evaluate it first: heed ifs --model ${dir} --json > ${join(dir, 'ifs.json')} (and/or heed objecqa --model ${dir} --json > ${join(dir, 'objecqa.json')}), then pass the folder again${inRun ? `; or pass its run folder ${dirname(dir)}` : ''}`,
+      `evaluate it first: heed ifs --model ${dir} --json > ${basename(dir)}-ifs.json (and/or heed objecqa --model ${dir} --json > ${basename(dir)}-objecqa.json) and pass those files, or save them in the folder as ifs.json / objecqa.json${inRun ? `; or pass its run folder ${dirname(dir)}` : ''}`,
     );
   }
   const e: EvalEntry = { name, source: dir, kind: 'model folder', model: dir, n: {} };
