@@ -310,7 +310,7 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
     const dir = writeCheckpoint(runDir, state.step, (d) => {
       saveHostModel(d, { raw: host.raw, tensors: weights, namePrefix: host.namePrefix }, { dtype: cfg.save_dtype, fromDir: cfg.model });
       if (lora) savePeftAdapter(d, tr, lora, c, host.namePrefix, cfg.model);
-      recordTraining(d, stepDir(runDir, state.step), cfg.model, { chatTemplate: data.template.jinja, template: data.template.name.replace(/ \(.*$/, ""), mask: cfg.mask, format: data.format, step: state.step });
+      recordTraining(d, stepDir(runDir, state.step), cfg.model, { chatTemplate: data.template.jinja, template: data.template.name.replace(/ \(.*$/, ''), mask: cfg.mask, format: data.format, step: state.step });
       saveTrainerFiles(d, state, opt);
     });
     for (const cb of callbacks) await cb.onSave?.({ ...ctxBase(), generator, checkpointDir: dir });
