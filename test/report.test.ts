@@ -89,3 +89,48 @@ test('axis labels keep enough decimals for a narrow range', async () => {
   assert.ok(labels.length >= 3);
   assert.equal(new Set(labels).size, labels.length, `distinct y labels: ${labels}`);
 });
+
+test('report: runs, evaluated model folders and heed ifs / objecqa result files in one table; what it cannot use is refused', () => {
+  const root = tmp();
+  const run = join(root, 'tuned');
+  fakeRun(run);
+  // a model folder (config.json + weights) with a cached heed ifs --json
+  const model = join(root, 'base');
+  mkdirSync(model);
+  writeFileSync(join(model, 'config.json'), '{}');
+  writeFileSync(join(model, 'model.safetensors'), '');
+  const ifsJson = (v: number) => JSON.stringify({ model, prompts: 10, scores: [{ variant: 'A', ifs: { k: v * 10, n: 10, value: v, ci: [0, 1] }, ifs_partial: { k: 0, n: 0, value: 0, ci: [0, 0] }, ifs_full: { k: 0, n: 0, value: 0, ci: [0, 0] }, skipped: 0 }] });
+  const bare = join(root, 'bare');
+  mkdirSync(bare);
+  writeFileSync(join(bare, 'config.json'), '{}');
+  writeFileSync(join(bare, 'model.safetensors'), '');
+  // the model folder without an evaluation: refused, naming the command that makes one (today's silent exit 0)
+  assert.throws(() => renderReport([run, bare]), (e: unknown) => e instanceof HeedError && /bare: a model folder with no evaluation/.test(e.message) && /heed ifs --model .*--json >/.test(e.fix ?? ''));
+  writeFileSync(join(model, 'ifs.json'), ifsJson(0.3));
+  // result files: heed objecqa --json, heed ifs --out (JSONL of scored responses), heed objecqa --out
+  const oq = join(root, 'base-objecqa.json');
+  writeFileSync(oq, JSON.stringify({ model, variant: 'A', judge: 'x', objective: { k: 4, n: 10, value: 0.4, ci: [0.1, 0.7] } }));
+  const resp = join(root, 'tuned-ifs.jsonl');
+  writeFileSync(resp, [1, 1, 1, 0].map((l, i) => JSON.stringify({ id: `p${i}`, source_id: 's', kind: 'full', variant: 'A', prompt: 'q', response: 'r', label: l, prob: 0.5, finish_reason: 'eos', tokens: 3 })).join('\n') + '\n');
+  const html = renderReport([run, model, oq, resp]);
+  const cmp = html.slice(html.indexOf('<h3>Comparison</h3>'), html.indexOf('</table>', html.indexOf('<h3>Comparison</h3>')));
+  assert.ok(cmp.length > 0, 'a comparison table');
+  for (const want of ['<td>tuned</td>', '<td>base</td><td>model folder</td><td>0.300</td>', '<td>base-objecqa</td><td>heed objecqa result</td><td></td><td>0.400</td>', '<td>tuned-ifs</td><td>heed ifs result</td><td>0.750</td>']) assert.ok(cmp.includes(want), `${want} in ${cmp}`);
+  assert.match(html, /data-chart="ifs" data-series="[3-9]"/, 'the model and result-file IFS drawn on the IFS chart');
+  // refused: a JSON that is no result, a JSONL of training rows, a folder of nothing
+  const other = join(root, 'other.json');
+  writeFileSync(other, '{"a": 1}');
+  assert.throws(() => renderReport([run, other]), (e: unknown) => e instanceof HeedError && /not a heed ifs or heed objecqa result/.test(e.message));
+  const rows = join(root, 'train.jsonl');
+  writeFileSync(rows, '{"messages": []}\n');
+  assert.throws(() => renderReport([run, rows]), (e: unknown) => e instanceof HeedError && /not IFS responses/.test(e.message));
+  assert.throws(() => renderReport([run, tmp()]), (e: unknown) => e instanceof HeedError && /not a model folder/.test(e.message));
+  // the CLI: exit 2 with the one-line error; a report of a run and a model folder is not written into the model folder
+  const heed = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', '-e', "import('./src/cli/main.ts').then(async (m) => { process.exitCode = await m.run(process.argv.slice(1)); })", '--', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60000 });
+  const cliBad = heed('report', run, bare);
+  assert.equal(cliBad.status, 2);
+  assert.match(cliBad.stderr, /a model folder with no evaluation/);
+  const ok = heed('report', model, run);
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.ok(existsSync(join(run, 'report.html')) && !existsSync(join(model, 'report.html')));
+});

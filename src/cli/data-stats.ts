@@ -3,7 +3,7 @@ import { num, parse } from './args.js';
 import { HeedError, safeText } from '../errors.js';
 import { loadTokenizer } from '../io/tokenizer.js';
 import { DataPipeline } from '../data/pipeline.js';
-import { DEFAULT_FIELDS, SHAPES, type FieldMap, type OnBadRow, type Shape } from '../data/load.js';
+import { DEFAULT_FIELDS, FORMATS, type FieldMap, type Format, type OnBadRow } from '../data/load.js';
 import { parseTruncation } from '../data/truncate.js';
 import { computeStats, formatStats } from '../data/stats.js';
 import type { DatasetOptions } from '../data/dataset.js';
@@ -28,7 +28,7 @@ export const dataOptions = {
 
 export const dataUsageTail =
   '[--template auto|model|alpaca|tulu|chatml|plain|FILE] [--mask output|instruction|weighted:λ|response-only|last-turn] [--include-system] [--im-marker-quirk] ' +
-  '[--format messages|alpaca|prompt-completion] [--fields key=name,...] [--roles name=role,...] [--on-bad-row fail|skip] [--max-length N] [--truncation drop|truncate-right|truncate-left] [--json]';
+  `[--format ${FORMATS.join('|')}]` + ' [--fields key=name,...] [--roles name=role,...] [--on-bad-row fail|skip] [--max-length N] [--truncation drop|truncate-right|truncate-left] [--json]';
 
 function pairs(s: string | undefined, flag: string): Array<[string, string]> {
   if (!s) return [];
@@ -62,11 +62,11 @@ export function setupData(values: Record<string, unknown>, usage: string) {
     roles[k] = v as Role;
   }
   const format = values.format as string | undefined;
-  if (format !== undefined && format !== 'auto' && !(SHAPES as readonly string[]).includes(format)) throw new HeedError(`--format must be auto, ${SHAPES.join(', ')}; got "${format}"`, 'omit --format to detect the shape from the first row');
+  if (format !== undefined && format !== 'auto' && !(FORMATS as readonly string[]).includes(format)) throw new HeedError(`--format must be auto, ${FORMATS.join(', ')}; got "${format}"`, 'omit --format to detect the format from the first row');
   const onBad = (values['on-bad-row'] as string | undefined) ?? 'fail';
   if (onBad !== 'fail' && onBad !== 'skip') throw new HeedError(`--on-bad-row must be fail or skip, got "${onBad}"`, 'use --on-bad-row skip to skip and count bad rows');
   const opts: DatasetOptions = {
-    shape: format && format !== 'auto' ? (format as Shape) : undefined,
+    format: format && format !== 'auto' ? (format as Format) : undefined,
     fields,
     roles,
     onBadRow: onBad as OnBadRow,

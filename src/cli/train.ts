@@ -47,6 +47,7 @@ export const command: Command = {
       return 130;
     }
     console.log(`checkpoint: ${s.last_checkpoint}`);
+    if (s.exports?.final) console.log(`model: ${s.exports.final}${s.exports.best ? ` (best: ${s.exports.best})` : ''}; try: heed generate --model ${s.exports.final} --chat --prompt "..."`);
     return 0;
   },
 };

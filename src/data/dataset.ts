@@ -5,7 +5,7 @@
  */
 import { basename } from 'node:path';
 import { HeedError } from '../errors.js';
-import { BadRowLog, loadConversations, type LoadInfo, type LoadOptions, type OnBadRow } from './load.js';
+import { BadRowLog, loadConversations, type HintStyle, type LoadInfo, type LoadOptions, type OnBadRow } from './load.js';
 import type { DataPipeline, Prepared } from './pipeline.js';
 import { TruncationLog, truncateExample, type TruncateStatus, type TruncationPolicy } from './truncate.js';
 import type { Example } from './types.js';
@@ -14,6 +14,8 @@ export interface DatasetOptions extends LoadOptions {
   onBadRow?: OnBadRow;
   maxLength?: number;
   truncation?: TruncationPolicy;
+  /** name config keys (heed train) or CLI flags (heed data …) in the fixes of bad-row errors */
+  hints?: HintStyle;
 }
 
 export interface DatasetReport {
@@ -23,8 +25,8 @@ export interface DatasetReport {
   truncation: TruncationLog;
 }
 
-export function newReport(path: string, onBadRow: OnBadRow = 'fail'): DatasetReport {
-  return { file: path, load: { file: path, rows: 0, blankLines: 0, lastLine: 0 }, bad: new BadRowLog(onBadRow, basename(path)), truncation: new TruncationLog() };
+export function newReport(path: string, onBadRow: OnBadRow = 'fail', hints: HintStyle = 'cli'): DatasetReport {
+  return { file: path, load: { file: path, rows: 0, blankLines: 0, lastLine: 0 }, bad: new BadRowLog(onBadRow, basename(path), 20, hints), truncation: new TruncationLog() };
 }
 
 export interface StreamItem {
@@ -60,7 +62,7 @@ export async function* streamDataset(path: string, pipeline: DataPipeline, opts:
 
 /** All training rows of a file in memory (for packing). */
 export async function loadExamples(path: string, pipeline: DataPipeline, opts: DatasetOptions = {}): Promise<{ examples: Example[]; report: DatasetReport }> {
-  const report = newReport(path, opts.onBadRow);
+  const report = newReport(path, opts.onBadRow, opts.hints);
   const examples: Example[] = [];
   for await (const it of streamDataset(path, pipeline, opts, report)) if (it.example) examples.push(it.example);
   return { examples, report };

@@ -10,6 +10,27 @@ import { BAD_REASONS, ROLES, type BadReason, type BadRow, type Conversation, typ
 export type Shape = 'messages' | 'alpaca' | 'prompt-completion';
 export const SHAPES: readonly Shape[] = ['messages', 'alpaca', 'prompt-completion'];
 
+/**
+ * Data formats by name (config `format:`, CLI `--format`). Each is a shape plus default field and role
+ * names; `fields`/`roles` given by the user override the preset's. `openai` is `messages` (content may
+ * be a string or a list of `{type: "text", text}` parts, as in every messages row).
+ */
+export type Format = Shape | 'sharegpt' | 'openai';
+export const FORMATS: readonly Format[] = ['messages', 'openai', 'sharegpt', 'alpaca', 'prompt-completion'];
+
+export const SHAREGPT_ROLES: Record<string, Role> = { human: 'user', gpt: 'assistant', chatgpt: 'assistant', bing: 'assistant', bard: 'assistant' };
+
+const PRESETS: Record<Format, { shape: Shape; fields?: Partial<FieldMap>; roles?: Record<string, Role> }> = {
+  messages: { shape: 'messages' },
+  openai: { shape: 'messages' },
+  sharegpt: { shape: 'messages', fields: { messages: 'conversations', role: 'from', content: 'value' }, roles: SHAREGPT_ROLES },
+  alpaca: { shape: 'alpaca' },
+  'prompt-completion': { shape: 'prompt-completion' },
+};
+
+/** Where the user sets data options: the fixes in messages name config keys or CLI flags accordingly. */
+export type HintStyle = 'cli' | 'config';
+
 /** Names of the fields read from each row (map them with --fields key=name,...). */
 export interface FieldMap {
   id: string;
@@ -43,6 +64,8 @@ export type OnBadRow = 'fail' | 'skip';
 export interface LoadOptions {
   /** force the row shape instead of detecting it from the first row that has one */
   shape?: Shape;
+  /** a named format (preset shape + field and role names); `fields`/`roles` override its names */
+  format?: Format;
   fields?: Partial<FieldMap>;
   /** extra role names, e.g. { human: 'user', gpt: 'assistant' } */
   roles?: Record<string, Role>;
@@ -59,6 +82,45 @@ export function detectShape(row: unknown, fields: FieldMap = DEFAULT_FIELDS): Sh
   if (fields.instruction in row && fields.output in row) return 'alpaca';
   if (fields.prompt in row && fields.completion in row) return 'prompt-completion';
   return undefined;
+}
+
+/** The named format of a row: ShareGPT (`conversations`, unless `messages` was mapped) or its shape. */
+export function detectFormat(row: unknown, fields: FieldMap = DEFAULT_FIELDS): Format | undefined {
+  const shape = detectShape(row, fields);
+  if (shape) return shape;
+  if (isObj(row) && fields.messages === DEFAULT_FIELDS.messages && 'conversations' in row) return 'sharegpt';
+  return undefined;
+}
+
+/**
+ * Shape, field names and roles a load uses: the named format's preset, then the user's `fields` and
+ * `roles` over it. `shape` (if given) wins over the format's.
+ */
+export function resolveFormat(opts: LoadOptions, format: Format | undefined = opts.format): { shape?: Shape; fields: FieldMap; roles: Record<string, Role> } {
+  const p = format ? PRESETS[format] : undefined;
+  return {
+    shape: opts.shape ?? p?.shape,
+    fields: { ...DEFAULT_FIELDS, ...p?.fields, ...opts.fields },
+    roles: { ...p?.roles, ...opts.roles },
+  };
+}
+
+/** One message content: a string, or OpenAI content parts (`[{type: "text", text}, …]`, joined with "\n"). */
+function contentText(v: unknown): { text: string } | { error: string } | undefined {
+  if (!Array.isArray(v)) return undefined;
+  const texts: string[] = [];
+  for (let k = 0; k < v.length; k++) {
+    const p = v[k];
+    if (typeof p === 'string') {
+      texts.push(p);
+      continue;
+    }
+    if (!isObj(p)) return { error: `content part ${k} is ${typeName(p)}, expected {type: "text", text}` };
+    if (p.type !== 'text') return { error: `content part ${k} has type ${JSON.stringify(p.type ?? null)}: only text parts are supported` };
+    if (typeof p.text !== 'string') return { error: `content part ${k} (text) has text of type ${typeName(p.text)}, expected a string` };
+    texts.push(p.text);
+  }
+  return { text: texts.join('\n') };
 }
 
 function rowId(row: Record<string, unknown>, fields: FieldMap, file: string, line: number): string {
@@ -104,7 +166,9 @@ export function toConversation(row: unknown, line: number, shape: Shape, opts: {
       if (typeof r !== 'string') return r;
       const role = (ROLES as readonly string[]).includes(r) ? (r as Role) : opts.roles?.[r];
       if (!role) return bad('unknown-role', `${fields.messages}[${k}].${fields.role} is "${r}", not one of ${[...ROLES, ...Object.keys(opts.roles ?? {})].join(', ')}`, id);
-      const c = str(fields.content, m[fields.content], at);
+      const parts = contentText(m[fields.content]);
+      if (parts && 'error' in parts) return bad('wrong-type', `${fields.messages}[${k}].${fields.content}: ${parts.error}`, id);
+      const c = str(fields.content, parts ? parts.text : m[fields.content], at);
       if (typeof c !== 'string') return c;
       const e = nonEmpty(fields.content, c, at + ` (${role})`);
       if (e) return e;
@@ -142,12 +206,12 @@ export function toConversation(row: unknown, line: number, shape: Shape, opts: {
 
 export const isBad = (x: Conversation | BadRow): x is BadRow => 'reason' in x;
 
-const FIX: Record<BadReason, string> = {
+const FIX_COMMON: Record<BadReason, string> = {
   'malformed-json': 'repair the JSON of that line',
   'invalid-utf8': 're-encode the file as UTF-8',
   'lone-surrogate': 'write the character itself, or its full surrogate pair (\\ud83d\\ude00), or remove it',
   'not-object': 'each row must be a JSON object',
-  'unknown-shape': 'rows need "messages", or "instruction"+"output", or "prompt"+"completion" (map other names with --fields, or force the shape with --format)',
+  'unknown-shape': 'rows need "messages", "conversations" (ShareGPT), "instruction"+"output", or "prompt"+"completion" (map other names with --fields, or name the format with --format)',
   'missing-field': 'add the field, or map your field name with --fields',
   'wrong-type': 'fix the value type',
   'empty-content': 'remove the row or fill in the content',
@@ -156,6 +220,14 @@ const FIX: Record<BadReason, string> = {
   'trailing-turn': 'end the conversation with an assistant turn, or remove the last turn',
   template: 'pick another --template, or remove the row',
 };
+/** the same fixes in config keys (heed train): a config user is never told to pass data flags */
+const FIX_CONFIG: Partial<Record<BadReason, string>> = {
+  'unknown-shape': `rows need "messages", "conversations" (ShareGPT), "instruction"+"output", or "prompt"+"completion": name the format in the config (format: ${FORMATS.join('|')}) or map your field names (fields: {messages: conversations, role: from, content: value})`,
+  'missing-field': 'add the field, or map your field name in the config (fields: {instruction: question, output: answer}; keys in docs/data.md)',
+  'unknown-role': 'use system/user/assistant, or map the role in the config (roles: {human: user, bot: assistant})',
+  template: 'pick another template in the config (template: chatml), or remove the row',
+};
+export const badRowFix = (r: BadReason, hints: HintStyle = 'cli'): string => (hints === 'config' ? (FIX_CONFIG[r] ?? FIX_COMMON[r]) : FIX_COMMON[r]);
 
 /**
  * The bad-row policy. `fail` (default): the run stops with an error listing the first 5 bad rows
@@ -170,6 +242,7 @@ export class BadRowLog {
     readonly policy: OnBadRow,
     readonly file: string,
     readonly keep = 20,
+    readonly hints: HintStyle = 'cli',
   ) {}
 
   add(b: BadRow): void {
@@ -187,11 +260,12 @@ export class BadRowLog {
   check(stoppedAtLine?: number): void {
     if (this.policy !== 'fail' || this.count === 0) return;
     const list = this.first.map((b) => `  ${this.file}:${b.line}${b.id ? ` (id ${b.id})` : ''}: [${b.reason}] ${b.message}`).join('\n');
-    const reasons = [...new Set(this.first.map((b) => b.reason))].map((r) => FIX[r]).join('; ');
+    const reasons = [...new Set(this.first.map((b) => b.reason))].map((r) => badRowFix(r, this.hints)).join('; ');
     const more = this.full && stoppedAtLine !== undefined ? ` (stopped reading at line ${stoppedAtLine})` : '';
+    const skip = this.hints === 'config' ? 'or set on_bad_row: skip in the config' : 'or pass --on-bad-row skip';
     throw new HeedError(
       `${this.file}: ${this.count} bad row${this.count === 1 ? '' : 's'}${more}:\n${list}\n`,
-      `${reasons}; or pass --on-bad-row skip to skip bad rows (each skip is counted and reported)`,
+      `${reasons}; ${skip} to skip bad rows (each skip is counted and reported)`,
     );
   }
 
@@ -204,6 +278,8 @@ export interface LoadInfo {
   file: string;
   kind?: FileKind;
   shape?: Shape;
+  /** the named format used (given or detected) */
+  format?: Format;
   /** rows seen (good + bad; blank lines excluded) */
   rows: number;
   blankLines: number;
@@ -215,11 +291,11 @@ export interface LoadInfo {
  * With policy `fail`, reading stops after the 5th bad row.
  */
 export async function* loadConversations(path: string, opts: LoadOptions, log: BadRowLog, info: LoadInfo): AsyncGenerator<Conversation> {
-  const fields: FieldMap = { ...DEFAULT_FIELDS, ...opts.fields };
+  let { shape, fields, roles } = resolveFormat(opts);
   const file = basename(path);
   const readInfo = { kind: 'jsonl' as FileKind, blankLines: 0 };
-  let shape = opts.shape;
   info.shape = shape;
+  info.format = opts.format ?? opts.shape;
   for await (const rec of readRecords(path, readInfo)) {
     info.kind = readInfo.kind;
     info.rows++;
@@ -228,14 +304,16 @@ export async function* loadConversations(path: string, opts: LoadOptions, log: B
       log.add(rec.bad);
     } else {
       if (!shape) {
-        shape = detectShape(rec.value, fields);
+        const f = detectFormat(rec.value, fields);
+        if (f) ({ shape, fields, roles } = resolveFormat(opts, f));
         info.shape = shape;
+        info.format = f;
       }
       if (!shape) {
         const keys = isObj(rec.value) ? Object.keys(rec.value).slice(0, 8).join(', ') || 'none' : typeName(rec.value);
         log.add({ line: rec.line, reason: isObj(rec.value) ? 'unknown-shape' : 'not-object', message: isObj(rec.value) ? `cannot tell the row shape (fields: ${keys})` : `row is ${keys}, not an object` });
       } else {
-        const c = toConversation(rec.value, rec.line, shape, { fields, roles: opts.roles, file });
+        const c = toConversation(rec.value, rec.line, shape, { fields, roles, file });
         if (isBad(c)) log.add(c);
         else yield c;
       }

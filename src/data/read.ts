@@ -38,6 +38,43 @@ function isDanglingLink(path: string): boolean {
   }
 }
 
+const NOT_YET = 'heed reads JSONL (one JSON object per line) or a JSON array; this format is not supported yet';
+
+/** Binary formats recognised by their magic bytes (or name): one line instead of N malformed-JSON rows. */
+function refuseOtherFormats(path: string, head: Buffer): void {
+  const lower = path.toLowerCase();
+  if ((head.length >= 4 && head.subarray(0, 4).toString('latin1') === 'PAR1') || lower.endsWith('.parquet'))
+    throw new HeedError(`${path}: is a Parquet file: not supported yet (${NOT_YET})`, `convert it to JSONL, e.g. python -c "import pandas as pd; pd.read_parquet('${path}').to_json('data.jsonl', orient='records', lines=True, force_ascii=False)"`);
+  if ((head.length >= 6 && head.subarray(0, 6).toString('latin1') === 'ARROW1') || lower.endsWith('.arrow'))
+    throw new HeedError(`${path}: is an Arrow file: not supported yet (${NOT_YET})`, 'convert it to JSONL, e.g. with datasets: Dataset.from_file(path).to_json("data.jsonl")');
+  if (head.length >= 4 && head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04)
+    throw new HeedError(`${path}: is a ZIP archive (or a spreadsheet such as .xlsx): not supported yet (${NOT_YET})`, 'unzip it, or export the sheet as JSONL');
+}
+
+/**
+ * A file whose first non-blank byte is neither `{` nor `[`: a CSV/TSV (by name, or a first line with
+ * commas/tabs that is not JSON) is refused in one line. Anything else is read as JSONL (bad rows say why).
+ */
+function refuseCsv(path: string, from: Buffer): void {
+  const lower = path.toLowerCase();
+  const nl = from.indexOf(0x0a);
+  const first = from.subarray(0, nl < 0 ? from.length : nl).toString('utf8').replace(/\r$/, '');
+  let json = true;
+  try {
+    JSON.parse(first);
+  } catch {
+    json = false;
+  }
+  const named = /\.(csv|tsv|tab)$/.test(lower);
+  const looks = !json && (first.includes(',') || first.includes('\t'));
+  if (!named && !looks) return;
+  const kind = lower.endsWith('.tsv') || lower.endsWith('.tab') || (!first.includes(',') && first.includes('\t')) ? 'TSV' : 'CSV';
+  throw new HeedError(
+    `${path}: looks like ${kind} (first line: ${JSON.stringify(first.slice(0, 60))}): not supported yet (${NOT_YET})`,
+    `convert it to JSONL, e.g. python -c "import pandas as pd; pd.read_csv('${path}'${kind === 'TSV' ? ", sep='\\t'" : ''}).to_json('data.jsonl', orient='records', lines=True, force_ascii=False)"`,
+  );
+}
+
 /** Look at the first non-blank byte: `[` is a JSON array, anything else is JSONL. */
 export function detectFileKind(path: string): FileKind {
   let st;
@@ -64,11 +101,13 @@ export function detectFileKind(path: string): FileKind {
       if (first && n >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) throw new HeedError(`${path}: is gzip-compressed`, `decompress it first (gunzip -k ${path})`);
       if (first && n >= 2 && ((buf[0] === 0xff && buf[1] === 0xfe) || (buf[0] === 0xfe && buf[1] === 0xff)))
         throw new HeedError(`${path}: is UTF-16 (byte order mark ${buf[0] === 0xff ? 'FF FE' : 'FE FF'}), not UTF-8`, `re-encode it: iconv -f UTF-16 -t UTF-8 ${path} > out.jsonl`);
+      if (first) refuseOtherFormats(path, buf.subarray(0, n));
       if (first && n >= 3 && buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf) i = 3;
       first = false;
       for (; i < n; i++) {
         const c = buf[i];
         if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) continue;
+        if (c !== 0x5b && c !== 0x7b) refuseCsv(path, buf.subarray(i, n));
         return c === 0x5b ? 'json' : 'jsonl';
       }
       pos += n;

@@ -11,6 +11,8 @@ export interface DataStats {
   file: string;
   fileKind: string | null;
   shape: string | null;
+  /** the named format (sharegpt, openai, …; given or detected) */
+  format: string | null;
   template: string;
   mask: string;
   maxLength: number | null;
@@ -42,7 +44,7 @@ export function imReading(ratio: number, rows: number): string {
 const pct = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] : 0);
 
 export async function computeStats(path: string, pipeline: DataPipeline, opts: DatasetOptions & { longest?: number; listIds?: number } = {}): Promise<DataStats> {
-  const report = newReport(path, opts.onBadRow);
+  const report = newReport(path, opts.onBadRow, opts.hints);
   const nLongest = opts.longest ?? 5;
   const listIds = opts.listIds ?? 50;
   const t = { total: 0, marker: 0, system: 0, user: 0, assistant: 0, end: 0 };
@@ -100,6 +102,7 @@ export async function computeStats(path: string, pipeline: DataPipeline, opts: D
     file: path,
     fileKind: report.load.kind ?? null,
     shape: report.load.shape ?? null,
+    format: report.load.format ?? report.load.shape ?? null,
     template: pipeline.template.name,
     mask: pipeline.maskName,
     maxLength: opts.maxLength ?? null,
@@ -127,7 +130,7 @@ const f1 = (n: number) => n.toLocaleString('en-US', { maximumFractionDigits: 1 }
 export function formatStats(s: DataStats, model?: string): string {
   const L: string[] = [];
   const row = (k: string, v: string) => L.push(`${k.padEnd(11)}${v}`);
-  row('data', `${s.file} (${s.fileKind ?? '?'}, ${s.shape ?? 'unknown'} shape)`);
+  row('data', `${s.file} (${s.fileKind ?? '?'}, ${s.format && s.format !== s.shape ? `${s.format} format, ` : ''}${s.shape ?? 'unknown'} shape)`);
   if (model) row('model', model);
   row('template', `${s.template}   mask: ${s.mask}`);
   const r = s.rows;

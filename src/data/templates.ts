@@ -28,6 +28,17 @@ export interface Template {
   readonly name: string;
   /** pieces of the whole conversation (training render, no generation prompt) */
   render(conv: Conversation): Piece[];
+  /**
+   * The same rendering as a Hugging Face `chat_template` (jinja over `messages`, with
+   * `add_generation_prompt`), saved in tokenizer_config.json of a tuned folder so that `heed generate
+   * --chat` and other tools prompt the model exactly as it was trained.
+   */
+  jinja(): string;
+}
+
+/** A jinja string literal holding `s` exactly. */
+export function jinjaString(s: string): string {
+  return '"' + s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n').replace(/\r/g, '\\r').replace(/\t/g, '\\t') + '"';
 }
 
 export const BUILTIN_TEMPLATES = ['alpaca', 'tulu', 'chatml', 'plain'] as const;
@@ -103,6 +114,24 @@ export class RoleTemplate implements Template {
     });
     return out.filter((p) => p.text !== '' || p.ids);
   }
+
+  jinja(): string {
+    const s = this.spec;
+    const J = (x: string) => jinjaString(expand(x, this.enc));
+    const bos = bosPieces(s.bos, this.enc).map((p) => p.text).join('');
+    const c = s.strip ? "(message['content'] | trim)" : "message['content']";
+    // a message's suffix is dropped only at the very end of a training render (dropLastSuffix)
+    const suf = (x: string) => (s.dropLastSuffix ? `{%- if not (loop.last and not add_generation_prompt) %}{{ ${J(x)} }}{% endif %}` : `{{ ${J(x)} }}`);
+    return (
+      (bos ? `{{ ${jinjaString(bos)} }}` : '') +
+      '{%- for message in messages %}' +
+      `{%- if message['role'] == 'system' %}{{ ${J(s.system.prefix)} + ${c} }}${suf(s.system.suffix)}` +
+      `{%- elif message['role'] == 'user' %}{{ ${J(s.user.prefix)} + ${c} }}${suf(s.user.suffix)}` +
+      `{%- else %}{{ ${J(s.assistant.prefix)} + ${c} + ${J(s.assistant.end)} }}${suf(s.assistant.suffix)}` +
+      '{%- endif %}{%- endfor %}' +
+      `{%- if add_generation_prompt %}{{ ${J(s.assistant.prefix)} }}{%- endif %}`
+    );
+  }
 }
 
 export class AlpacaTemplate implements Template {
@@ -136,6 +165,19 @@ export class AlpacaTemplate implements Template {
     out.push({ kind: 'end', text: this.enc.eosText, msg: u + 1, role: 'assistant' });
     return out;
   }
+
+  /** the no-input wrapper (a chat prompt is one instruction); a system message replaces the preamble */
+  jinja(): string {
+    const bos = bosPieces('auto', this.enc).map((p) => p.text).join('');
+    return (
+      (bos ? `{{ ${jinjaString(bos)} }}` : '') +
+      '{%- for message in messages %}' +
+      `{%- if message['role'] == 'system' %}{{ message['content'] + ${jinjaString('\n\n')} }}` +
+      `{%- elif message['role'] == 'user' %}{%- if loop.first %}{{ ${jinjaString(ALPACA_PROMPT_NO_INPUT_HEAD)} }}{%- endif %}{{ ${jinjaString('### Instruction:\n')} + message['content'] + ${jinjaString('\n\n### Response:')} }}` +
+      `{%- else %}{{ message['content'] + ${jinjaString(this.enc.eosText)} }}` +
+      '{%- endif %}{%- endfor %}'
+    );
+  }
 }
 
 export class PlainTemplate implements Template {
@@ -158,6 +200,22 @@ export class PlainTemplate implements Template {
     });
     return out;
   }
+
+  jinja(): string {
+    const bos = bosPieces('auto', this.enc).map((p) => p.text).join('');
+    const eos = jinjaString(this.enc.eosText);
+    const gap = "ns.prev != '' and ns.prev.rstrip() == ns.prev";
+    return (
+      (bos ? `{{ ${jinjaString(bos)} }}` : '') +
+      "{%- set ns = namespace(prev='') %}" +
+      '{%- for message in messages %}' +
+      `{%- if ${gap} and message['content'].lstrip() == message['content'] %}{{ " " }}{%- endif %}` +
+      "{{ message['content'] }}{%- set ns.prev = message['content'] %}" +
+      `{%- if message['role'] == 'assistant' %}{{ ${eos} }}{%- set ns.prev = ${eos} %}{%- endif %}` +
+      '{%- endfor %}' +
+      `{%- if add_generation_prompt and ${gap} %}{{ " " }}{%- endif %}`
+    );
+  }
 }
 
 /** End-of-turn token strings recognised after an assistant content in a jinja template (when special in the tokenizer). */
@@ -169,6 +227,7 @@ const SENTINEL_RE = /\u{E000}(\d+)\u{E001}/gu;
 export class JinjaTemplate implements Template {
   private readonly ends: string[];
   private readonly compiled: Jinja;
+  private readonly source: string;
   constructor(
     readonly name: string,
     private readonly enc: SegmentEncoder,
@@ -184,11 +243,16 @@ export class JinjaTemplate implements Template {
     this.ends = [...set].filter(Boolean);
     const src = source ?? enc.tok.chatTemplate;
     if (!src) throw new HeedError('the model folder has no chat template (no "chat_template" in tokenizer_config.json, no chat_template.jinja)', 'pick a built-in: --template chatml, tulu, alpaca or plain');
+    this.source = src;
     try {
       this.compiled = new Jinja(src);
     } catch (e) {
       throw new HeedError(`chat template ${name} does not parse: ${(e as Error).message}`, 'fix the jinja source, or pick a built-in --template');
     }
+  }
+
+  jinja(): string {
+    return this.source;
   }
 
   /**

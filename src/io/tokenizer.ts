@@ -86,7 +86,7 @@ export class HeedTokenizer {
   /** Render the model's chat template. */
   applyChatTemplate(messages: ChatMessage[], opts: { addGenerationPrompt?: boolean; template?: string; extra?: Record<string, unknown> } = {}): string {
     const src = opts.template ?? this.chatTemplate;
-    if (!src) throw new HeedError('this model has no chat template (tokenizer_config.json has no "chat_template")', 'omit --chat, or pick a built-in template such as --template chatml');
+    if (!src) throw new HeedError('this model has no chat template (tokenizer_config.json has no "chat_template")', 'omit --chat (the prompt is then sent as written), or add a "chat_template" to tokenizer_config.json (folders made by heed train have the template they were trained with)');
     let tpl = opts.template ? new Template(src) : this.compiledTemplate;
     if (!tpl) tpl = this.compiledTemplate = new Template(src);
     try {

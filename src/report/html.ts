@@ -8,6 +8,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { HeedError } from '../errors.js';
 import { esc, lineChart, PALETTE, type Mark, type Series } from './svg.js';
+import { isFile, isModelFolder, readModelFolder, readResultFile, type EvalEntry } from './inputs.js';
 
 export interface Table {
   title: string;
@@ -64,18 +65,35 @@ export function readRun(dir: string, name = basename(dir)): RunRecord {
   return { name, dir, metrics, summary, ifsFiles };
 }
 
-/** Expand the given folders: a run folder, or a folder of run folders (e.g. a demo); demo.json adds extras. */
-export function collect(dirs: string[]): { runs: RunRecord[]; extras: ReportExtras[] } {
+/**
+ * Expand the inputs: a run folder, a folder of run folders (e.g. a demo; demo.json adds extras), a model
+ * folder with a cached evaluation, or a heed ifs / heed objecqa result file. Every input contributes or
+ * is refused with an error naming it.
+ */
+export function collect(dirs: string[]): { runs: RunRecord[]; extras: ReportExtras[]; evals: EvalEntry[] } {
   const runs: RunRecord[] = [];
   const extras: ReportExtras[] = [];
+  const evals: EvalEntry[] = [];
+  const what = 'pass run folders (heed train, heed demo), model folders with ifs.json/objecqa.json, or heed ifs / heed objecqa result files';
   for (const d of dirs) {
-    if (!existsSync(d) || !statSync(d).isDirectory()) throw new HeedError(`${d}: not a folder`, 'pass run folders written by heed train or heed demo');
+    if (!existsSync(d)) throw new HeedError(`${d}: not found`, what);
+    if (isFile(d)) {
+      evals.push(readResultFile(d));
+      continue;
+    }
+    if (!statSync(d).isDirectory()) throw new HeedError(`${d}: not a folder or a result file`, what);
+    const before = runs.length + extras.length;
     if (existsSync(join(d, 'demo.json'))) extras.push(JSON.parse(readFileSync(join(d, 'demo.json'), 'utf8')));
     if (existsSync(join(d, 'metrics.jsonl'))) runs.push(readRun(d));
     else for (const sub of readdirSync(d).sort()) if (existsSync(join(d, sub, 'metrics.jsonl'))) runs.push(readRun(join(d, sub), sub));
-    if (!existsSync(join(d, 'metrics.jsonl')) && runs.length === 0 && extras.length === 0) throw new HeedError(`${d}: no metrics.jsonl (and no run folders inside)`, 'pass a folder written by heed train or heed demo');
+    if (runs.length + extras.length > before) continue;
+    if (isModelFolder(d)) {
+      evals.push(readModelFolder(d));
+      continue;
+    }
+    throw new HeedError(`${d}: no metrics.jsonl (and no run folders inside), and not a model folder`, what);
   }
-  return { runs, extras };
+  return { runs, extras, evals };
 }
 
 const num = (x: unknown) => (typeof x === 'number' ? x : undefined);
@@ -129,7 +147,7 @@ function runSamples(r: RunRecord, n = 3): Sample[] {
 }
 
 export function renderReport(dirs: string[]): string {
-  const { runs, extras } = collect(dirs);
+  const { runs, extras, evals } = collect(dirs);
   const many = runs.length > 1;
   const color = (i: number) => PALETTE[i % PALETTE.length];
   const allMarks = runs.flatMap((r, i) => marksFor(r, color(i), many));
@@ -145,8 +163,18 @@ export function renderReport(dirs: string[]): string {
       ifsSeries.push({ name: 'IFS full', points: pts(r.metrics, 'ifs_full'), color: color(i + 2), dashed: true, dots: true });
     }
   });
+  const steps = runs.flatMap((r) => r.metrics.map((m) => m.step as number)).filter((x) => typeof x === 'number');
+  const span: [number, number] = steps.length ? [Math.min(...steps), Math.max(...steps)] : [0, 1];
+  const flat = (v: number): Array<[number, number]> => [[span[0], v], [span[1], v]];
+  evals.forEach((e, i) => {
+    const v = e.ifs?.A ?? (e.ifs ? Object.values(e.ifs)[0] : undefined);
+    if (v !== undefined) ifsSeries.push({ name: `${e.name} IFS${e.ifs?.A === undefined ? ` (${Object.keys(e.ifs!)[0]})` : ''}`, points: flat(v), color: color(runs.length + i), dashed: true });
+  });
   if (ifsSeries.length) charts.push(lineChart({ id: 'ifs', title: 'Instruction Following Score over steps', xLabel: 'step', yLabel: 'IFS', series: ifsSeries, marks: allMarks, yMin: 0, yMax: 1 }));
-  const oq = runs.map((r, i) => ({ name: `${r.name} ObjecQA`, points: pts(r.metrics, 'objecqa'), color: color(i), dots: true })).filter((s) => s.points.length);
+  const oq: Series[] = runs.map((r, i) => ({ name: `${r.name} ObjecQA`, points: pts(r.metrics, 'objecqa'), color: color(i), dots: true })).filter((s) => s.points.length);
+  evals.forEach((e, i) => {
+    if (e.objecqa !== undefined) oq.push({ name: `${e.name} ObjecQA`, points: flat(e.objecqa), color: color(runs.length + i), dashed: true });
+  });
   if (oq.length) charts.push(lineChart({ id: 'objecqa', title: 'ObjecQA (share of objective answers) over steps', xLabel: 'step', yLabel: 'objective share', series: oq, marks: allMarks, yMin: 0, yMax: 1 }));
 
   const runTable: Table = {
@@ -158,9 +186,22 @@ export function renderReport(dirs: string[]): string {
       return [r.name, s.steps ?? r.metrics.length, s.tokens ?? '', num(s.seconds) ?? '', num(s.final?.loss) ?? num(r.metrics[r.metrics.length - 1]?.loss) ?? '', num(lastEval?.eval_loss) ?? '', s.best ? `${s.best.checkpoint} (${s.best.metric} ${s.best.value.toFixed(3)})` : '', s.stopped_early ? `step ${s.stopped_early.step}: ${s.stopped_early.reason}` : 'no'];
     }),
   };
-  const title = extras.find((e) => e.title)?.title ?? `heed report: ${runs.map((r) => r.name).join(', ')}`;
+  // one table over everything given: runs (their last evaluation) and evaluated models / result files
+  const lastOf = (r: RunRecord, k: string) => num([...r.metrics].reverse().find((m) => typeof m[k] === 'number')?.[k]);
+  const variants = [...new Set(evals.flatMap((e) => Object.keys(e.ifs ?? {})))].sort();
+  const ifsCols = variants.length > 1 ? variants.map((v) => `IFS ${v}`) : ['IFS'];
+  const compare: Table = {
+    title: 'Comparison',
+    columns: ['name', 'what', ...ifsCols, 'ObjecQA', 'held-out loss', 'source'],
+    rows: [
+      ...runs.map((r): Array<string | number> => [r.name, 'run (last evaluation)', ...ifsCols.map((_, k) => (k === 0 ? (lastOf(r, 'ifs') ?? '') : '')), lastOf(r, 'objecqa') ?? '', lastOf(r, 'eval_loss') ?? '', r.dir]),
+      ...evals.map((e): Array<string | number> => [e.name, e.kind, ...(variants.length > 1 ? variants.map((v) => e.ifs?.[v] ?? '') : [e.ifs ? (e.ifs.A ?? Object.values(e.ifs)[0]) : '']), e.objecqa ?? '', '', e.source]),
+    ],
+    note: variants.length > 1 ? 'runs report IFS of the variant their early stopping used (A by default)' : undefined,
+  };
+  const title = extras.find((e) => e.title)?.title ?? `heed report: ${[...runs.map((r) => r.name), ...evals.map((e) => e.name)].join(', ')}`;
   const intro = extras.map((e) => e.intro).filter(Boolean).join(' ');
-  const tables = [...extras.flatMap((e) => e.tables ?? []), ...(runs.length ? [runTable] : [])];
+  const tables = [...extras.flatMap((e) => e.tables ?? []), ...(evals.length || (runs.length > 1 && runs.some((r) => lastOf(r, 'ifs') !== undefined)) ? [compare] : []), ...(runs.length ? [runTable] : [])];
   // a driver's own samples (demo.json) come first; then at most one before/after pair per run (three for a lone run)
   const samples = [...extras.flatMap((e) => e.samples ?? []), ...runs.flatMap((r) => runSamples(r, extras.length || many ? 1 : 3))];
   return `<!doctype html>

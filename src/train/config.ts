@@ -8,6 +8,8 @@ import { dirname, isAbsolute, resolve, basename } from 'node:path';
 import { z } from 'zod';
 import YAML from 'yaml';
 import { HeedError } from '../errors.js';
+import { DEFAULT_FIELDS, FORMATS, type Format } from '../data/load.js';
+import { ROLES } from '../data/types.js';
 
 /** a data file's weight is how many copies of its rows a stage trains on: bounded so it cannot exhaust memory */
 export const MAX_DATA_WEIGHT = 1000;
@@ -41,7 +43,14 @@ export const trainConfigSchema = z
     mask: z.string().default('output'),
     include_system: z.boolean().default(false),
     im_marker_quirk: z.boolean().default(false),
-    format: z.enum(['messages', 'alpaca', 'prompt-completion']).optional(),
+    format: z.enum(FORMATS as [Format, ...Format[]]).optional(),
+    /** field names of your rows, e.g. {messages: conversations, role: from, content: value} (keys: DEFAULT_FIELDS) */
+    fields: z
+      .object(Object.fromEntries(Object.keys(DEFAULT_FIELDS).map((k) => [k, z.string().min(1).optional()])) as Record<keyof typeof DEFAULT_FIELDS, z.ZodOptional<z.ZodString>>)
+      .strict()
+      .optional(),
+    /** extra role names → system/user/assistant, e.g. {human: user, gpt: assistant} */
+    roles: z.record(z.string().min(1), z.enum(ROLES as unknown as ['system', 'user', 'assistant'])).optional(),
     on_bad_row: z.enum(['fail', 'skip']).default('fail'),
     max_length: z.number().int().min(8).max(MAX_LENGTH_BOUND).default(512),
     truncation: z.enum(['drop', 'truncate-right', 'truncate-left']).default('truncate-right'),
@@ -97,6 +106,8 @@ export const trainConfigSchema = z
             objecqa: z.union([z.boolean(), z.number().int().positive()]).default(false),
             measure_only: z.boolean().default(false),
             engine: z.enum(['engine', 'llama.cpp']).default('engine'),
+            /** leave out IFS prompts whose source instruction occurs in the training data (src/eval/overlap.ts) */
+            exclude_overlap: z.boolean().default(true),
           })
           .strict(),
       })

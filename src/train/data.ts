@@ -20,6 +20,10 @@ export interface RunData {
   padId: number;
   /** what every stage of the data path removed, and why (printed, and written to summary.json) */
   drops: DropReport;
+  /** the template the rows were rendered with: its name and its jinja form (saved as chat_template) */
+  template: { name: string; jinja: string };
+  /** the data format of the first file (given or detected) */
+  format: string | null;
 }
 
 /** One data file of one stage: rows read → what each stage of the data path removed → training rows. */
@@ -91,7 +95,7 @@ export async function loadRunData(c: TrainConfig, stages: ResolvedStage[], tok: 
   const common = { template: c.template, includeSystem: c.include_system, markerQuirk: c.im_marker_quirk };
   const trainPipe = new DataPipeline(tok, { ...common, mask: c.mask });
   const evalPipe = c.mask === 'output' ? trainPipe : new DataPipeline(tok, { ...common, mask: 'output', enc: trainPipe.enc, template: trainPipe.template });
-  const dsOpts = { onBadRow: c.on_bad_row, maxLength: c.max_length, truncation: c.truncation, shape: c.format } as const;
+  const dsOpts = { onBadRow: c.on_bad_row, maxLength: c.max_length, truncation: c.truncation, format: c.format, fields: c.fields, roles: c.roles, hints: 'config' } as const;
   const reports: DatasetReport[] = [];
   const evalRows: Example[] = [];
   const split = c.eval && 'split' in c.eval ? c.eval.split : 0;
@@ -169,7 +173,7 @@ export async function loadRunData(c: TrainConfig, stages: ResolvedStage[], tok: 
     );
   }
   const padId = tok.padId ?? tok.eosIds[0] ?? 0;
-  return { stages: out, evalRows: evalCapped, reports, padId, drops };
+  return { stages: out, evalRows: evalCapped, reports, padId, drops, template: { name: trainPipe.template.name, jinja: trainPipe.template.jinja() }, format: reports[0]?.load.format ?? reports[0]?.load.shape ?? null };
 }
 
 /** The sequences of one epoch, in order: a seeded permutation of rows, packed (sequentially) when asked. */

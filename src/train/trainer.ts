@@ -28,7 +28,8 @@ import { resolveStages, validateTrainConfig, type TrainConfig } from './config.j
 import { epochSequences, loadRunData, microBatches, normalisedWeights } from './data.js';
 import { lrAt, type Schedule } from './schedule.js';
 import { initLora, loraModules, mergeLora, savePeftAdapter } from './lora.js';
-import { listCheckpoints, loadVerifiedCheckpoint, pruneCheckpoints, saveTrainerFiles, setAside, writeCheckpoint, type TrainerState } from './checkpoint.js';
+import { listCheckpoints, loadVerifiedCheckpoint, pruneCheckpoints, saveTrainerFiles, setAside, stepDir, writeCheckpoint, type TrainerState } from './checkpoint.js';
+import { exportCheckpoint, recordTraining } from './export.js';
 import type { TrainerCallback, CallbackContext } from './callbacks.js';
 import { Progress } from '../cli/progress.js';
 
@@ -48,6 +49,10 @@ export interface RunSummary {
   final: Record<string, number>;
   best: TrainerState['best'];
   last_checkpoint: string | null;
+  /** model folders for use (no optimizer state): runs/<name>/final and, when a best checkpoint exists, runs/<name>/best */
+  exports?: { final?: string; best?: string };
+  /** IFS early stopping: prompts whose source instruction occurs in the training data (src/eval/overlap.ts) */
+  ifs_overlap?: Record<string, unknown>;
   stopped_early: { reason: string; step: number } | null;
   interrupted: boolean;
   [k: string]: unknown;
@@ -256,11 +261,21 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
   }
   const writeMetrics = (rec: Record<string, unknown>) => appendFileSync(metricsFile, JSON.stringify(rec) + '\n');
   const callbacks = [...(opts.callbacks ?? [])];
+  let ifsOverlap: Record<string, unknown> | undefined;
   if (cfg.early_stopping?.ifs) {
     const e = cfg.early_stopping.ifs;
     if (e.engine === 'llama.cpp' && cfg.lora) throw new HeedError('early_stopping.ifs.engine: llama.cpp does not export LoRA weights yet', 'use engine: engine with lora, or full fine-tuning');
     const { IfsEarlyStopping } = await import('../eval/early-stop.js');
-    callbacks.push(new IfsEarlyStopping({ patience: e.patience, minDelta: e.min_delta, minIfs: e.min_ifs, budget: e.budget, variant: e.variant, maxTokens: e.max_tokens, batchSize: e.batch_size, prompts: e.prompts, objecqa: e.objecqa, measureOnly: e.measure_only, engine: e.engine }));
+    const { loadPromptSet } = await import('../eval/ifs/prompts.js');
+    const ov = await import('../eval/overlap.js');
+    const all = loadPromptSet(e.prompts).prompts;
+    const texts = await ov.trainingPromptTexts(stages.flatMap((s) => s.data.map((d) => d.path)), { format: cfg.format, fields: cfg.fields, roles: cfg.roles });
+    const report = ov.findOverlap(all, texts);
+    const prompts = e.exclude_overlap ? ov.withoutOverlap(all, report) : all;
+    ifsOverlap = { ...report, excluded: e.exclude_overlap ? report.overlapping_prompts : 0, used_from: prompts.length, matches: report.matches.slice(0, 50) };
+    if (report.overlapping_prompts) log(`IFS prompts: ${ov.describeOverlap(report)}; ${e.exclude_overlap ? `excluded, ${prompts.length} left (early_stopping.ifs.exclude_overlap: false keeps them)` : 'kept (exclude_overlap: false): IFS partly measures memorisation'}`);
+    if (prompts.length === 0) throw new HeedError(`every IFS prompt overlaps the training data (${ov.describeOverlap(report)})`, 'pass prompts from another source (early_stopping.ifs.prompts: FILE, made with heed ifs build), or set early_stopping.ifs.exclude_overlap: false');
+    callbacks.push(new IfsEarlyStopping({ patience: e.patience, minDelta: e.min_delta, minIfs: e.min_ifs, budget: e.budget, variant: e.variant, maxTokens: e.max_tokens, batchSize: e.batch_size, prompts, objecqa: e.objecqa, measureOnly: e.measure_only, engine: e.engine }));
   }
   if (resumeFrom && existsSync(metricsFile)) {
     const kept = readFileSync(metricsFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -297,6 +312,7 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
     const dir = writeCheckpoint(runDir, state.step, (d) => {
       saveHostModel(d, { raw: host.raw, tensors: weights, namePrefix: host.namePrefix }, { dtype: cfg.save_dtype, fromDir: cfg.model });
       if (lora) savePeftAdapter(d, tr, lora, c, host.namePrefix, cfg.model);
+      recordTraining(d, stepDir(runDir, state.step), cfg.model, { chatTemplate: data.template.jinja, template: data.template.name.replace(/ \(.*$/, ''), mask: cfg.mask, format: data.format, step: state.step });
       if (cfg.save_gguf) exportGguf(d, join(d, 'model.gguf'));
       saveTrainerFiles(d, state, opt);
     });
@@ -453,10 +469,17 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
     stages: stages.map((s, i) => ({ name: s.name, steps: stageSteps[i] })),
     data: data.drops,
     diverged,
+    ...(ifsOverlap ? { ifs_overlap: ifsOverlap } : {}),
   };
   for (const cb of callbacks) {
     const extra = await cb.onEnd?.(ctxBase());
     if (extra) Object.assign(summary, { [cb.name]: extra });
+  }
+  if (!interrupted && !diverged && lastCheckpoint && existsSync(lastCheckpoint)) {
+    // written before summary.json: a run with a summary has its exports (a kill in between re-exports on --resume)
+    summary.exports = { final: exportCheckpoint(lastCheckpoint, join(runDir, 'final'), cfg.model) };
+    const bestDir = state.best ? join(runDir, state.best.checkpoint) : undefined;
+    if (bestDir && existsSync(bestDir)) summary.exports.best = exportCheckpoint(bestDir, join(runDir, 'best'), cfg.model);
   }
   writeFileSync(join(runDir, 'summary.json'), JSON.stringify(summary, (_, x) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x), 2) + '\n');
   fns.dispose();
