@@ -269,10 +269,11 @@ test('heed serve over another OpenAI-compatible server (a proxy): completions pa
   }
 });
 
-test('heed generate and heed serve accept any spec (gguf: is a clear error in this build; chat on a tiny model with a template)', async () => {
+test('heed generate and heed serve accept any spec (a missing gguf: file is a clear one-line error; chat on a tiny model with a template)', async () => {
   const r = spawnSync(process.execPath, [join(ROOT, 'bin/heed.js'), 'generate', '--model', 'gguf:nothing.gguf', '--prompt', 'x'], { encoding: 'utf8', env });
   assert.equal(r.status, 2);
-  assert.match(r.stderr, /llama\.cpp backend is not available/);
+  assert.match(r.stderr, /^error: nothing\.gguf: GGUF file not found/);
+  assert.equal(r.stderr.trim().split("\n").length, 1);
   const tiny = await openModel(join(TINY, 'llama-gqa'), { threads: 1 });
   try {
     assert.ok(tiny.capabilities.chat);

@@ -9,7 +9,7 @@ export const BROWSER_PACKAGES: Record<string, string> = {
   yaml: 'yaml/browser/index.js',
   zod: 'zod/index.js',
 };
-export const NODE_SHIMS = ['fs', 'path', 'os', 'v8', 'url', 'buffer', 'worker_threads'];
+export const NODE_SHIMS = ['fs', 'path', 'os', 'v8', 'url', 'buffer', 'worker_threads', 'crypto'];
 
 export function trainPageHtml(): string {
   const imports: Record<string, string> = {};

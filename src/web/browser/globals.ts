@@ -12,6 +12,9 @@ export class BrowserBuffer extends Uint8Array {
     if (fill) b.fill(fill);
     return b;
   }
+  static allocUnsafe(n: number): BrowserBuffer {
+    return new BrowserBuffer(n);
+  }
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   static override from(x: any, enc2?: any): any {
     if (typeof x === 'string') {
@@ -45,6 +48,8 @@ export class BrowserBuffer extends Uint8Array {
     return new BrowserBuffer(u.buffer, u.byteOffset, u.length);
   }
   override toString(encoding = 'utf8'): string {
+    if (encoding === 'latin1' || encoding === 'binary') return Array.from(this, (c) => String.fromCharCode(c)).join('');
+    if (encoding === 'ascii') return Array.from(this, (c) => String.fromCharCode(c & 0x7f)).join('');
     if (encoding !== 'utf8' && encoding !== 'utf-8') throw new Error(`Buffer.toString: encoding ${encoding} not supported in the browser`);
     return dec.decode(this);
   }
