@@ -1,7 +1,7 @@
 import type { Command } from './main.js';
 import { parse, num } from './args.js';
 import { deviceOption, samplingFlags, samplingOptions, startEngine } from './common.js';
-import { HeedError } from '../errors.js';
+import { HeedError, safeText } from '../errors.js';
 import { samplingDefaults } from '../decode/sampling.js';
 import { generationError, generationTokens } from '../backends/types.js';
 
@@ -55,7 +55,8 @@ export const command: Command = {
     if (values.chat && !backend.chat) throw new HeedError(`${backend.spec} has no chat template`, 'omit --chat');
     const stream = !values.json && prompts.length === 1;
     const t0 = performance.now();
-    const onText = stream ? (_r: number, d: string) => process.stdout.write(d) : undefined;
+    // model output is shown escaped (safeText: no terminal control sequences from a model); --json keeps it exact
+    const onText = stream ? (_r: number, d: string) => process.stdout.write(safeText(d, { newlines: true })) : undefined;
     const res = values.chat
       ? await backend.chat!(prompts.map((p) => [...(values.system ? [{ role: 'system', content: values.system }] : []), { role: 'user', content: p }]), { ...opts, onText })
       : await backend.gen.generate(prompts, { ...opts, onText });
@@ -67,7 +68,7 @@ export const command: Command = {
     } else if (stream) {
       process.stdout.write('\n');
     } else {
-      res.forEach((r, i) => console.log(`--- [${i}] ${JSON.stringify(prompts[i])}\n${r.text}`));
+      res.forEach((r, i) => console.log(`--- [${i}] ${JSON.stringify(prompts[i])}\n${safeText(r.text, { newlines: true })}`));
     }
     const ntok = res.reduce((a, r) => a + generationTokens(r), 0);
     console.error(`[${ntok} tokens in ${secs.toFixed(2)} s, ${(ntok / secs).toFixed(1)} tok/s; finish: ${res.map((r) => r.finishReason).join(', ')}]`);
