@@ -205,7 +205,7 @@ test('IFS early stopping inside a real run: IFS points logged, stop at the plate
     eval_every: 4,
     save_every: 100,
     keep_last: 1,
-    early_stopping: { ifs: { patience: 2, min_delta: 1.01, min_ifs: 0, budget: 6, variant: 'C', max_tokens: 12, batch_size: 6 } },
+    early_stopping: { ifs: { patience: 2, min_delta: 1.01, min_ifs: 0, budget: 6, variant: 'C', max_tokens: 12, batch_size: 6, exclude_overlap: false } }, // every shipped IFS prompt comes from dolly_3k (test/overlap.test.ts)
   });
   assert.equal(s.steps, 12, 'stops at the third evaluation (a plateau by construction: no gain can reach min_delta 1.01)');
   assert.match(s.stopped_early!.reason, /IFS plateau/);
