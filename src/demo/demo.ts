@@ -14,7 +14,7 @@
  * untrained, so A and B say less about it than C does.
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { readCorpus, splitHeldOut } from '../pretrain/corpus.js';
 import { SAMPLE_DEFAULTS, describeSampling, sampleFluency, sampleStatRows, sampleSummaryLine, type SampleReport } from '../pretrain/samples.js';
 import { openGenerator } from '../eval/generator.js';
@@ -71,6 +71,8 @@ export async function runDemo(o: DemoOptions): Promise<Record<string, unknown>> 
   const log = o.log ?? ((s: string) => (o.quiet ? undefined : console.error(s)));
   const S = demoSettings(!!o.fast);
   const base = o.model ?? defaultDemoModel();
+  // paths in the summary and the report relative to the working folder (no machine paths in shared outputs)
+  const shown = (p: string) => (isAbsolute(p) && !relative(process.cwd(), p).startsWith('..') ? relative(process.cwd(), p) || '.' : p);
   const t0 = performance.now();
   rmSync(o.out, { recursive: true, force: true });
   mkdirSync(o.out, { recursive: true });
@@ -203,7 +205,7 @@ export async function runDemo(o: DemoOptions): Promise<Record<string, unknown>> 
   }
   const seconds = (performance.now() - t0) / 1000;
   const summary = {
-    base_model: base,
+    base_model: shown(base),
     fast: !!o.fast,
     settings: S,
     base_text: baseText ? { settings: baseText.settings, model: baseText.model, reference: baseText.reference, shuffled: baseText.shuffled, samples: baseText.samples } : null,
@@ -218,7 +220,7 @@ export async function runDemo(o: DemoOptions): Promise<Record<string, unknown>> 
     join(o.out, 'demo.json'),
     JSON.stringify({
       title: 'heed demo: a base model becomes an instruction follower',
-      intro: `Base model ${base}. (a) what the base model writes, its IFS and ObjecQA, (b) with the rule adapter, (c) instruction tuning (output mask) with IFS early stopping: ${early}, (d) IM and response-only masks for the same number of steps. Total ${clock(seconds)}.`,
+      intro: `Base model ${shown(base)}. (a) what the base model writes, its IFS and ObjecQA, (b) with the rule adapter, (c) instruction tuning (output mask) with IFS early stopping: ${early}, (d) IM and response-only masks for the same number of steps. Total ${clock(seconds)}.`,
       tables,
       samples,
     }),
