@@ -33,7 +33,7 @@ class BadReply extends Error {}
 class Fatal extends Error {}
 
 /** At most n at once; a finished task hands its slot straight to the next waiting one. */
-function semaphore(n: number) {
+export function semaphore(n: number) {
   let active = 0;
   const waiting: Array<() => void> = [];
   return async <T>(f: () => Promise<T>): Promise<T> => {

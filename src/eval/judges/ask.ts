@@ -11,6 +11,7 @@
 import type { GenerateOptions, Generation } from '../../decode/generate.js';
 import { generationError, type ModelBackend } from '../../backends/types.js';
 import { parseSpec } from '../../backends/spec.js';
+import { semaphore } from '../../backends/openai.js';
 
 export interface JudgePrompt {
   system: string;
@@ -78,22 +79,8 @@ export async function askStrict<T>(b: ModelBackend, p: JudgePrompt, parse: (repl
   return { ok: false, error: `${attempts.length} replies refused by the parser: ${attempts.map((x) => x.error).join('; ')}`, attempts };
 }
 
-/** At most n at once. */
-export function limiter(n: number) {
-  let active = 0;
-  const waiting: Array<() => void> = [];
-  return async <T>(f: () => Promise<T>): Promise<T> => {
-    if (active >= n) await new Promise<void>((ok) => waiting.push(ok));
-    else active++;
-    try {
-      return await f();
-    } finally {
-      const next = waiting.shift();
-      if (next) next();
-      else active--;
-    }
-  };
-}
+/** At most n at once (the OpenAI client's semaphore). */
+export const limiter = semaphore;
 
 /** A refusal or non-answer, named as such in the failure reason. */
 export const looksLikeRefusal = (t: string): boolean => /\b(I (?:cannot|can't|can ?not|won't|am unable to)|I'm (?:sorry|unable)|as an AI)\b/i.test(t);
