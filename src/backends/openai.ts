@@ -85,13 +85,19 @@ function usageOf(res: Record<string, unknown>): { tokens?: number; promptTokens?
   return { tokens: n(u?.completion_tokens), promptTokens: n(u?.prompt_tokens) };
 }
 
-/** Parse a completions reply strictly. */
-function parseCompletion(res: unknown, stopAsked: boolean): Answer {
+/** The reply as an object and its first choice, or a BadReply saying what is missing. */
+function firstChoice(res: unknown): { r: Record<string, unknown>; c: Record<string, unknown> } {
   if (!res || typeof res !== 'object' || Array.isArray(res)) throw new BadReply(`the reply is not a JSON object (${oneLine(String(res)).slice(0, 80)})`);
   const r = res as Record<string, unknown>;
   const choices = r.choices;
   if (!Array.isArray(choices) || choices.length === 0) throw new BadReply('the reply has no choices');
   const c = choices[0] as Record<string, unknown>;
+  return { r, c };
+}
+
+/** Parse a completions reply strictly. */
+function parseCompletion(res: unknown, stopAsked: boolean): Answer {
+  const { r, c } = firstChoice(res);
   if (!c || typeof c.text !== 'string') throw new BadReply('the reply\'s choice has no "text" string');
   const f = finishOf(c, stopAsked);
   const lp = c.logprobs as { tokens?: unknown; token_logprobs?: unknown; top_logprobs?: unknown } | null | undefined;
@@ -109,11 +115,7 @@ function parseCompletion(res: unknown, stopAsked: boolean): Answer {
 
 /** Parse a chat reply strictly. */
 function parseChat(res: unknown, stopAsked: boolean): Answer {
-  if (!res || typeof res !== 'object' || Array.isArray(res)) throw new BadReply(`the reply is not a JSON object (${oneLine(String(res)).slice(0, 80)})`);
-  const r = res as Record<string, unknown>;
-  const choices = r.choices;
-  if (!Array.isArray(choices) || choices.length === 0) throw new BadReply('the reply has no choices');
-  const c = choices[0] as Record<string, unknown>;
+  const { r, c } = firstChoice(res);
   const msg = c?.message as Record<string, unknown> | undefined;
   if (!msg || typeof msg.content !== 'string') throw new BadReply('the reply\'s choice has no message.content string');
   const f = finishOf(c, stopAsked);
