@@ -248,15 +248,23 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
   // --- state
   let state: TrainerState = resumeFrom?.state ?? { version: 1, step: 0, stage: 0, epoch: 0, micro: 0, stageStep: 0, tokens: 0, best: null, stopped: null, done: false };
   const metricsFile = join(runDir, 'metrics.jsonl');
+  // the records kept from an earlier session (read once: the callbacks' resume and a late summary use them)
+  const kept: Array<Record<string, unknown>> = [];
   if (existsSync(metricsFile)) {
     // drop records past the checkpoint we resume from (and a torn last line after a kill -9)
-    const keep = readFileSync(metricsFile, 'utf8').split('\n').filter((l) => {
+    const keep: string[] = [];
+    for (const l of readFileSync(metricsFile, 'utf8').split('\n')) {
+      let rec: Record<string, unknown>;
       try {
-        return l && JSON.parse(l).step <= state.step;
+        rec = l ? JSON.parse(l) : undefined;
       } catch {
-        return false;
+        continue;
       }
-    });
+      if (rec && (rec.step as number) <= state.step) {
+        keep.push(l);
+        kept.push(rec);
+      }
+    }
     writeFileSync(metricsFile, keep.map((l) => l + '\n').join(''));
   }
   const writeMetrics = (rec: Record<string, unknown>) => appendFileSync(metricsFile, JSON.stringify(rec) + '\n');
@@ -277,10 +285,7 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
     if (prompts.length === 0) throw new HeedError(`every IFS prompt overlaps the training data (${ov.describeOverlap(report)})`, 'pass prompts from another source (early_stopping.ifs.prompts: FILE, made with heed ifs build), or set early_stopping.ifs.exclude_overlap: false');
     callbacks.push(new IfsEarlyStopping({ patience: e.patience, minDelta: e.min_delta, minIfs: e.min_ifs, budget: e.budget, variant: e.variant, maxTokens: e.max_tokens, batchSize: e.batch_size, prompts, objecqa: e.objecqa, measureOnly: e.measure_only, engine: e.engine }));
   }
-  if (resumeFrom && existsSync(metricsFile)) {
-    const kept = readFileSync(metricsFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
-    for (const cb of callbacks) cb.onResume?.(kept);
-  }
+  if (resumeFrom && existsSync(metricsFile)) for (const cb of callbacks) cb.onResume?.(kept);
 
   const invFreq = () => invFreqFor(c);
   const holder = { config: c, tokenizer: tok, params: {} as Params, loraScale, dir: cfg.model };
@@ -333,7 +338,7 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
   let diverged: { step: number; loss: number; grad_norm: number } | null = null;
   if (resumeFrom?.state.done && existsSync(metricsFile)) {
     // finished, but killed before summary.json: the final metrics are the last record's (an evaluation)
-    const lastRec = readMetrics(metricsFile).at(-1) ?? {};
+    const lastRec = kept.at(-1) ?? {};
     const skip = new Set(['step', 'stage', 'stage_name', 'epoch', 'lr', 'grad_norm', 'tokens', 'tokens_per_s']);
     lastMetrics = Object.fromEntries(Object.entries(lastRec).filter(([k, v]) => !skip.has(k) && typeof v === 'number')) as Record<string, number>;
     if (resumeFrom.state.stopped) stoppedEarly = { reason: resumeFrom.state.stopped.reason, step: resumeFrom.state.step };
