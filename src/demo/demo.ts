@@ -27,7 +27,7 @@ import { repoPath } from '../eval/jsonl.js';
 import { train, type RunSummary } from '../train/trainer.js';
 import { validateTrainConfig } from '../train/config.js';
 import { renderReport, type Sample, type Table } from '../report/html.js';
-import { Progress, clock } from '../cli/progress.js';
+import { Progress, clock, trainProgress } from '../cli/progress.js';
 
 export interface DemoOptions {
   out: string;
@@ -129,7 +129,7 @@ export async function runDemo(o: DemoOptions): Promise<Record<string, unknown>> 
       },
       'demo',
     );
-    const s = await train(cfg, { quiet: o.quiet, log });
+    const s = await train(cfg, { quiet: o.quiet, log, onEvent: trainProgress({ quiet: o.quiet, label: `train ${name}` }) });
     timings[`train ${name}`] = (performance.now() - ts) / 1000;
     return s;
   };
@@ -174,8 +174,8 @@ export async function runDemo(o: DemoOptions): Promise<Record<string, unknown>> 
     columns: ['run', 'mask', 'steps', 'final held-out loss (output tokens)', 'best IFS (C, eval subset)', 'note'],
     rows: [
       ['sft-output', 'output (IT)', itRun.steps, (itRun.final.eval_loss as number) ?? '', itRun.best?.value ?? '', early],
-      ['sft-instruction', 'instruction (IM)', imRun.steps, (imRun.final.eval_loss as number) ?? '', (imRun['ifs-early-stopping'] as { ifs_best?: { ifs: number } })?.ifs_best?.ifs ?? '', 'same steps as IT'],
-      ['sft-response-only', 'response-only', roRun.steps, (roRun.final.eval_loss as number) ?? '', (roRun['ifs-early-stopping'] as { ifs_best?: { ifs: number } })?.ifs_best?.ifs ?? '', 'same steps as IT'],
+      ['sft-instruction', 'instruction (IM)', imRun.steps, (imRun.final.eval_loss as number) ?? '', (imRun.callbacks['ifs-early-stopping'] as { ifs_best?: { ifs: number } })?.ifs_best?.ifs ?? '', 'same steps as IT'],
+      ['sft-response-only', 'response-only', roRun.steps, (roRun.final.eval_loss as number) ?? '', (roRun.callbacks['ifs-early-stopping'] as { ifs_best?: { ifs: number } })?.ifs_best?.ifs ?? '', 'same steps as IT'],
     ],
   };
   // sample responses: the same full prompts (variant C) before and after

@@ -114,11 +114,15 @@ export class IfsEarlyStopping implements TrainerCallback {
     const metrics: Record<string, number> = {};
     let res: Awaited<ReturnType<typeof scoreIfs>>;
     try {
-      res = await scoreIfs(through.gen, this.classifier, this.prompts, { variants: [variant], maxTokens, batchSize: this.o.batchSize });
+      const report = (done: number) => ctx.progress?.({ name: 'IFS', done, total: this.prompts.length, unit: 'responses' });
+      report(0);
+      res = await scoreIfs(through.gen, this.classifier, this.prompts, { variants: [variant], maxTokens, batchSize: this.o.batchSize, onProgress: report });
       const s = res.scores[0];
       Object.assign(metrics, { ifs: s.ifs.value, ifs_partial: s.ifs_partial.value, ifs_full: s.ifs_full.value });
       if (this.questions && this.judge) {
-        const q = await scoreObjecqa(through.gen, this.judge, this.questions, { variant, maxTokens, batchSize: this.o.batchSize });
+        const nq = this.questions.length;
+        ctx.progress?.({ name: 'ObjecQA', done: 0, total: nq, unit: 'answers' });
+        const q = await scoreObjecqa(through.gen, this.judge, this.questions, { variant, maxTokens, batchSize: this.o.batchSize, onProgress: (done) => ctx.progress?.({ name: 'ObjecQA', done, total: nq, unit: 'answers' }) });
         metrics.objecqa = q.objective.value;
       }
     } finally {
@@ -138,7 +142,8 @@ export class IfsEarlyStopping implements TrainerCallback {
     const d = plateauStop(this.history.map((h) => h.ifs), this.rule);
     if (d.stop && !this.o.measureOnly) {
       this.stopReason = d.reason;
-      return { metrics, stop: true, reason: d.reason };
+      const i = this.history.length - 1;
+      return { metrics, stop: true, reason: d.reason, rule: { name: 'ifs-plateau', values: { patience: this.rule.patience, min_delta: this.rule.minDelta, min_ifs: this.rule.minIfs, gain: d.gain!, ifs: this.history[i].ifs } } };
     }
     return { metrics };
   }

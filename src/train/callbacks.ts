@@ -5,6 +5,7 @@
  * Evaluation code (IFS, ObjecQA) plugs in here; it never reaches into the trainer.
  */
 import type { TextGenerator } from '../decode/generate.js';
+import type { StopRule } from './events.js';
 
 export interface CallbackContext {
   /** optimizer steps done so far (global, across stages) */
@@ -16,10 +17,20 @@ export interface CallbackContext {
   stageName: string;
   /** metrics of this evaluation point so far (train loss, eval loss on output tokens, ...) */
   metrics: Record<string, number>;
-  /** generates with the current weights (in-process) */
+  /** generates with this step's weights (in-process; valid until the callback returns) */
   generator: TextGenerator;
   /** the run folder */
   runDir: string;
+  /** report progress of a long evaluation (e.g. n of N IFS responses): the trainer's listener draws it */
+  progress?: (p: EvalProgress) => void;
+}
+
+/** Progress of one evaluation inside a callback: `done` of `total` `unit`s (done 0 = starting). */
+export interface EvalProgress {
+  name: string;
+  done: number;
+  total: number;
+  unit: string;
 }
 
 export interface CallbackResult {
@@ -29,6 +40,8 @@ export interface CallbackResult {
   stop?: boolean;
   /** why (written to the run summary) */
   reason?: string;
+  /** the rule that fired and its numbers (announced when the stop happens) */
+  rule?: StopRule;
 }
 
 export interface TrainerCallback {

@@ -28,6 +28,8 @@ export interface TrainerState {
   /** steps done within the current stage */
   stageStep: number;
   tokens: number;
+  /** training wall time of all sessions up to this step (s; absent in checkpoints of an older heed) */
+  seconds?: number;
   best: { metric: string; value: number; step: number; checkpoint: string } | null;
   stopped: { reason: string } | null;
   /** true once the whole run finished */

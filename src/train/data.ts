@@ -176,9 +176,45 @@ export async function loadRunData(c: TrainConfig, stages: ResolvedStage[], tok: 
   return { stages: out, evalRows: evalCapped, reports, padId, drops, template: { name: trainPipe.template.name, jinja: trainPipe.template.jinja() }, format: reports[0]?.load.format ?? reports[0]?.load.shape ?? null };
 }
 
+/** The seed of the row order of (stage, epoch): one formula for the trainer and the PyTorch export. */
+export const epochSeed = (seed: number, stage: number, epoch: number): number => seed * 1000003 + stage * 7919 + epoch;
+
+/** The row order of (stage, epoch): a seeded permutation of the stage's rows. */
+export const epochOrder = (nRows: number, seed: number, stage: number, epoch: number): number[] => permutation(nRows, epochSeed(seed, stage, epoch));
+
+/** Where an optimizer step takes its micro-batches: [micro, end) of epoch `epoch`'s nMicro micro-batches. */
+export interface StepSpan {
+  epoch: number;
+  micro: number;
+  end: number;
+  nMicro: number;
+}
+
+/**
+ * The trainer's micro-batch cursor: the span of the step that starts at (epoch, micro). An exhausted epoch
+ * moves to the next one; a step never spans two epochs (the last step of an epoch may have fewer than
+ * grad_accum micro-batches). The next step starts at (span.epoch, span.end).
+ */
+export function stepSpan(at: { epoch: number; micro: number }, nMicroOf: (epoch: number) => number, gradAccum: number): StepSpan {
+  let { epoch, micro } = at;
+  let nMicro = nMicroOf(epoch);
+  if (micro >= nMicro) {
+    epoch++;
+    micro = 0;
+    nMicro = nMicroOf(epoch);
+  }
+  return { epoch, micro, end: Math.min(micro + gradAccum, nMicro), nMicro };
+}
+
+/** Optimizer steps of a stage: its `steps`, or `epochs` × the steps of its first epoch (nSeq0 sequences). */
+export function plannedStageSteps(st: { steps?: number; epochs?: number }, nSeq0: number, batchSize: number, gradAccum: number): number {
+  if (st.steps !== undefined) return st.steps;
+  return Math.max(1, Math.round(st.epochs! * Math.ceil(Math.ceil(nSeq0 / batchSize) / gradAccum)));
+}
+
 /** The sequences of one epoch, in order: a seeded permutation of rows, packed (sequentially) when asked. */
 export function epochSequences(rows: Example[], c: TrainConfig, stage: number, epoch: number, padId: number): Sequence[] {
-  const order = permutation(rows.length, c.seed * 1000003 + stage * 7919 + epoch);
+  const order = epochOrder(rows.length, c.seed, stage, epoch);
   const permuted = order.map((i) => rows[i]);
   return c.packing ? packExamples(permuted, { seqLen: c.max_length, padId, strategy: 'sequential' }) : permuted.map(single);
 }

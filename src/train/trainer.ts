@@ -1,51 +1,72 @@
 /**
- * The training loop: stages → epochs → optimizer steps (grad_accum micro-batches) through the engine.
- *
- * One step: for each micro-batch the layer-by-layer gradients (segmented.ts) of Σ w·nll / N (N = the loss-bearing weight of the
- * whole optimizer step, or the number of rows with loss_norm: sequence) — so accumulated gradients sum to the
- * gradient of the step's loss —, then the global gradient norm, clipping, and AdamW applied one tensor at a
- * time (a small jitted update per tensor: the transient copy is one tensor, not the whole state).
- * Held-out loss uses the `output` mask on the eval rows, whatever the training mask.
+ * The training loop: stages → epochs → optimizer steps (grad_accum micro-batches). Orchestration only; the
+ * parts live beside it:
+ *   run-folder.ts   a new run folder, or resume / extend one (checkpoint choice, metrics.jsonl cut back)
+ *   train-step.ts   the device side: parameters, AdamW moments, one step (accumulate → clip → update)
+ *   evaluation.ts   when to evaluate and save, held-out loss, callbacks at an evaluation, the best checkpoint
+ *   checkpoint.ts   atomic checkpoint folders with manifests;  export.ts  final/best model folders
+ *   metrics.ts      the metrics.jsonl reader/writer;  events.ts  the typed progress events this loop emits
+ * The loop renders nothing: progress goes to `onEvent` (heed train draws it with src/cli/progress.ts), log
+ * lines to `log`. Held-out loss uses the `output` mask on the eval rows, whatever the training mask.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import YAML from 'yaml';
-import { blockUntilReady, fromHost, jit, np, toHost, tree, type Tensor } from '../engine/index.js';
 import { HeedError } from '../errors.js';
 import { exportGguf } from '../export/gguf.js';
 import { EngineGenerator } from '../decode/generate.js';
 import { loadTokenizer } from '../io/tokenizer.js';
 import type { HostTensor } from '../io/safetensors.js';
 import type { Batch } from '../data/pack.js';
-import { loadHostModel, saveHostModel, toDevice, toHostTensors } from '../models/load.js';
-import { readModelConfig, type ModelConfig } from '../models/config.js';
-import { runsLayerByLayer, splitLayerName, type Params } from '../models/transformer.js';
-import type { TrainBatch } from './loss.js';
-import { makeFused, makeSegmented } from './segmented.js';
-import { decays } from './adamw.js';
-import { invFreqFor, toDeviceBatch } from './step.js';
-import { resolveStages, validateTrainConfig, type TrainConfig } from './config.js';
-import { epochSequences, loadRunData, microBatches, normalisedWeights } from './data.js';
+import { loadHostModel, saveHostModel } from '../models/load.js';
+import { readModelConfig } from '../models/config.js';
+import { resolveStages, type TrainConfig } from './config.js';
+import { epochSequences, loadRunData, microBatches, normalisedWeights, plannedStageSteps, stepSpan, type DropReport } from './data.js';
 import { lrAt, type Schedule } from './schedule.js';
 import { initLora, loraModules, mergeLora, savePeftAdapter } from './lora.js';
-import { listCheckpoints, loadVerifiedCheckpoint, pruneCheckpoints, saveTrainerFiles, setAside, stepDir, writeCheckpoint, type TrainerState } from './checkpoint.js';
+import { pruneCheckpoints, saveTrainerFiles, stepDir, writeCheckpoint, type TrainerState } from './checkpoint.js';
 import { exportCheckpoint, recordTraining } from './export.js';
 import type { TrainerCallback, CallbackContext } from './callbacks.js';
-import { Progress } from '../cli/progress.js';
+import { createRun, openRun, type ResumeRequest } from './run-folder.js';
+import { DeviceRun } from './train-step.js';
+import { evalBatches, evalDue, evaluatePoint, improvedBest, saveDue, type StopRequest } from './evaluation.js';
+import { appendMetrics, type MetricsRecord } from './metrics.js';
+import type { TrainEvent, TrainListener } from './events.js';
+
+export type { TrainEvent, TrainListener } from './events.js';
+export type { ResumeRequest } from './run-folder.js';
 
 export interface TrainOptions {
+  /** no log lines (progress events still go to onEvent) */
   quiet?: boolean;
   callbacks?: TrainerCallback[];
   /** set `.stop = true` (e.g. from a SIGINT handler) to save a checkpoint and stop after the current step */
   interrupt?: { stop: boolean };
   log?: (line: string) => void;
+  /** typed progress events (steps, evaluations, early stopping): heed train draws them with src/cli/progress.ts */
+  onEvent?: TrainListener;
+}
+
+/** This session of a resumed (or extended) run, beside the run's totals. */
+export interface SessionSummary {
+  from_step: number;
+  steps: number;
+  tokens: number;
+  seconds: number;
+  tokens_per_s: number;
 }
 
 export interface RunSummary {
   run_dir: string;
+  /** optimizer steps of the run (all sessions) */
   steps: number;
+  /** training tokens of the run (all sessions) */
   tokens: number;
+  /** training wall time of the run (all sessions' steps, evaluations and checkpoints that count) */
   seconds: number;
+  /** tokens / seconds */
+  tokens_per_s: number;
+  /** this session alone (differs from the totals after --resume) */
+  session: SessionSummary;
   final: Record<string, number>;
   best: TrainerState['best'];
   last_checkpoint: string | null;
@@ -54,123 +75,51 @@ export interface RunSummary {
   /** IFS early stopping: prompts whose source instruction occurs in the training data (src/eval/overlap.ts) */
   ifs_overlap?: Record<string, unknown>;
   stopped_early: { reason: string; step: number } | null;
+  /** the callback that stopped the run early and the rule that fired (with its numbers) */
+  stop_rule?: { callback: string; rule?: StopRequest['rule'] };
   interrupted: boolean;
-  [k: string]: unknown;
-}
-
-type DeviceBatch = TrainBatch;
-
-/** A data batch on the device with loss weights `weights` (host alignment: weight of token t as a target). */
-const deviceBatch = (b: Batch, weights: Float32Array): DeviceBatch => toDeviceBatch({ B: b.B, T: b.T, ids: b.ids, weights, positions: b.positions, segments: b.segments });
-
-/** True when summary.json is the final summary of a run that finished at `step` (not one of an interrupted session). */
-function finishedSummary(file: string, step: number): boolean {
-  if (!existsSync(file)) return false;
-  try {
-    const s = JSON.parse(readFileSync(file, 'utf8'));
-    return s.steps === step && !s.interrupted && !s.diverged;
-  } catch {
-    return false;
-  }
-}
-
-/** metrics.jsonl records; a torn last line (kill -9 mid-write) is skipped */
-function readMetrics(file: string): Array<Record<string, unknown>> {
-  const out: Array<Record<string, unknown>> = [];
-  for (const l of readFileSync(file, 'utf8').split('\n')) {
-    if (!l) continue;
-    try {
-      out.push(JSON.parse(l));
-    } catch {
-      /* torn line */
-    }
-  }
-  return out;
+  stages: Array<{ name: string; steps: number }>;
+  data: DropReport;
+  diverged: { step: number; loss: number; grad_norm: number } | null;
+  /** set when this session extended the run (--resume --set steps=N) */
+  extended?: { from: number | null; to: number };
+  /** what each callback returned at the end (onEnd), by callback name; summary.json holds them at its top level */
+  callbacks: Record<string, Record<string, unknown>>;
 }
 
 const tokensOf = (b: Batch) => b.segments.reduce((a, s) => a + (s >= 0 ? 1 : 0), 0);
 
-/**
- * Builds the compiled pieces of a run: the loss and its gradients layer by layer (segmented.ts: memory for one
- * block's intermediates instead of the whole model's), the gradient norm, accumulation and per-tensor AdamW.
- */
-function compile(c: ModelConfig, layered: boolean, trainable: Set<string>, loraScale: number | undefined, loraDropout: number, loraModuleNames: string[]) {
-  const o = { trainable, loraScale, loraDropout, loraModules: [...new Set(loraModuleNames.map((n) => splitLayerName(n)!.sub))] };
-  const seg = layered ? makeSegmented(c, o) : makeFused(c, o);
-  const sqSum = jit((g: Record<string, Tensor>) => {
-    let s: Tensor | undefined;
-    for (const v of Object.values(g)) s = s ? s.add(np.square(v).sum()) : np.square(v).sum();
-    return s!;
-  });
-  const addTrees = jit((a: Record<string, Tensor>, b: Record<string, Tensor>) => {
-    const o: Record<string, Tensor> = {};
-    for (const k of Object.keys(a)) o[k] = a[k].add(b[k]);
-    return o;
-  });
-  const mkUpdate = (decay: boolean) =>
-    jit((p: Tensor, m: Tensor, v: Tensor, g: Tensor, s: Tensor) => {
-      // s = [stepSize, c2, 1 - lr·wd, clipScale, beta1, beta2, eps]
-      const sc = (i: number) => s.ref.slice(i);
-      const gc = g.mul(sc(3));
-      const m2 = m.mul(sc(4)).add(gc.ref.mul(np.subtract(1, sc(4))));
-      const v2 = v.mul(sc(5)).add(np.square(gc).mul(np.subtract(1, sc(5))));
-      const denom = np.sqrt(v2.ref).mul(sc(1)).add(sc(6));
-      const p0 = decay ? p.mul(sc(2)) : p;
-      const p2 = p0.sub(m2.ref.div(denom).mul(sc(0)));
-      s.dispose();
-      return [p2, m2, v2];
-    });
-  const updDecay = mkUpdate(true);
-  const updPlain = mkUpdate(false);
-  /** free the compiled programs and their constants (a process may run several trainings) */
-  const dispose = () => {
-    seg.dispose();
-    [sqSum, addTrees, updDecay, updPlain].forEach((f) => f.dispose());
-  };
-  return { seg, sqSum, addTrees, updDecay, updPlain, dispose };
+/** The IFS early-stopping callback of the config (prompts that overlap the training data excluded and counted). */
+async function ifsCallback(cfg: TrainConfig, stages: ReturnType<typeof resolveStages>, log: (s: string) => void): Promise<{ cb: TrainerCallback; overlap: Record<string, unknown> } | undefined> {
+  const e = cfg.early_stopping?.ifs;
+  if (!e) return undefined;
+  if (e.engine === 'llama.cpp' && cfg.lora) throw new HeedError('early_stopping.ifs.engine: llama.cpp does not export LoRA weights yet', 'use engine: engine with lora, or full fine-tuning');
+  const { IfsEarlyStopping } = await import('../eval/early-stop.js');
+  const { loadPromptSet } = await import('../eval/ifs/prompts.js');
+  const ov = await import('../eval/overlap.js');
+  const all = loadPromptSet(e.prompts).prompts;
+  const texts = await ov.trainingPromptTexts(stages.flatMap((s) => s.data.map((d) => d.path)), { format: cfg.format, fields: cfg.fields, roles: cfg.roles });
+  const report = ov.findOverlap(all, texts);
+  const prompts = e.exclude_overlap ? ov.withoutOverlap(all, report) : all;
+  const overlap = { ...report, excluded: e.exclude_overlap ? report.overlapping_prompts : 0, used_from: prompts.length, matches: report.matches.slice(0, 50) };
+  if (report.overlapping_prompts) log(`IFS prompts: ${ov.describeOverlap(report)}; ${e.exclude_overlap ? `excluded, ${prompts.length} left (early_stopping.ifs.exclude_overlap: false keeps them)` : 'kept (exclude_overlap: false): IFS partly measures memorisation'}`);
+  if (prompts.length === 0) throw new HeedError(`every IFS prompt overlaps the training data (${ov.describeOverlap(report)})`, 'pass prompts from another source (early_stopping.ifs.prompts: FILE, made with heed ifs build), or set early_stopping.ifs.exclude_overlap: false');
+  const cb = new IfsEarlyStopping({ patience: e.patience, minDelta: e.min_delta, minIfs: e.min_ifs, budget: e.budget, variant: e.variant, maxTokens: e.max_tokens, batchSize: e.batch_size, prompts, objecqa: e.objecqa, measureOnly: e.measure_only, engine: e.engine });
+  return { cb, overlap };
 }
 
-export async function train(cfgIn: TrainConfig | { resume: string }, opts: TrainOptions = {}): Promise<RunSummary> {
+/** The metrics of the last record (an evaluation) of a run that finished before its summary was written. */
+function finalMetricsOf(rec: MetricsRecord | undefined): Record<string, number> {
+  const skip = new Set(['step', 'stage', 'stage_name', 'epoch', 'lr', 'grad_norm', 'tokens', 'tokens_per_s']);
+  return Object.fromEntries(Object.entries(rec ?? {}).filter(([k, v]) => !skip.has(k) && typeof v === 'number')) as Record<string, number>;
+}
+
+export async function train(cfgIn: TrainConfig | ResumeRequest, opts: TrainOptions = {}): Promise<RunSummary> {
   const log = opts.log ?? ((s: string) => (opts.quiet ? undefined : console.error(s)));
+  const emit: TrainListener = (e: TrainEvent) => opts.onEvent?.(e);
   // --- run folder and config
-  let cfg: TrainConfig;
-  let runDir: string;
-  let resumeFrom: { dir: string; state: TrainerState; opt: Map<string, HostTensor> } | undefined;
-  if ('resume' in cfgIn) {
-    runDir = cfgIn.resume;
-    const file = join(runDir, 'config.yaml');
-    if (!existsSync(file)) throw new HeedError(`${runDir}: not a heed run folder (no config.yaml)`, 'pass the folder a `heed train` run created, e.g. runs/<name>');
-    cfg = validateTrainConfig(YAML.parse(readFileSync(file, 'utf8')), file, runDir);
-    const metricsPath = join(runDir, 'metrics.jsonl');
-    const recs = existsSync(metricsPath) ? readMetrics(metricsPath) : undefined;
-    const cks = listCheckpoints(runDir);
-    // newest intact checkpoint first; a damaged one is moved aside (kept) and the fallback said out loud
-    for (const ck of [...cks].reverse()) {
-      const r = loadVerifiedCheckpoint(ck.dir, ck.step, recs);
-      if ('damaged' in r) {
-        const aside = setAside(ck.dir);
-        log(`warning: checkpoint ${ck.dir} is damaged (${r.damaged}); moved to ${aside}, trying an earlier one`);
-        continue;
-      }
-      if (r.unverified) log(`warning: ${ck.dir} has no ${'manifest.json'} (written by an older heed): its files cannot be verified`);
-      resumeFrom = { dir: ck.dir, state: r.state, opt: r.opt };
-      if (ck !== cks[cks.length - 1]) log(`warning: resuming from ${ck.dir}, the newest intact checkpoint (step ${ck.step})`);
-      break;
-    }
-    if (cks.length && !resumeFrom) throw new HeedError(`${runDir}: every checkpoint is damaged (moved to damaged-step-*)`, `start the run again (heed train <config> --set name=...), or restore a copy of ${runDir}`);
-    if (resumeFrom) {
-      if (resumeFrom.state.done && finishedSummary(join(runDir, 'summary.json'), resumeFrom.state.step)) throw new HeedError(`${runDir}: the run already finished at step ${resumeFrom.state.step}`, 'start a new run (another name) to train further');
-      log(resumeFrom.state.done ? `${runDir}: finished at step ${resumeFrom.state.step} but killed before summary.json was written; writing it` : `resuming ${runDir} from ${resumeFrom.dir} (step ${resumeFrom.state.step})`);
-    } else log(`resuming ${runDir}: no complete checkpoint yet, starting from step 0`);
-  } else {
-    cfg = cfgIn;
-    runDir = join(cfg.out, cfg.name!);
-    if (listCheckpoints(runDir).length || existsSync(join(runDir, 'metrics.jsonl'))) {
-      throw new HeedError(`${runDir} already holds a run`, `resume it with \`heed train --resume ${runDir}\`, or pick another name (--set name=...)`);
-    }
-    mkdirSync(runDir, { recursive: true });
-    writeFileSync(join(runDir, 'config.yaml'), YAML.stringify(cfg));
-  }
+  const run = 'resume' in cfgIn ? openRun(cfgIn, log) : createRun(cfgIn);
+  const { cfg, runDir, resumeFrom, kept } = run;
   const stages = resolveStages(cfg);
 
   // --- the model's context bounds max_length: checked from config.json before weights or data are loaded
@@ -189,14 +138,11 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
   const data = await loadRunData(cfg, stages, tok, log);
   log(`eval rows: ${data.evalRows.length}`);
 
-  // --- trainable / frozen params
+  // --- trainable / frozen params on the device
   const lora = cfg.lora;
   const mods = lora ? loraModules(c, lora.targets, (n) => host.tensors.get(n)!.shape) : [];
   const loraScale = lora ? lora.alpha / lora.r : undefined;
-  let frozen: Params = {};
-  let trainable: Params;
-  let m: Record<string, Tensor>;
-  let v: Record<string, Tensor>;
+  let start: { trainable: Map<string, HostTensor>; moments?: { m: Map<string, HostTensor>; v: Map<string, HostTensor> } };
   if (resumeFrom) {
     const opt = resumeFrom.opt;
     // one canonical tensor order everywhere (the fresh run's): the global gradient norm is summed in this
@@ -206,141 +152,86 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
     const odd = [...opt.keys()].find((k) => !want.has(k)) ?? [...want].find((k) => !opt.has(k));
     if (odd !== undefined) throw new HeedError(`${resumeFrom.dir}/optimizer.safetensors: tensor "${odd}" does not match the run's trainable parameters`, 'the checkpoint comes from another model or LoRA config; start a new run');
     const pick = (prefix: string) => new Map(order.map((k) => [k, opt.get(prefix + k)!]));
-    trainable = toDevice(pick('param.'));
-    m = toDevice(pick('m.'));
-    v = toDevice(pick('v.'));
-    if (lora) frozen = toDevice(host.tensors);
-  } else {
-    if (lora) {
-      frozen = toDevice(host.tensors);
-      trainable = toDevice(initLora(mods, lora.r, cfg.seed));
-    } else trainable = toDevice(host.tensors);
-    m = {};
-    v = {};
-    for (const [k, t] of Object.entries(trainable)) {
-      // real buffers now (np.zeros is lazy): allocated before the first step fragments the wasm heap
-      m[k] = fromHost(new Float32Array(t.size), t.shape);
-      v[k] = fromHost(new Float32Array(t.size), t.shape);
-    }
-  }
-  const nTrain = Object.values(trainable).reduce((a, t) => a + t.size, 0);
+    start = { trainable: pick('param.'), moments: { m: pick('m.'), v: pick('v.') } };
+  } else start = { trainable: lora ? initLora(mods, lora.r, cfg.seed) : host.tensors };
+  const device = new DeviceRun({ config: c, base: host.tensors, ...start, lora: !!lora, loraScale, loraDropout: lora?.dropout ?? 0, loraModules: mods.map((x) => x.name), checkpointing: cfg.checkpointing });
+  const nTrain = device.trainableCount;
   log(`model ${cfg.model}: ${c.modelType}, ${lora ? `LoRA r=${lora.r} on ${mods.length} modules, ${nTrain.toLocaleString('en-US')} trainable parameters` : `full fine-tuning, ${nTrain.toLocaleString('en-US')} parameters`}`);
-  // checkpointing auto: layer by layer (memory of one block) for larger models, else one fused program (no
-  // recomputation: ~1.35x faster on the 2.2M demo model, and small models fit either way)
-  const layered = cfg.checkpointing === 'layers' || (cfg.checkpointing === 'auto' && runsLayerByLayer(c, { ...frozen, ...trainable }));
-  const fns = compile(c, layered, new Set(Object.keys(trainable)), loraScale, lora?.dropout ?? 0, mods.map((x) => x.name));
 
-  // --- plan: steps per stage (epochs × steps in the stage's first epoch, or steps)
-  const stageSteps = stages.map((st, si) => {
-    if (st.steps !== undefined) return st.steps;
-    const nSeq = epochSequences(data.stages[si], cfg, si, 0, data.padId).length;
-    const perEpoch = Math.ceil(Math.ceil(nSeq / cfg.batch_size) / cfg.grad_accum);
-    return Math.max(1, Math.round(st.epochs! * perEpoch));
-  });
+  // --- plan: steps per stage (epochs × steps in the stage's first epoch, or steps) and the lr schedule
+  const stageSteps = stages.map((st, si) => plannedStageSteps(st, st.steps === undefined ? epochSequences(data.stages[si], cfg, si, 0, data.padId).length : 0, cfg.batch_size, cfg.grad_accum));
   const totalSteps = stageSteps.reduce((a, b) => a + b, 0);
+  const stepsBefore = (si: number) => stageSteps.slice(0, si).reduce((a, b) => a + b, 0);
   const schedFor = (si: number): Schedule => {
     const st = stages[si];
     return cfg.lr_reset_per_stage ? { kind: st.schedule, lr: st.lr, warmupSteps: st.warmupSteps, totalSteps: stageSteps[si], minLrRatio: cfg.min_lr_ratio } : { kind: cfg.schedule, lr: cfg.lr, warmupSteps: cfg.warmup_steps, totalSteps, minLrRatio: cfg.min_lr_ratio };
   };
-  log(`gradients: ${layered ? 'layer by layer (checkpointing: layers)' : 'one fused program (checkpointing: off)'}`);
+  /** lr of the update at 1-based step t of stage si (t counts within the stage) */
+  const lrOf = (si: number, t: number) => lrAt(schedFor(si), cfg.lr_reset_per_stage ? t : stepsBefore(si) + t);
+  log(`gradients: ${device.layered ? 'layer by layer (checkpointing: layers)' : 'one fused program (checkpointing: off)'}`);
   log(`plan: ${stages.map((s, i) => `${s.name} ${stageSteps[i]} steps`).join(', ')}; batch ${cfg.batch_size}×${cfg.grad_accum} (max length ${cfg.max_length}${cfg.packing ? ', packed' : ''})`);
 
   // --- state
-  let state: TrainerState = resumeFrom?.state ?? { version: 1, step: 0, stage: 0, epoch: 0, micro: 0, stageStep: 0, tokens: 0, best: null, stopped: null, done: false };
+  let state: TrainerState = resumeFrom?.state ?? { version: 1, step: 0, stage: 0, epoch: 0, micro: 0, stageStep: 0, tokens: 0, seconds: 0, best: null, stopped: null, done: false };
+  if (run.extended && resumeFrom && state.stage < stages.length && state.stageStep < stageSteps[state.stage]) {
+    log(`schedule: ${cfg.schedule} over ${totalSteps} steps; the next step (${state.step + 1}) has lr ${lrOf(state.stage, state.stageStep + 1).toPrecision(4)}`);
+  }
   const metricsFile = join(runDir, 'metrics.jsonl');
-  // the records kept from an earlier session (read once: the callbacks' resume and a late summary use them)
-  const kept: Array<Record<string, unknown>> = [];
-  if (existsSync(metricsFile)) {
-    // drop records past the checkpoint we resume from (and a torn last line after a kill -9)
-    const keep: string[] = [];
-    for (const l of readFileSync(metricsFile, 'utf8').split('\n')) {
-      let rec: Record<string, unknown>;
-      try {
-        rec = l ? JSON.parse(l) : undefined;
-      } catch {
-        continue;
-      }
-      if (rec && (rec.step as number) <= state.step) {
-        keep.push(l);
-        kept.push(rec);
-      }
-    }
-    writeFileSync(metricsFile, keep.map((l) => l + '\n').join(''));
-  }
-  const writeMetrics = (rec: Record<string, unknown>) => appendFileSync(metricsFile, JSON.stringify(rec) + '\n');
   const callbacks = [...(opts.callbacks ?? [])];
-  let ifsOverlap: Record<string, unknown> | undefined;
-  if (cfg.early_stopping?.ifs) {
-    const e = cfg.early_stopping.ifs;
-    if (e.engine === 'llama.cpp' && cfg.lora) throw new HeedError('early_stopping.ifs.engine: llama.cpp does not export LoRA weights yet', 'use engine: engine with lora, or full fine-tuning');
-    const { IfsEarlyStopping } = await import('../eval/early-stop.js');
-    const { loadPromptSet } = await import('../eval/ifs/prompts.js');
-    const ov = await import('../eval/overlap.js');
-    const all = loadPromptSet(e.prompts).prompts;
-    const texts = await ov.trainingPromptTexts(stages.flatMap((s) => s.data.map((d) => d.path)), { format: cfg.format, fields: cfg.fields, roles: cfg.roles });
-    const report = ov.findOverlap(all, texts);
-    const prompts = e.exclude_overlap ? ov.withoutOverlap(all, report) : all;
-    ifsOverlap = { ...report, excluded: e.exclude_overlap ? report.overlapping_prompts : 0, used_from: prompts.length, matches: report.matches.slice(0, 50) };
-    if (report.overlapping_prompts) log(`IFS prompts: ${ov.describeOverlap(report)}; ${e.exclude_overlap ? `excluded, ${prompts.length} left (early_stopping.ifs.exclude_overlap: false keeps them)` : 'kept (exclude_overlap: false): IFS partly measures memorisation'}`);
-    if (prompts.length === 0) throw new HeedError(`every IFS prompt overlaps the training data (${ov.describeOverlap(report)})`, 'pass prompts from another source (early_stopping.ifs.prompts: FILE, made with heed ifs build), or set early_stopping.ifs.exclude_overlap: false');
-    callbacks.push(new IfsEarlyStopping({ patience: e.patience, minDelta: e.min_delta, minIfs: e.min_ifs, budget: e.budget, variant: e.variant, maxTokens: e.max_tokens, batchSize: e.batch_size, prompts, objecqa: e.objecqa, measureOnly: e.measure_only, engine: e.engine }));
-  }
+  const ifs = await ifsCallback(cfg, stages, log);
+  if (ifs) callbacks.push(ifs.cb);
   if (resumeFrom && existsSync(metricsFile)) for (const cb of callbacks) cb.onResume?.(kept);
 
-  const invFreq = () => invFreqFor(c);
-  const holder = { config: c, tokenizer: tok, params: {} as Params, loraScale, dir: cfg.model };
-  const generator = new EngineGenerator(holder);
-  const evalLoss = async (): Promise<number | undefined> => {
-    if (data.evalRows.length === 0) return undefined;
-    const p = { ...frozen, ...trainable };
-    let sum = 0;
-    let wsum = 0;
-    const seqs = data.evalRows.map((e) => ({ ids: e.ids, weights: e.weights, positions: Int32Array.from(e.ids, (_, i) => i), segments: new Int32Array(e.ids.length), rows: [e.id], length: e.ids.length }));
-    for (const b of microBatches(seqs, cfg.batch_size, data.padId, cfg.max_length)) {
-      sum += (await toHost(await fns.seg.lossSum(p, deviceBatch(b, b.weights), invFreq())))[0];
-      wsum += b.lossWeight;
-    }
-    return sum / wsum;
-  };
+  // the generator reads the device's current weights through this read-only view (nothing assigns them)
+  const generator = new EngineGenerator({
+    config: c,
+    tokenizer: tok,
+    get params() {
+      return device.weights();
+    },
+    loraScale,
+    dir: cfg.model,
+  });
+  const heldOut = evalBatches(data.evalRows, cfg.batch_size, data.padId, cfg.max_length);
+  const ctxBase = (): Omit<CallbackContext, 'generator' | 'metrics' | 'progress'> => ({ step: state.step, epoch: state.epoch, stage: state.stage, stageName: stages[state.stage]?.name ?? 'main', runDir });
 
+  // time: the run's training wall time is carried in the checkpoints (state.seconds), this session's measured here
+  const t0 = performance.now();
+  const seconds0 = state.seconds ?? 0;
+  const sessionSeconds = () => (performance.now() - t0) / 1000;
   const saveCheckpoint = async (): Promise<string | null> => {
-    const tr = await toHostTensors(trainable);
-    // never save non-finite parameters (the update of a finite gradient can still overflow)
-    for (const t of tr.values()) for (let i = 0; i < t.data.length; i++) if (!Number.isFinite(t.data[i])) return null;
-    const mm = await toHostTensors(m);
-    const vv = await toHostTensors(v);
-    const opt = new Map<string, HostTensor>();
-    for (const [k, t] of tr) opt.set(`param.${k}`, t);
-    for (const [k, t] of mm) opt.set(`m.${k}`, t);
-    for (const [k, t] of vv) opt.set(`v.${k}`, t);
-    const weights = lora ? mergeLora(host.tensors, tr, mods, loraScale!) : tr;
+    const hs = await device.hostState();
+    if (!hs) return null; // never save non-finite parameters
+    state = { ...state, seconds: seconds0 + sessionSeconds() };
+    const weights = lora ? mergeLora(host.tensors, hs.params, mods, loraScale!) : hs.params;
     const dir = writeCheckpoint(runDir, state.step, (d) => {
       saveHostModel(d, { raw: host.raw, tensors: weights, namePrefix: host.namePrefix }, { dtype: cfg.save_dtype, fromDir: cfg.model });
-      if (lora) savePeftAdapter(d, tr, lora, c, host.namePrefix, cfg.model);
+      if (lora) savePeftAdapter(d, hs.params, lora, c, host.namePrefix, cfg.model);
       recordTraining(d, stepDir(runDir, state.step), cfg.model, { chatTemplate: data.template.jinja, template: data.template.name.replace(/ \(.*$/, ''), mask: cfg.mask, format: data.format, step: state.step });
       if (cfg.save_gguf) exportGguf(d, join(d, 'model.gguf'));
-      saveTrainerFiles(d, state, opt);
+      saveTrainerFiles(d, state, hs.optimizer);
     });
-    for (const cb of callbacks) await cb.onSave?.({ ...ctxBase(), generator, checkpointDir: dir });
+    for (const cb of callbacks) await cb.onSave?.({ ...ctxBase(), metrics: {}, generator, checkpointDir: dir });
     pruneCheckpoints(runDir, cfg.keep_last, state.best?.step);
+    emit({ type: 'checkpoint', step: state.step, dir });
     return dir;
   };
-  const ctxBase = (): Omit<CallbackContext, 'generator'> => ({ step: state.step, epoch: state.epoch, stage: state.stage, stageName: stages[state.stage]?.name ?? 'main', metrics: {}, runDir });
 
   // --- loop
-  const t0 = performance.now();
+  const step0 = state.step;
   const tokens0 = state.tokens;
-  const progress = new Progress('train', totalSteps, opts.quiet);
+  emit({ type: 'start', runDir, totalSteps, startStep: step0, resumed: !!resumeFrom, priorSeconds: seconds0, priorTokens: tokens0 });
   let lastCheckpoint: string | null = resumeFrom?.dir ?? null;
   let lastMetrics: Record<string, number> = {};
   let stoppedEarly: RunSummary['stopped_early'] = null;
+  let stopRule: RunSummary['stop_rule'];
   let interrupted = false;
-  let diverged: { step: number; loss: number; grad_norm: number } | null = null;
+  let diverged: RunSummary['diverged'] = null;
+  let latestIfs: { value: number; step: number } | undefined;
+  for (const r of kept) if (typeof r.ifs === 'number') latestIfs = { value: r.ifs, step: r.step };
   if (resumeFrom?.state.done && existsSync(metricsFile)) {
     // finished, but killed before summary.json: the final metrics are the last record's (an evaluation)
-    const lastRec = kept.at(-1) ?? {};
-    const skip = new Set(['step', 'stage', 'stage_name', 'epoch', 'lr', 'grad_norm', 'tokens', 'tokens_per_s']);
-    lastMetrics = Object.fromEntries(Object.entries(lastRec).filter(([k, v]) => !skip.has(k) && typeof v === 'number')) as Record<string, number>;
+    lastMetrics = finalMetricsOf(kept.at(-1));
     if (resumeFrom.state.stopped) stoppedEarly = { reason: resumeFrom.state.stopped.reason, step: resumeFrom.state.step };
   }
   let epochCache: { key: string; batches: Batch[] } | undefined;
@@ -349,99 +240,84 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
     if (epochCache?.key !== key) epochCache = { key, batches: microBatches(epochSequences(data.stages[si], cfg, si, epoch, data.padId), cfg.batch_size, data.padId, cfg.max_length) };
     return epochCache.batches;
   };
-  const stepsBefore = (si: number) => stageSteps.slice(0, si).reduce((a, b) => a + b, 0);
 
   outer: while (state.stage < stages.length) {
     const si = state.stage;
     while (state.stageStep < stageSteps[si]) {
-      // gather this step's micro-batches
-      let bs = batchesOf(si, state.epoch);
-      if (state.micro >= bs.length) {
-        state.epoch++;
-        state.micro = 0;
-        bs = batchesOf(si, state.epoch);
-      }
-      const micro = bs.slice(state.micro, state.micro + cfg.grad_accum);
+      // this step's micro-batches: the trainer's cursor (stepSpan, shared with heed export torch)
+      const span = stepSpan(state, (e) => batchesOf(si, e).length, cfg.grad_accum);
+      const bs = batchesOf(si, span.epoch);
+      const micro = bs.slice(span.micro, span.end);
+      state = { ...state, epoch: span.epoch, micro: span.micro };
       const { weights, norm } = normalisedWeights(micro, cfg.loss_norm);
       const ts = performance.now();
-      let loss = 0;
-      let grads: Record<string, Tensor> | undefined;
-      for (const [i, b] of micro.entries()) {
-        // LoRA dropout: layer l of this micro-batch uses key keyBase + l
-        const keyBase = (cfg.seed * 1_000_003 + state.step * 4099 + i * 257) >>> 0;
-        const { loss: l, grads: g } = await fns.seg.grad({ ...frozen, ...trainable }, deviceBatch(b, weights[i]), invFreq(), np.array(norm), keyBase);
-        loss += (await toHost(l))[0];
-        grads = grads ? (fns.addTrees(grads, g) as Record<string, Tensor>) : g;
-      }
-      const gnorm = Math.sqrt((await toHost(fns.sqSum(tree.ref(grads!)) as Tensor))[0]);
-      if (!Number.isFinite(loss) || !Number.isFinite(gnorm)) {
+      const lr = lrOf(si, state.stageStep + 1);
+      const r = await device.step({
+        micro,
+        weights,
+        norm,
+        // LoRA dropout: layer l of micro-batch i uses key keyBase + l
+        dropoutKey: (i) => (cfg.seed * 1_000_003 + state.step * 4099 + i * 257) >>> 0,
+        lr,
+        t: state.step + 1,
+        gradClip: cfg.grad_clip,
+        adamw: cfg.adamw,
+      });
+      if (!r.ok) {
         // divergence guard: nothing of this step is applied or saved; the last good checkpoint is the result
-        tree.dispose(grads!);
-        diverged = { step: state.step + 1, loss, grad_norm: gnorm };
+        diverged = { step: state.step + 1, loss: r.loss, grad_norm: r.gradNorm };
         break outer;
       }
-      const clip = cfg.grad_clip > 0 && gnorm > cfg.grad_clip ? cfg.grad_clip / (gnorm + 1e-6) : 1;
-      const t = state.stageStep + 1;
-      const lr = lrAt(schedFor(si), cfg.lr_reset_per_stage ? t : stepsBefore(si) + t);
-      const gt = state.step + 1; // AdamW bias correction counts all steps (moments carry across stages)
-      const a = cfg.adamw;
-      const scal = Float32Array.of(lr / (1 - a.beta1 ** gt), 1 / Math.sqrt(1 - a.beta2 ** gt), 1 - lr * a.weight_decay, clip, a.beta1, a.beta2, a.eps);
-      const np_: Params = {}, nm: Record<string, Tensor> = {}, nv: Record<string, Tensor> = {};
-      let queued = 0;
-      for (const k of Object.keys(trainable)) {
-        const upd = decays(k, trainable[k].shape) && !k.includes('lora_') ? fns.updDecay : fns.updPlain;
-        const [p2, m2, v2] = upd(trainable[k], m[k], v[k], grads![k], fromHost(scal, [scal.length])) as Tensor[];
-        np_[k] = p2;
-        nm[k] = m2;
-        nv[k] = v2;
-        // jax-js frees the old p, m, v and g only when the queued update has run: flush every ~64 MB of
-        // parameters so the old and new optimizer state never coexist in full (full FT of 135M would not fit)
-        queued += p2.size;
-        if (queued >= 16 * 2 ** 20) {
-          await p2.blockUntilReady();
-          queued = 0;
-        }
-      }
-      trainable = np_;
-      m = nm;
-      v = nv;
-      await blockUntilReady([trainable, m, v]); // the step's time includes its own update
+      const { loss, gradNorm: gnorm } = r;
       const ntok = micro.reduce((acc, b) => acc + tokensOf(b), 0);
       state = { ...state, step: state.step + 1, stageStep: state.stageStep + 1, micro: state.micro + micro.length, tokens: state.tokens + ntok };
       const secs = (performance.now() - ts) / 1000;
       const epochFloat = state.epoch + state.micro / Math.max(1, bs.length);
-      const rec: Record<string, number | string> = { step: state.step, stage: si, stage_name: stages[si].name, epoch: +epochFloat.toFixed(4), lr, loss, grad_norm: gnorm, tokens: state.tokens, tokens_per_s: ntok / secs };
+      const rec: MetricsRecord = { step: state.step, stage: si, stage_name: stages[si].name, epoch: +epochFloat.toFixed(4), lr, loss, grad_norm: gnorm, tokens: state.tokens, tokens_per_s: ntok / secs };
       lastMetrics = { loss, lr };
       const stageEnd = state.stageStep >= stageSteps[si];
-      let stopNow = false;
+      let stop: StopRequest | undefined;
       let newBest = false;
-      if (state.step % cfg.eval_every === 0 || stageEnd) {
-        const el = await evalLoss();
-        if (el !== undefined) rec.eval_loss = el;
-        holder.params = { ...frozen, ...trainable };
-        const metrics: Record<string, number> = { loss, ...(el !== undefined ? { eval_loss: el } : {}) };
-        for (const cb of callbacks) {
-          const r = await cb.onEval?.({ ...ctxBase(), epoch: epochFloat, metrics, generator });
-          if (r?.metrics) Object.assign(metrics, r.metrics), Object.assign(rec, r.metrics);
-          if (r?.stop) {
-            stopNow = true;
-            stoppedEarly = { reason: r.reason ?? `${cb.name} requested a stop`, step: state.step };
-          }
+      if (evalDue(cfg, state.step, stageEnd)) {
+        const ev = await evaluatePoint({ device, batches: heldOut, callbacks, ctx: { ...ctxBase(), epoch: epochFloat }, generator, loss, emit });
+        if (ev.evalLoss !== undefined) rec.eval_loss = ev.evalLoss;
+        Object.assign(rec, ev.extra);
+        if (typeof ev.metrics.ifs === 'number') latestIfs = { value: ev.metrics.ifs, step: state.step };
+        lastMetrics = ev.metrics;
+        stop = ev.stop;
+        if (stop) {
+          stoppedEarly = { reason: stop.reason, step: state.step };
+          stopRule = { callback: stop.callback, ...(stop.rule ? { rule: stop.rule } : {}) };
         }
-        lastMetrics = metrics;
-        const mv = metrics[cfg.best_metric];
-        if (mv !== undefined && (!state.best || (cfg.best_mode === 'min' ? mv < state.best.value : mv > state.best.value))) {
-          state = { ...state, best: { metric: cfg.best_metric, value: mv, step: state.step, checkpoint: `step-${state.step}` } };
+        const best = improvedBest(cfg, state.best, ev.metrics, state.step);
+        if (best) {
+          state = { ...state, best };
           newBest = true;
         }
       }
-      writeMetrics(rec);
-      progress.update(state.step, { loss, ...(rec.eval_loss !== undefined ? { eval: rec.eval_loss as number } : {}), 'tok/s': rec.tokens_per_s as number }, stageEnd);
+      appendMetrics(metricsFile, rec);
+      emit({
+        type: 'step',
+        step: state.step,
+        totalSteps,
+        stage: si,
+        stageName: stages[si].name,
+        loss,
+        lr,
+        gradNorm: gnorm,
+        tokens: state.tokens,
+        tokensPerS: ntok / secs,
+        ...(rec.eval_loss !== undefined ? { evalLoss: rec.eval_loss as number } : {}),
+        ...(latestIfs ? { ifs: latestIfs } : {}),
+        sessionSteps: state.step - step0,
+        sessionSeconds: sessionSeconds(),
+        stageEnd,
+      });
       const interruptNow = !!opts.interrupt?.stop;
       const last = stageEnd && si === stages.length - 1;
-      if (last || stopNow) state = { ...state, done: true, stopped: stoppedEarly ? { reason: stoppedEarly.reason } : null };
-      if (stageEnd && !last && !stopNow) state = { ...state, stage: si + 1, stageStep: 0, epoch: 0, micro: 0 };
-      if (state.step % cfg.save_every === 0 || stageEnd || stopNow || interruptNow || newBest) {
+      if (last || stop) state = { ...state, done: true, stopped: stoppedEarly ? { reason: stoppedEarly.reason } : null };
+      if (stageEnd && !last && !stop) state = { ...state, stage: si + 1, stageStep: 0, epoch: 0, micro: 0 };
+      if (saveDue(cfg, state.step, { stageEnd, stop: !!stop, interrupt: interruptNow, newBest })) {
         const saved = await saveCheckpoint();
         if (saved === null) {
           diverged = { step: state.step, loss, grad_norm: gnorm };
@@ -449,7 +325,7 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
         }
         lastCheckpoint = saved;
       }
-      if (stopNow) break outer;
+      if (stop) break outer;
       if (interruptNow) {
         interrupted = true;
         break outer;
@@ -459,26 +335,33 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
     }
     if (state.done) break; // resumed from a finished stage boundary
   }
-  progress.done();
+  emit({ type: 'end', step: state.step, interrupted, stoppedEarly: !!stoppedEarly });
+  // totals: the seconds of every session's steps up to the last checkpoint, plus this session's after it
+  const sess = sessionSeconds();
+  const totalSeconds = seconds0 + sess;
   const summary: RunSummary = {
     run_dir: runDir,
     steps: state.step,
     tokens: state.tokens,
-    seconds: (performance.now() - t0) / 1000,
-    tokens_per_s: (state.tokens - tokens0) / ((performance.now() - t0) / 1000),
+    seconds: totalSeconds,
+    tokens_per_s: totalSeconds > 0 ? state.tokens / totalSeconds : 0,
+    session: { from_step: step0, steps: state.step - step0, tokens: state.tokens - tokens0, seconds: sess, tokens_per_s: sess > 0 ? (state.tokens - tokens0) / sess : 0 },
     final: lastMetrics,
     best: state.best,
     last_checkpoint: lastCheckpoint,
     stopped_early: stoppedEarly,
+    ...(stopRule ? { stop_rule: stopRule } : {}),
     interrupted,
     stages: stages.map((s, i) => ({ name: s.name, steps: stageSteps[i] })),
     data: data.drops,
     diverged,
-    ...(ifsOverlap ? { ifs_overlap: ifsOverlap } : {}),
+    ...(run.extended ? { extended: run.extended } : {}),
+    ...(ifs ? { ifs_overlap: ifs.overlap } : {}),
+    callbacks: {},
   };
   for (const cb of callbacks) {
-    const extra = await cb.onEnd?.(ctxBase());
-    if (extra) Object.assign(summary, { [cb.name]: extra });
+    const extra = await cb.onEnd?.({ ...ctxBase(), metrics: {} });
+    if (extra) summary.callbacks[cb.name] = extra;
   }
   if (!interrupted && !diverged && lastCheckpoint && existsSync(lastCheckpoint)) {
     // written before summary.json: a run with a summary has its exports (a kill in between re-exports on --resume)
@@ -486,13 +369,11 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
     const bestDir = state.best ? join(runDir, state.best.checkpoint) : undefined;
     if (bestDir && existsSync(bestDir)) summary.exports.best = exportCheckpoint(bestDir, join(runDir, 'best'), cfg.model);
   }
-  writeFileSync(join(runDir, 'summary.json'), JSON.stringify(summary, (_, x) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x), 2) + '\n');
-  fns.dispose();
+  // summary.json keeps each callback's end fields at its top level, under the callback's name (the report reads them there)
+  const { callbacks: byName, ...rest } = summary;
+  writeFileSync(join(runDir, 'summary.json'), JSON.stringify({ ...rest, ...byName }, (_, x) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x), 2) + '\n');
   generator.dispose();
-  tree.dispose(trainable);
-  tree.dispose(m);
-  tree.dispose(v);
-  tree.dispose(frozen);
+  device.dispose();
   if (diverged) {
     const d = diverged;
     throw new HeedError(

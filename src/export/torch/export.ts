@@ -17,7 +17,7 @@ import { HeedError } from '../../errors.js';
 import { loadTokenizer } from '../../io/tokenizer.js';
 import { readModelConfig, SUPPORTED_MODEL_TYPES } from '../../models/config.js';
 import { resolveStages, type TrainConfig } from '../../train/config.js';
-import { epochSequences, loadRunData, permutation } from '../../train/data.js';
+import { epochOrder, epochSequences, loadRunData, plannedStageSteps, stepSpan } from '../../train/data.js';
 import type { Example } from '../../data/types.js';
 import { repoPath } from '../../eval/jsonl.js';
 import { writeNpy } from './npy.js';
@@ -168,15 +168,14 @@ export async function exportTorchJob(cfg: TrainConfig, o: ExportOptions): Promis
     const abs = join(jobDir, dir);
     const { tokens, lossWeight } = writeRows(abs, rows, shardRows);
     // steps in the stage: as heed's trainer plans them
-    const nSeq0 = epochSequences(rows, cfg, si, 0, data.padId).length;
-    const steps = st.steps ?? Math.max(1, Math.round(st.epochs! * Math.ceil(Math.ceil(nSeq0 / B) / GA)));
+    const steps = plannedStageSteps(st, st.steps === undefined ? epochSequences(rows, cfg, si, 0, data.padId).length : 0, B, GA);
     // walk the trainer's micro-batch cursor; write every epoch it touches
     const table = new BigInt64Array(steps * 5);
     const written = new Map<number, number>(); // epoch -> number of sequences
     const writeEpoch = (e: number): number => {
       if (written.has(e)) return written.get(e)!;
       const seqs = epochSequences(rows, cfg, si, e, data.padId);
-      const order = permutation(rows.length, cfg.seed * 1000003 + si * 7919 + e); // the order epochSequences used
+      const order = epochOrder(rows.length, cfg.seed, si, e); // the order epochSequences used
       const offs = new BigInt64Array(seqs.length + 1);
       let k = 0;
       for (const [s, seq] of seqs.entries()) {
@@ -192,20 +191,13 @@ export async function exportTorchJob(cfg: TrainConfig, o: ExportOptions): Promis
       written.set(e, seqs.length);
       return seqs.length;
     };
-    let epoch = 0;
-    let micro = 0;
+    // the trainer's own micro-batch cursor (stepSpan), over the epochs it touches
+    let at = { epoch: 0, micro: 0 };
     for (let t = 0; t < steps; t++) {
-      let nSeq = writeEpoch(epoch);
-      let nMicro = Math.ceil(nSeq / B);
-      if (micro >= nMicro) {
-        epoch++;
-        micro = 0;
-        nSeq = writeEpoch(epoch);
-        nMicro = Math.ceil(nSeq / B);
-      }
-      const end = Math.min(micro + GA, nMicro);
-      table.set([BigInt(epoch), BigInt(micro * B), BigInt(Math.min(end * B, nSeq)), BigInt(end), BigInt(nMicro)], t * 5);
-      micro = end;
+      const sp = stepSpan(at, (e) => Math.ceil(writeEpoch(e) / B), GA);
+      const nSeq = writeEpoch(sp.epoch);
+      table.set([BigInt(sp.epoch), BigInt(sp.micro * B), BigInt(Math.min(sp.end * B, nSeq)), BigInt(sp.end), BigInt(sp.nMicro)], t * 5);
+      at = { epoch: sp.epoch, micro: sp.end };
     }
     writeNpy(join(abs, 'steps.npy'), table, [steps, 5]);
     const sft = join('data', `sft-stage-${si}.jsonl`);

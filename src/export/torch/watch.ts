@@ -16,6 +16,7 @@ import { loadModel, disposeParams } from '../../models/load.js';
 import { sequenceLogits } from '../../models/run.js';
 import { JOB_FORMAT, heedVersion, type JobJson } from './export.js';
 import { readNpy } from './npy.js';
+import { readMetrics } from '../../train/metrics.js';
 
 export interface WatchOptions {
   /** seconds between looks at the run folder */
@@ -44,26 +45,8 @@ export interface WatchSummary {
 /** A model to evaluate. Today a checkpoint folder evaluated in-process; other specs plug in here. */
 export type ModelSpec = { kind: 'dir'; dir: string };
 
-/** metrics.jsonl as far as it is complete: a last line without its newline (mid-write) is left for later. */
-export function readMetricsTolerant(path: string): { records: Array<Record<string, unknown>>; torn: boolean; bad: number[] } {
-  if (!existsSync(path)) return { records: [], torn: false, bad: [] };
-  const text = readFileSync(path, 'utf8');
-  const lines = text.split('\n');
-  const torn = lines[lines.length - 1] !== '';
-  const records: Array<Record<string, unknown>> = [];
-  const bad: number[] = [];
-  for (const [i, l] of lines.slice(0, -1).entries()) {
-    if (!l.trim()) continue;
-    try {
-      const v = JSON.parse(l) as unknown;
-      if (v && typeof v === 'object' && !Array.isArray(v) && typeof (v as { step?: unknown }).step === 'number') records.push(v as Record<string, unknown>);
-      else bad.push(i + 1);
-    } catch {
-      bad.push(i + 1);
-    }
-  }
-  return { records, torn, bad };
-}
+/** metrics.jsonl as far as it is complete (the trainer's reader: an incomplete last line is left for later, other bad lines counted). */
+export const readMetricsTolerant = readMetrics;
 
 export function readRunJob(runDir: string): JobJson & { job_dir?: string } {
   const file = join(runDir, 'job.json');
