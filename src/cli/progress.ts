@@ -59,6 +59,7 @@ export function trainProgress(o: { quiet?: boolean; label?: string; write?: (lin
   let bar: Progress | undefined;
   let evalBar: Progress | undefined;
   let evalLoss: number | undefined;
+  let pendingStop: string | undefined;
   return (e: TrainEvent) => {
     if (o.quiet) return;
     switch (e.type) {
@@ -70,7 +71,12 @@ export function trainProgress(o: { quiet?: boolean; label?: string; write?: (lin
         if (e.evalLoss !== undefined) evalLoss = e.evalLoss;
         const perStep = e.sessionSteps > 0 ? e.sessionSeconds / e.sessionSteps : NaN;
         const fields: Record<string, string | number> = { loss: e.loss, ...(evalLoss !== undefined ? { eval: evalLoss } : {}), ...(e.ifs ? { ifs: `${e.ifs.value.toFixed(2)}@${e.ifs.step}` } : {}), 'tok/s': e.tokensPerS };
-        bar?.show(e.step, fields, e.stageEnd || e.evalLoss !== undefined, e.sessionSeconds, perStep * (e.totalSteps - e.step));
+        bar?.show(e.step, fields, e.stageEnd || e.evalLoss !== undefined || pendingStop !== undefined, e.sessionSeconds, perStep * (e.totalSteps - e.step));
+        if (pendingStop !== undefined) {
+          bar?.done();
+          write(pendingStop);
+          pendingStop = undefined;
+        }
         return;
       }
       case 'eval-start':
@@ -89,8 +95,8 @@ export function trainProgress(o: { quiet?: boolean; label?: string; write?: (lin
         return;
       }
       case 'early-stop':
-        bar?.done();
-        write(`early stopping at step ${e.step} (${e.callback}): ${e.reason}`);
+        // said after the step's own line (the evaluation that fired runs before it)
+        pendingStop = `early stopping at step ${e.step} (${e.callback}): ${e.reason}`;
         return;
       case 'checkpoint':
         return;

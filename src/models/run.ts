@@ -1,8 +1,14 @@
 /** Convenience: full-sequence logits for a batch of token-id sequences (right-padded, padding masked). */
-import { fromHost, toHost } from '../engine/index.js';
-import { invFreqFor } from '../train/step.js';
-import type { ModelConfig } from './config.js';
+import { fromHost, np, toHost, type Tensor } from '../engine/index.js';
+import { ropeInvFreq, type ModelConfig } from './config.js';
 import { forward, type Params } from './transformer.js';
+
+/** RoPE inverse frequencies as a tensor (a placeholder [1] for models without RoPE). */
+export function invFreqFor(c: ModelConfig): Tensor {
+  if (c.arch !== 'llama') return np.zeros([1]);
+  const f = ropeInvFreq(c);
+  return fromHost(f, [f.length]);
+}
 
 /** Returns, per sequence, a Float32Array of [len × vocab] logits. */
 export async function sequenceLogits(c: ModelConfig, p: Params, seqs: number[][]): Promise<Float32Array[]> {

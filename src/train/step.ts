@@ -1,6 +1,7 @@
 /** The jitted training step: loss and gradients (valueAndGrad) then AdamW, in one compiled function. */
 import { jit, valueAndGrad, np, fromHost, tree, type Tensor } from '../engine/index.js';
-import { ropeInvFreq, type ModelConfig } from '../models/config.js';
+import type { ModelConfig } from '../models/config.js';
+import { invFreqFor } from '../models/run.js';
 import type { Params } from '../models/transformer.js';
 import { adamwScalars, adamwUpdate, type AdamWConfig, type Tree } from './adamw.js';
 import { weightedLoss, type TrainBatch } from './loss.js';
@@ -41,11 +42,8 @@ export function toDeviceBatch(h: HostBatch): TrainBatch {
   };
 }
 
-export function invFreqFor(c: ModelConfig): Tensor {
-  if (c.arch !== 'llama') return np.zeros([1]);
-  const f = ropeInvFreq(c);
-  return fromHost(f, [f.length]);
-}
+/** (defined with the models: src/models/run.ts; re-exported for the trainer's callers) */
+export { invFreqFor };
 
 /** Build loss-only and train-step functions for a model config. */
 export function makeTrainer(c: ModelConfig, opt: AdamWConfig) {
