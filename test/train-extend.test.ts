@@ -102,7 +102,7 @@ test('progress events: evaluations inside callbacks get their own progress, earl
   };
   const events: TrainEvent[] = [];
   const lines: string[] = [];
-  const draw = trainProgress({ write: (l) => lines.push(l) });
+  const draw = trainProgress({ stream: { write: (l: string) => lines.push(...l.split('\n').filter(Boolean)) } });
   const s = await train(cfgOf({ steps: 12 }), { quiet: true, callbacks: [cb], onEvent: (e) => (events.push(e), draw(e)) });
   assert.equal(s.steps, 8);
   assert.deepEqual(s.stopped_early, { reason: 'probe plateau', step: 8 });
@@ -119,6 +119,31 @@ test('progress events: evaluations inside callbacks get their own progress, earl
   assert.ok(st[3].evalLoss !== undefined && st[4].evalLoss === undefined);
   assert.ok(lines.some((l) => /^early stopping at step 8 \(probe\): probe plateau/.test(l)), lines.join('\n'));
   assert.ok(lines.some((l) => /^ {2}probe at step 4: ifs 0\.400/.test(l)), lines.join('\n'));
+});
+
+test('the progress renderer: after a resume the ETA counts the steps left at this session\'s speed; IFS beside eval loss', () => {
+  const lines: string[] = [];
+  const draw = trainProgress({ stream: { write: (l: string) => lines.push(...l.split('\n').filter(Boolean)) } });
+  draw({ type: 'start', runDir: 'runs/x', totalSteps: 100, startStep: 60, resumed: true, priorSeconds: 600, priorTokens: 5000 });
+  const step = { type: 'step', totalSteps: 100, stage: 0, stageName: 'main', loss: 2, lr: 1e-3, gradNorm: 1, tokens: 6000, tokensPerS: 50, stageEnd: false } as const;
+  draw({ ...step, step: 70, sessionSteps: 10, sessionSeconds: 20, evalLoss: 2.5, ifs: { value: 0.42, step: 70 } });
+  assert.match(lines[0], /resumed at step 60 of 100: 40 steps left \(earlier sessions: 10m00s, 5000 tokens\)/);
+  // 2 s per step in this session, 30 steps left: 60 s (the 60 s/10 steps of the first session do not count)
+  assert.match(lines[1], /70\/100 {2}loss 2\.000 {2}eval 2\.500 {2}ifs 0\.42@70 {2}tok\/s 50\.000 {2}elapsed 20\.0s {2}ETA 1m00s/);
+  draw({ type: 'early-stop', step: 80, callback: 'ifs-early-stopping', reason: 'IFS plateau: ...' });
+  draw({ ...step, step: 80, sessionSteps: 20, sessionSeconds: 40 });
+  assert.match(lines.at(-2)!, /80\/100 .*eval 2\.500 {2}ifs 0\.42@70/, 'the latest eval loss and IFS stay on the line');
+  assert.match(lines.at(-1)!, /^early stopping at step 80 \(ifs-early-stopping\): IFS plateau/);
+  const q: string[] = [];
+  const quiet = trainProgress({ quiet: true, stream: { write: (l: string) => q.push(l) } });
+  quiet({ type: 'start', runDir: 'r', totalSteps: 1, startStep: 0, resumed: false, priorSeconds: 0, priorTokens: 0 });
+  assert.deepEqual(q, []);
+});
+
+test('layering: src/train imports nothing from src/cli, src/models nothing from src/train', () => {
+  const scan = (dir: string, forbidden: RegExp) => readdirSync(join(ROOT, dir)).filter((f) => f.endsWith('.ts')).filter((f) => forbidden.test(readFileSync(join(ROOT, dir, f), 'utf8'))).map((f) => `${dir}/${f}`);
+  assert.deepEqual(scan('src/train', /(from |import\()'\.\.\/cli\//), []);
+  assert.deepEqual(scan('src/models', /(from |import\()'\.\.\/train\//), []);
 });
 
 test('heed train --resume --set: only steps (and patience) may change, said in one line', () => {

@@ -1,15 +1,24 @@
 import type { TrainEvent, TrainListener } from '../train/events.js';
 
+/** Where progress is drawn: stderr, or a stand-in (tests). */
+export interface ProgressStream {
+  write(s: string): unknown;
+  isTTY?: boolean;
+}
+
 /** A progress line on stderr with rate and ETA: redrawn in place on a TTY, a line every few seconds otherwise. */
 export class Progress {
   private readonly t0 = performance.now();
   private lastPrint = 0;
-  private readonly tty = !!process.stderr.isTTY;
+  private readonly tty: boolean;
   constructor(
     private readonly label: string,
     private total: number,
     private readonly quiet = false,
-  ) {}
+    private readonly out: ProgressStream = process.stderr,
+  ) {
+    this.tty = !!out.isTTY;
+  }
 
   setTotal(n: number): void {
     this.total = n;
@@ -31,12 +40,12 @@ export class Progress {
     const bar = '█'.repeat(Math.round(frac * w)).padEnd(w, '·');
     const extra = Object.entries(fields).map(([k, v]) => `${k} ${typeof v === 'number' ? fmt(v) : v}`).join('  ');
     const line = `${this.label} ${bar} ${done}/${this.total}  ${extra}  elapsed ${clock(el)}  ETA ${Number.isFinite(eta) ? clock(eta) : '?'}`;
-    if (this.tty) process.stderr.write(`\r\x1b[2K${line}`);
-    else process.stderr.write(line + '\n');
+    if (this.tty) this.out.write(`\r\x1b[2K${line}`);
+    else this.out.write(line + '\n');
   }
 
   done(): void {
-    if (!this.quiet && this.tty && this.lastPrint > 0) process.stderr.write('\n');
+    if (!this.quiet && this.tty && this.lastPrint > 0) this.out.write('\n');
     this.lastPrint = 0;
   }
 }
@@ -54,23 +63,26 @@ export function clock(s: number): string {
  * resumed run counts only its remaining steps); each evaluation inside a callback (IFS responses) gets its own
  * line with n/N and ETA; early stopping is announced with the rule that fired.
  */
-export function trainProgress(o: { quiet?: boolean; label?: string; write?: (line: string) => void } = {}): TrainListener {
-  const write = o.write ?? ((l: string) => process.stderr.write(l + '\n'));
+export function trainProgress(o: { quiet?: boolean; label?: string; stream?: ProgressStream } = {}): TrainListener {
+  const out = o.stream ?? process.stderr;
+  const write = (l: string) => out.write(l + '\n');
   let bar: Progress | undefined;
   let evalBar: Progress | undefined;
   let evalLoss: number | undefined;
   let pendingStop: string | undefined;
+  let ifs: { value: number; step: number } | undefined;
   return (e: TrainEvent) => {
     if (o.quiet) return;
     switch (e.type) {
       case 'start':
-        bar = new Progress(o.label ?? 'train', e.totalSteps);
+        bar = new Progress(o.label ?? 'train', e.totalSteps, false, out);
         if (e.resumed && e.startStep > 0) write(`resumed at step ${e.startStep} of ${e.totalSteps}: ${e.totalSteps - e.startStep} steps left (earlier sessions: ${clock(e.priorSeconds)}, ${e.priorTokens} tokens)`);
         return;
       case 'step': {
         if (e.evalLoss !== undefined) evalLoss = e.evalLoss;
+        if (e.ifs) ifs = e.ifs;
         const perStep = e.sessionSteps > 0 ? e.sessionSeconds / e.sessionSteps : NaN;
-        const fields: Record<string, string | number> = { loss: e.loss, ...(evalLoss !== undefined ? { eval: evalLoss } : {}), ...(e.ifs ? { ifs: `${e.ifs.value.toFixed(2)}@${e.ifs.step}` } : {}), 'tok/s': e.tokensPerS };
+        const fields: Record<string, string | number> = { loss: e.loss, ...(evalLoss !== undefined ? { eval: evalLoss } : {}), ...(ifs ? { ifs: `${ifs.value.toFixed(2)}@${ifs.step}` } : {}), 'tok/s': e.tokensPerS };
         bar?.show(e.step, fields, e.stageEnd || e.evalLoss !== undefined || pendingStop !== undefined, e.sessionSeconds, perStep * (e.totalSteps - e.step));
         if (pendingStop !== undefined) {
           bar?.done();
@@ -82,7 +94,7 @@ export function trainProgress(o: { quiet?: boolean; label?: string; write?: (lin
       case 'eval-start':
         bar?.done();
         evalBar?.done();
-        evalBar = new Progress(`  ${e.name} ${e.unit} (step ${e.step})`, e.total);
+        evalBar = new Progress(`  ${e.name} ${e.unit} (step ${e.step})`, e.total, false, out);
         return;
       case 'eval-progress':
         evalBar?.update(e.done, {}, e.done === e.total);
