@@ -10,7 +10,7 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
-import { blockUntilReady, fromHost, jit, np, toHost, tree, type Tensor } from '../engine/index.js';
+import { fromHost, jit, np, toHost, tree, type Tensor } from '../engine/index.js';
 import { HeedError } from '../errors.js';
 import { exportGguf } from '../export/gguf.js';
 import { EngineGenerator } from '../decode/generate.js';
@@ -22,7 +22,7 @@ import { readModelConfig, type ModelConfig } from '../models/config.js';
 import { runsLayerByLayer, splitLayerName, type Params } from '../models/transformer.js';
 import type { TrainBatch } from './loss.js';
 import { makeFused, makeSegmented } from './segmented.js';
-import { decays } from './adamw.js';
+import { adamw, chain, clipByGlobalNorm, decays, globalNormSq, type Optimizer } from './adamw.js';
 import { invFreqFor, toDeviceBatch } from './step.js';
 import { resolveStages, validateTrainConfig, type TrainConfig } from './config.js';
 import { epochSequences, loadRunData, microBatches, normalisedWeights } from './data.js';
@@ -94,40 +94,23 @@ const tokensOf = (b: Batch) => b.segments.reduce((a, s) => a + (s >= 0 ? 1 : 0),
  * Builds the compiled pieces of a run: the loss and its gradients layer by layer (segmented.ts: memory for one
  * block's intermediates instead of the whole model's), the gradient norm, accumulation and per-tensor AdamW.
  */
-function compile(c: ModelConfig, layered: boolean, trainable: Set<string>, loraScale: number | undefined, loraDropout: number, loraModuleNames: string[]) {
+function compile(c: ModelConfig, layered: boolean, trainable: Set<string>, loraScale: number | undefined, loraDropout: number, loraModuleNames: string[], optimizer: Optimizer) {
   const o = { trainable, loraScale, loraDropout, loraModules: [...new Set(loraModuleNames.map((n) => splitLayerName(n)!.sub))] };
   const seg = layered ? makeSegmented(c, o) : makeFused(c, o);
-  const sqSum = jit((g: Record<string, Tensor>) => {
-    let s: Tensor | undefined;
-    for (const v of Object.values(g)) s = s ? s.add(np.square(v).sum()) : np.square(v).sum();
-    return s!;
-  });
+  const sqSum = jit(globalNormSq);
   const addTrees = jit((a: Record<string, Tensor>, b: Record<string, Tensor>) => {
     const o: Record<string, Tensor> = {};
     for (const k of Object.keys(a)) o[k] = a[k].add(b[k]);
     return o;
   });
-  const mkUpdate = (decay: boolean) =>
-    jit((p: Tensor, m: Tensor, v: Tensor, g: Tensor, s: Tensor) => {
-      // s = [stepSize, c2, 1 - lr·wd, clipScale, beta1, beta2, eps]
-      const sc = (i: number) => s.ref.slice(i);
-      const gc = g.mul(sc(3));
-      const m2 = m.mul(sc(4)).add(gc.ref.mul(np.subtract(1, sc(4))));
-      const v2 = v.mul(sc(5)).add(np.square(gc).mul(np.subtract(1, sc(5))));
-      const denom = np.sqrt(v2.ref).mul(sc(1)).add(sc(6));
-      const p0 = decay ? p.mul(sc(2)) : p;
-      const p2 = p0.sub(m2.ref.div(denom).mul(sc(0)));
-      s.dispose();
-      return [p2, m2, v2];
-    });
-  const updDecay = mkUpdate(true);
-  const updPlain = mkUpdate(false);
+  const upd = optimizer.compile();
   /** free the compiled programs and their constants (a process may run several trainings) */
   const dispose = () => {
     seg.dispose();
-    [sqSum, addTrees, updDecay, updPlain].forEach((f) => f.dispose());
+    [sqSum, addTrees].forEach((f) => f.dispose());
+    upd.dispose();
   };
-  return { seg, sqSum, addTrees, updDecay, updPlain, dispose };
+  return { seg, sqSum, addTrees, upd, dispose };
 }
 
 export async function train(cfgIn: TrainConfig | { resume: string }, opts: TrainOptions = {}): Promise<RunSummary> {
@@ -228,7 +211,9 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
   // checkpointing auto: layer by layer (memory of one block) for larger models, else one fused program (no
   // recomputation: ~1.35x faster on the 2.2M demo model, and small models fit either way)
   const layered = cfg.checkpointing === 'layers' || (cfg.checkpointing === 'auto' && runsLayerByLayer(c, { ...frozen, ...trainable }));
-  const fns = compile(c, layered, new Set(Object.keys(trainable)), loraScale, lora?.dropout ?? 0, mods.map((x) => x.name));
+  const a = cfg.adamw;
+  const optimizer = chain(clipByGlobalNorm(cfg.grad_clip), adamw({ beta1: a.beta1, beta2: a.beta2, eps: a.eps, weightDecay: a.weight_decay, decayMask: decays }));
+  const fns = compile(c, layered, new Set(Object.keys(trainable)), loraScale, lora?.dropout ?? 0, mods.map((x) => x.name), optimizer);
 
   // --- plan: steps per stage (epochs × steps in the stage's first epoch, or steps)
   const stageSteps = stages.map((st, si) => {
@@ -380,32 +365,11 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
         diverged = { step: state.step + 1, loss, grad_norm: gnorm };
         break outer;
       }
-      const clip = cfg.grad_clip > 0 && gnorm > cfg.grad_clip ? cfg.grad_clip / (gnorm + 1e-6) : 1;
-      const t = state.stageStep + 1;
-      const lr = lrAt(schedFor(si), cfg.lr_reset_per_stage ? t : stepsBefore(si) + t);
-      const gt = state.step + 1; // AdamW bias correction counts all steps (moments carry across stages)
-      const a = cfg.adamw;
-      const scal = Float32Array.of(lr / (1 - a.beta1 ** gt), 1 / Math.sqrt(1 - a.beta2 ** gt), 1 - lr * a.weight_decay, clip, a.beta1, a.beta2, a.eps);
-      const np_: Params = {}, nm: Record<string, Tensor> = {}, nv: Record<string, Tensor> = {};
-      let queued = 0;
-      for (const k of Object.keys(trainable)) {
-        const upd = decays(k, trainable[k].shape) && !k.includes('lora_') ? fns.updDecay : fns.updPlain;
-        const [p2, m2, v2] = upd(trainable[k], m[k], v[k], grads![k], fromHost(scal, [scal.length])) as Tensor[];
-        np_[k] = p2;
-        nm[k] = m2;
-        nv[k] = v2;
-        // jax-js frees the old p, m, v and g only when the queued update has run: flush every ~64 MB of
-        // parameters so the old and new optimizer state never coexist in full (full FT of 135M would not fit)
-        queued += p2.size;
-        if (queued >= 16 * 2 ** 20) {
-          await p2.blockUntilReady();
-          queued = 0;
-        }
-      }
-      trainable = np_;
-      m = nm;
-      v = nv;
-      await blockUntilReady([trainable, m, v]); // the step's time includes its own update
+      // 0-based update index within the schedule; AdamW's bias correction counts all steps (moments carry across stages)
+      const lr = lrAt(schedFor(si), cfg.lr_reset_per_stage ? state.stageStep : stepsBefore(si) + state.stageStep);
+      const scal = optimizer.scalars({ count: state.step + 1, lr, gradNorm: gnorm });
+      // one small program per tensor (the transient copy is one tensor, not the whole state); the step's time includes it
+      ({ params: trainable, state: { m, v } } = await fns.upd.update(trainable, grads!, { m, v }, scal));
       const ntok = micro.reduce((acc, b) => acc + tokensOf(b), 0);
       state = { ...state, step: state.step + 1, stageStep: state.stageStep + 1, micro: state.micro + micro.length, tokens: state.tokens + ntok };
       const secs = (performance.now() - ts) / 1000;
