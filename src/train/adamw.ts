@@ -213,7 +213,8 @@ export function chain(...links: [...GradientTransform[], UpdateRule]): Optimizer
             const [p2, ...st] = prog(rule.variant(k, p.shape))(p, gr[k], slots.map((sl) => state[sl][k]), fromHost(scalars, [scalars.length])) as Tensor[];
             np_[k] = p2;
             slots.forEach((sl, i) => (ns[sl][k] = st[i]));
-            // jax-js frees the old tensors only when the queued update has run: flush every ~64 MB of parameters
+            // jax-js frees the old p, state and g only when the queued update has run: flush every ~64 MB of
+            // parameters so the old and new state never coexist in full (full fine-tuning of 135M would not fit)
             queued += p2.size;
             if (queued >= flushEvery) {
               await p2.blockUntilReady();
