@@ -146,10 +146,11 @@ async function heedChild(spec: ChildSpec): Promise<ChildResult> {
   }
 
   // train: one jitted step = loss + gradients + AdamW
-  const { makeTrainer, toDeviceBatch, zerosLike } = await import('../src/train/step.js');
-  const trainer = makeTrainer(c, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 });
-  let m = zerosLike(params);
-  let v = zerosLike(params);
+  const { makeTrainer, toDeviceBatch } = await import('../src/train/step.js');
+  const { adamw, chain, decays } = await import('../src/train/adamw.js');
+  const opt = chain(adamw({ beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, decayMask: decays }));
+  const trainer = makeTrainer(c, opt);
+  let st = opt.init(params);
   const ids = randIds(B * T);
   const weights = new Float32Array(B * T).fill(1);
   const losses: number[] = [];
@@ -157,11 +158,10 @@ async function heedChild(spec: ChildSpec): Promise<ChildResult> {
   const { times, first } = await timeLoop(async () => {
     const batch = toDeviceBatch({ B, T, ids, weights });
     t++;
-    const out = trainer.step(params, m, v, batch, 1e-3, t);
+    const out = trainer.step(params, st, batch, { lr: 1e-3, count: t });
     params = out.p;
-    m = out.m;
-    v = out.v;
-    await blockUntilReady([params, m, v]);
+    st = out.state;
+    await blockUntilReady([params, st]);
     losses.push((await toHost(out.loss))[0]);
   });
   void np;

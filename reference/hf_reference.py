@@ -381,6 +381,7 @@ class LlamaFamily:
         else:
             self.lm_head = W.get("lm_head.weight", [self.V, D])
         self.unused = W.unused()
+        self.params = W.t  # name -> tensor (reference/adamw_reference.py trains them)
 
     def forward(self, ids, attn=attention):
         T = len(ids)
@@ -441,6 +442,7 @@ class GPT2:
         else:
             self.lm_head = W.get("lm_head.weight", [self.V, D])
         self.unused = W.unused()
+        self.params = W.t  # name -> tensor (reference/adamw_reference.py trains them)
 
     def forward(self, ids, attn=attention):
         T = len(ids)

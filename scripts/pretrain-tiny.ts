@@ -9,7 +9,8 @@ import { initEngine, toHost } from '../src/engine/index.js';
 import { parseModelConfig } from '../src/models/config.js';
 import { randomParams, mulberry32 } from '../src/models/random.js';
 import { toDevice, toHostTensors, saveHostModel } from '../src/models/load.js';
-import { makeTrainer, toDeviceBatch, zerosLike } from '../src/train/step.js';
+import { makeTrainer, toDeviceBatch } from '../src/train/step.js';
+import { adamw, chain, decays } from '../src/train/adamw.js';
 import { byteLevelTokenizerJson } from '../src/io/byte-tokenizer.js';
 import { loadTokenizer } from '../src/io/tokenizer.js';
 
@@ -42,8 +43,9 @@ console.log(`corpus: ${docs.length} documents, ${train.length} train tokens, ${h
 await initEngine();
 const rand = mulberry32(1234);
 const window = (src: Int32Array) => { const ids = new Int32Array(B * T); for (let b = 0; b < B; b++) { const s = Math.floor(rand() * (src.length - T)); ids.set(src.subarray(s, s + T), b * T); } return ids; };
-const tr = makeTrainer(config, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 });
-let p = toDevice(randomParams(config, 42, { std: 0.02, exactNorms: true })), m = zerosLike(p), v = zerosLike(p);
+const opt = chain(adamw({ beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, decayMask: decays }));
+const tr = makeTrainer(config, opt);
+let p = toDevice(randomParams(config, 42, { std: 0.02, exactNorms: true })), st = opt.init(p);
 const weights = new Float32Array(B * T).fill(1);
 const heldBatches = Array.from({ length: 8 }, (_, i) => { const ids = new Int32Array(B * T); for (let b = 0; b < B; b++) { const s = ((i * B + b) * 997) % (held.length - T); ids.set(held.subarray(s, s + T), b * T); } return ids; });
 const heldLoss = async () => { let s = 0; for (const ids of heldBatches) s += (await toHost(tr.evalLoss(p, toDeviceBatch({ B, T, ids, weights }))))[0]; return s / heldBatches.length; };
@@ -51,8 +53,8 @@ const curve: Array<{ step: number; loss: number; heldOut?: number }> = [];
 const t0 = performance.now();
 for (let step = 1; step <= STEPS; step++) {
   const lr = step <= WARM ? (LR * step) / WARM : 0.1 * LR + 0.9 * LR * 0.5 * (1 + Math.cos((Math.PI * (step - WARM)) / (STEPS - WARM)));
-  const out = tr.step(p, m, v, toDeviceBatch({ B, T, ids: window(train), weights }), lr, step);
-  p = out.p; m = out.m; v = out.v;
+  const out = tr.step(p, st, toDeviceBatch({ B, T, ids: window(train), weights }), { lr, count: step });
+  p = out.p; st = out.state;
   const loss = (await toHost(out.loss))[0];
   if (step % 100 === 0 || step === 1 || step === STEPS) {
     const h = await heldLoss();

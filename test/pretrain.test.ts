@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { ROOT, tmp } from './helpers.js';
 import { trainBpe, bpeTokenizerJson, preTokenize } from '../src/pretrain/bpe.js';
 import { readCorpus, splitHeldOut } from '../src/pretrain/corpus.js';
-import { lrAt } from '../src/pretrain/pretrain.js';
+import { pretrainSchedule } from '../src/pretrain/pretrain.js';
+import { lrAt } from '../src/train/schedule.js';
 import { loadTokenizer } from '../src/io/tokenizer.js';
 
 const heed = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'bin/heed.js'), ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 300_000 });
@@ -85,10 +86,14 @@ test('corpus reader: text with blank lines, jsonl text and messages; schedule', 
   assert.deepEqual(readCorpus(join(d, 'b.jsonl')), ['one', 'two']);
   writeFileSync(join(d, 'c.txt'), 'only one');
   assert.throws(() => readCorpus(join(d, 'c.txt')), /at least 2/);
-  const o = { lr: 1, warmup: 10, steps: 110 };
-  assert.equal(lrAt(5, o), 0.5);
-  assert.equal(lrAt(10, o), 1);
-  assert.ok(Math.abs(lrAt(110, o) - 0.1) < 1e-12);
+  // heed's one schedule (src/train/schedule.ts) at the 0-based update index: update 5 of 10 warmup updates, the
+  // peak, then cosine to 10% reached one step past the last update
+  const o = pretrainSchedule({ lr: 1, warmup: 10, steps: 110 });
+  assert.equal(lrAt(o, 4), 0.5);
+  assert.equal(lrAt(o, 9), 1);
+  assert.equal(lrAt(o, 10), 1);
+  assert.ok(lrAt(o, 109) > 0.1 && lrAt(o, 109) < 0.1005);
+  assert.ok(Math.abs(lrAt(o, 110) - 0.1) < 1e-12);
 });
 
 test('heed pretrain: a tiny run writes a model folder that generate and model info accept, held-out loss drops', () => {

@@ -1,11 +1,12 @@
 /**
  * Training of the hashed-feature logistic regression (text-classifier.ts) on the engine: mini-batches of
  * fixed shape [batch, maxFeatures] (padding has value 0 and example weight 0), mean binary cross-entropy
- * with logits, one jitted step = valueAndGrad + the project's AdamW (src/train/adamw.ts). Deterministic for a
- * seed (seeded shuffles; the engine's kernels are deterministic on wasm).
+ * with logits, one jitted step = valueAndGrad + the project's optimizer core (src/train/adamw.ts: AdamW with
+ * its f64 rounding of 1 − β, which the shipped classifiers were trained with). Deterministic for a seed (seeded
+ * shuffles; the engine's kernels are deterministic on wasm).
  */
 import { embedLookup, fromHost, jit, nn, np, toHost, tree, valueAndGrad, type Tensor } from '../engine/index.js';
-import { adamwScalars, adamwUpdate, type AdamWConfig, type Tree } from '../train/adamw.js';
+import { adamw, chain, type OptState, type Tree } from '../train/adamw.js';
 import { Prng } from '../data/prng.js';
 import { featurize, TextClassifier, type ClassifierMeta, type FeatureConfig, type Features } from './text-classifier.js';
 
@@ -27,11 +28,10 @@ export async function trainClassifier(examples: Array<{ text: string; label: num
   const K = cfg.maxFeatures;
   const B = o.batch;
   const D = cfg.buckets;
-  const adam: AdamWConfig = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: o.weightDecay };
-  // l2 on w only through weight decay (decays() needs ≥ 2-D: w is stored as [D, 1])
+  // l2 on w only (through weight decay), never on the bias
+  const opt = chain(adamw({ beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: o.weightDecay, decayMask: (name) => name === 'w', f64Complements: true }));
   let p: Tree = { w: np.zeros([D, 1]), b: np.zeros([1]) };
-  let m: Tree = { w: np.zeros([D, 1]), b: np.zeros([1]) };
-  let v: Tree = { w: np.zeros([D, 1]), b: np.zeros([1]) };
+  let st: OptState = opt.init(p);
   const lossFn = (params: Tree, idx: Tensor, val: Tensor, y: Tensor, wt: Tensor) => {
     const gathered = embedLookup(params.w, idx).reshape([B, K]); // [B, K]
     const z = gathered.mul(val).sum(1).add(params.b); // [B]
@@ -39,10 +39,10 @@ export async function trainClassifier(examples: Array<{ text: string; label: num
     const l = nn.softplus(z.ref).sub(y.mul(z));
     return l.mul(wt.ref).sum().div(np.maximum(wt.sum(), 1));
   };
-  const step = jit((params: Tree, mm: Tree, vv: Tree, idx: Tensor, val: Tensor, y: Tensor, wt: Tensor, s: Tensor, c2: Tensor, decay: Tensor) => {
+  const step = jit((params: Tree, state: OptState, idx: Tensor, val: Tensor, y: Tensor, wt: Tensor, s: Tensor) => {
     const [loss, g] = valueAndGrad(lossFn)(tree.ref(params), idx, val, y, wt);
-    const up = adamwUpdate(params, g as Tree, mm, vv, s, c2, decay, adam);
-    return { loss, p: up.p, m: up.m, v: up.v };
+    const up = opt.update(params, g as Tree, state, s);
+    return { loss, p: up.params, state: up.state };
   });
   const rng = new Prng(o.seed);
   const order = examples.map((_, i) => i);
@@ -64,11 +64,10 @@ export async function trainClassifier(examples: Array<{ text: string; label: num
         wt[r] = examples[e].weight ?? 1;
       }
       t++;
-      const sc = adamwScalars(o.lr, t, adam);
-      const out = step(p, m, v, fromHost(idx, [B, K]), fromHost(val, [B, K]), fromHost(y, [B]), fromHost(wt, [B]), np.array(sc.stepSize), np.array(sc.c2), np.array(sc.decay)) as { loss: Tensor; p: Tree; m: Tree; v: Tree };
+      const sc = opt.scalars({ lr: o.lr, count: t });
+      const out = step(p, st, fromHost(idx, [B, K]), fromHost(val, [B, K]), fromHost(y, [B]), fromHost(wt, [B]), fromHost(sc, [sc.length])) as { loss: Tensor; p: Tree; state: OptState };
       p = out.p;
-      m = out.m;
-      v = out.v;
+      st = out.state;
       lossSum += (await toHost(out.loss))[0];
       nb++;
     }
@@ -76,8 +75,7 @@ export async function trainClassifier(examples: Array<{ text: string; label: num
   }
   const w = await toHost(p.w);
   const b = (await toHost(p.b))[0];
-  tree.dispose(m);
-  tree.dispose(v);
+  tree.dispose(st);
   step.dispose?.();
   return new TextClassifier(w, b, cfg, meta);
 }

@@ -11,7 +11,9 @@ import { parseModelConfig, parameterCount, readModelConfig } from '../models/con
 import { randomParams, mulberry32 } from '../models/random.js';
 import { toDevice, toHostTensors, saveHostModel, loadHostModel } from '../models/load.js';
 import { readFileSync } from 'node:fs';
-import { makeTrainer, toDeviceBatch, zerosLike } from '../train/step.js';
+import { makeTrainer, toDeviceBatch } from '../train/step.js';
+import { adamw, chain, decays } from '../train/adamw.js';
+import { lrAt, type Schedule } from '../train/schedule.js';
 import { loadTokenizer, type HeedTokenizer } from '../io/tokenizer.js';
 import { HeedError } from '../errors.js';
 import { trainBpe, bpeTokenizerJson, DEFAULT_SPECIALS, type BpeResult } from './bpe.js';
@@ -74,10 +76,9 @@ export interface PretrainResult {
 
 export type PretrainProgress = (p: { step: number; steps: number; loss: number; heldOut?: number; tokensPerSec: number; lr: number; phase: 'train' | 'eval' }) => void;
 
-export function lrAt(step: number, o: Pick<PretrainOptions, 'lr' | 'warmup' | 'steps'>): number {
-  if (step <= o.warmup) return (o.lr * step) / Math.max(1, o.warmup);
-  const t = (step - o.warmup) / Math.max(1, o.steps - o.warmup);
-  return 0.1 * o.lr + 0.9 * o.lr * 0.5 * (1 + Math.cos(Math.PI * Math.min(1, t)));
+/** Pretraining's schedule (src/train/schedule.ts): linear warmup, cosine decay to 10% of the peak. */
+export function pretrainSchedule(o: Pick<PretrainOptions, 'lr' | 'warmup' | 'steps'>): Schedule {
+  return { kind: 'cosine', lr: o.lr, warmupSteps: o.warmup, totalSteps: o.steps, minLrRatio: 0.1 };
 }
 
 function validate(o: PretrainOptions): void {
@@ -185,9 +186,10 @@ export async function pretrain(o: PretrainOptions, onProgress: PretrainProgress 
     return ids;
   });
   const weights = new Float32Array(B * T).fill(1);
-  const tr = makeTrainer(config, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: o.weightDecay });
+  const optimizer = chain(adamw({ beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: o.weightDecay, decayMask: decays }));
+  const tr = makeTrainer(config, optimizer);
   let p = toDevice(initModel ? initModel.tensors : randomParams(config, o.seed, { std: 0.02, exactNorms: true }));
-  let m = zerosLike(p), v = zerosLike(p);
+  let ostate = optimizer.init(p);
   const heldLoss = async () => {
     let s = 0;
     for (const ids of heldBatches) s += (await toHost(tr.evalLoss(p, toDeviceBatch({ B, T, ids, weights }))))[0];
@@ -202,7 +204,7 @@ export async function pretrain(o: PretrainOptions, onProgress: PretrainProgress 
     tokens: { train: trainIds.length, heldOut: heldIds.length, trainBytes, heldOutBytes: heldBytes },
     tokenizer: tokStats,
     model: { hidden: o.hidden, layers: o.layers, heads: o.heads, kvHeads: o.kvHeads, intermediate: o.intermediate, vocab: tok.vocabSize, context: o.context, params, tiedEmbeddings: true, dtype: o.dtype },
-    training: { steps: o.steps, batch: B, seq: T, tokensPerStep: B * T, lr: o.lr, warmup: o.warmup, schedule: 'linear warmup, cosine decay to 10%', weightDecay: o.weightDecay, seed: o.seed, optimizer: 'AdamW (0.9, 0.95)' },
+    training: { steps: o.steps, batch: B, seq: T, tokensPerStep: B * T, lr: o.lr, warmup: o.warmup, schedule: 'linear warmup, cosine decay to 10% (src/train/schedule.ts)', weightDecay: o.weightDecay, seed: o.seed, optimizer: 'AdamW (0.9, 0.95)' },
     finished: final,
     ...(o.init ? { init: o.init, stepOffset, previous } : {}),
     seconds: (performance.now() - tTrain) / 1000,
@@ -222,10 +224,11 @@ export async function pretrain(o: PretrainOptions, onProgress: PretrainProgress 
   curve.push({ step: stepOffset, loss: NaN, lr: 0, tokens: 0, seconds: 0, heldOut: first });
   onProgress({ step: 0, steps: o.steps, loss: NaN, heldOut: first, tokensPerSec: 0, lr: 0, phase: 'eval' });
   let heldNow = first;
+  const sched = pretrainSchedule(o);
   for (let step = 1; step <= o.steps; step++) {
-    const lr = lrAt(step, o);
-    const out = tr.step(p, m, v, toDeviceBatch({ B, T, ids: window(trainIds), weights }), lr, step);
-    p = out.p; m = out.m; v = out.v;
+    const lr = lrAt(sched, step - 1);
+    const out = tr.step(p, ostate, toDeviceBatch({ B, T, ids: window(trainIds), weights }), { lr, count: step });
+    p = out.p; ostate = out.state;
     lastLoss = (await toHost(out.loss))[0];
     if (!Number.isFinite(lastLoss)) throw new HeedError(`loss became ${lastLoss} at step ${step}`, 'lower --lr (e.g. half of it) or raise --warmup');
     const el = (performance.now() - tTrain) / 1000;

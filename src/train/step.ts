@@ -1,9 +1,9 @@
-/** The jitted training step: loss and gradients (valueAndGrad) then AdamW, in one compiled function. */
+/** The jitted training step: loss and gradients (valueAndGrad) then the optimizer (adamw.ts), in one compiled function. */
 import { jit, valueAndGrad, np, fromHost, tree, type Tensor } from '../engine/index.js';
 import type { ModelConfig } from '../models/config.js';
 import { invFreqFor } from '../models/run.js';
 import type { Params } from '../models/transformer.js';
-import { adamwScalars, adamwUpdate, type AdamWConfig, type Tree } from './adamw.js';
+import type { Optimizer, OptState, StepInfo } from './adamw.js';
 import { weightedLoss, type TrainBatch } from './loss.js';
 
 export interface HostBatch {
@@ -45,27 +45,25 @@ export function toDeviceBatch(h: HostBatch): TrainBatch {
 /** (defined with the models: src/models/run.ts; re-exported for the trainer's callers) */
 export { invFreqFor };
 
-/** Build loss-only and train-step functions for a model config. */
-export function makeTrainer(c: ModelConfig, opt: AdamWConfig) {
+/**
+ * Build loss-only and train-step functions for a model config. The optimizer runs inside the fused step, so
+ * its chain cannot clip by a host-measured gradient norm (heed train measures the norm between its programs).
+ */
+export function makeTrainer(c: ModelConfig, opt: Optimizer) {
+  if (opt.needsGradNorm) throw new Error('makeTrainer: the fused step cannot clip by the global gradient norm');
   const lossFn = (p: Params, b: TrainBatch, invFreq: Tensor) => weightedLoss(c, p, b, invFreq);
   const evalLoss = jit(lossFn);
-  const step = jit((p: Params, m: Tree, v: Tree, b: TrainBatch, invFreq: Tensor, stepSize: Tensor, c2: Tensor, decay: Tensor) => {
+  const step = jit((p: Params, st: OptState, b: TrainBatch, invFreq: Tensor, s: Tensor) => {
     const [loss, grads] = valueAndGrad(lossFn)(p, b, invFreq);
-    const u = adamwUpdate(p, grads as Tree, m, v, stepSize, c2, decay, opt);
-    return { loss, p: u.p, m: u.m, v: u.v };
+    const u = opt.update(p, grads as Params, st, s);
+    return { loss, p: u.params, state: u.state };
   });
   return {
     evalLoss: (p: Params, b: TrainBatch) => evalLoss(tree.ref(p), b, invFreqFor(c)) as Tensor,
-    /** one step at 1-based step t; consumes p, m, v and the batch */
-    step(p: Params, m: Tree, v: Tree, b: TrainBatch, lr: number, t: number) {
-      const s = adamwScalars(lr, t, opt);
-      return step(p, m, v, b, invFreqFor(c), np.array(s.stepSize), np.array(s.c2), np.array(s.decay)) as { loss: Tensor; p: Params; m: Tree; v: Tree };
+    /** one step; consumes p, the optimizer state and the batch */
+    step(p: Params, st: OptState, b: TrainBatch, info: StepInfo) {
+      const s = opt.scalars(info);
+      return step(p, st, b, invFreqFor(c), fromHost(s, [s.length])) as { loss: Tensor; p: Params; state: OptState };
     },
   };
-}
-
-export function zerosLike(p: Params): Tree {
-  const out: Tree = {};
-  for (const [k, v] of Object.entries(p)) out[k] = np.zeros(v.shape);
-  return out;
 }

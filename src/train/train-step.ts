@@ -17,7 +17,7 @@ import type { ModelConfig } from '../models/config.js';
 import { runsLayerByLayer, splitLayerName, type Params } from '../models/transformer.js';
 import type { TrainBatch } from './loss.js';
 import { makeFused, makeSegmented } from './segmented.js';
-import { decays } from './adamw.js';
+import { globalNormSq, type Optimizer } from './adamw.js';
 import { invFreqFor, toDeviceBatch } from './step.js';
 
 /** A data batch on the device with loss weights `weights` (host alignment: weight of token t as a target). */
@@ -27,47 +27,23 @@ const deviceBatch = (b: Batch, weights: Float32Array): TrainBatch => toDeviceBat
  * Builds the compiled pieces of a run: the loss and its gradients layer by layer (segmented.ts: memory for one
  * block's intermediates instead of the whole model's), the gradient norm, accumulation and per-tensor AdamW.
  */
-function compile(c: ModelConfig, layered: boolean, trainable: Set<string>, loraScale: number | undefined, loraDropout: number, loraModuleNames: string[]) {
+function compile(c: ModelConfig, layered: boolean, trainable: Set<string>, loraScale: number | undefined, loraDropout: number, loraModuleNames: string[], optimizer: Optimizer) {
   const o = { trainable, loraScale, loraDropout, loraModules: [...new Set(loraModuleNames.map((n) => splitLayerName(n)!.sub))] };
   const seg = layered ? makeSegmented(c, o) : makeFused(c, o);
-  const sqSum = jit((g: Record<string, Tensor>) => {
-    let s: Tensor | undefined;
-    for (const v of Object.values(g)) s = s ? s.add(np.square(v).sum()) : np.square(v).sum();
-    return s!;
-  });
+  const sqSum = jit(globalNormSq);
   const addTrees = jit((a: Record<string, Tensor>, b: Record<string, Tensor>) => {
     const o: Record<string, Tensor> = {};
     for (const k of Object.keys(a)) o[k] = a[k].add(b[k]);
     return o;
   });
-  const mkUpdate = (decay: boolean) =>
-    jit((p: Tensor, m: Tensor, v: Tensor, g: Tensor, s: Tensor) => {
-      // s = [stepSize, c2, 1 - lr·wd, clipScale, beta1, beta2, eps]
-      const sc = (i: number) => s.ref.slice(i);
-      const gc = g.mul(sc(3));
-      const m2 = m.mul(sc(4)).add(gc.ref.mul(np.subtract(1, sc(4))));
-      const v2 = v.mul(sc(5)).add(np.square(gc).mul(np.subtract(1, sc(5))));
-      const denom = np.sqrt(v2.ref).mul(sc(1)).add(sc(6));
-      const p0 = decay ? p.mul(sc(2)) : p;
-      const p2 = p0.sub(m2.ref.div(denom).mul(sc(0)));
-      s.dispose();
-      return [p2, m2, v2];
-    });
-  const updDecay = mkUpdate(true);
-  const updPlain = mkUpdate(false);
+  const upd = optimizer.compile();
   /** free the compiled programs and their constants (a process may run several trainings) */
   const dispose = () => {
     seg.dispose();
-    [sqSum, addTrees, updDecay, updPlain].forEach((f) => f.dispose());
+    [sqSum, addTrees].forEach((f) => f.dispose());
+    upd.dispose();
   };
-  return { seg, sqSum, addTrees, updDecay, updPlain, dispose };
-}
-
-export interface AdamWScalars {
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weight_decay: number;
+  return { seg, sqSum, addTrees, upd, dispose };
 }
 
 export interface StepInput {
@@ -80,8 +56,6 @@ export interface StepInput {
   lr: number;
   /** 1-based global step (AdamW bias correction counts all steps: moments carry across stages) */
   t: number;
-  gradClip: number;
-  adamw: AdamWScalars;
 }
 
 export type StepResult = { ok: true; loss: number; gradNorm: number } | { ok: false; loss: number; gradNorm: number };
@@ -100,6 +74,8 @@ export interface DeviceRunInit {
   loraModules: string[];
   /** gradients layer by layer ('layers'), one fused program ('off'), or chosen by model size ('auto') */
   checkpointing: 'auto' | 'layers' | 'off';
+  /** the update: chain(clipByGlobalNorm(grad_clip), adamw(...)) from adamw.ts */
+  optimizer: Optimizer;
 }
 
 /** Trainable parameters, moments and compiled programs of one run on the device. */
@@ -109,6 +85,7 @@ export class DeviceRun {
   private m: Record<string, Tensor>;
   private v: Record<string, Tensor>;
   private readonly fns: ReturnType<typeof compile>;
+  private readonly optimizer: Optimizer;
   readonly config: ModelConfig;
   readonly trainableCount: number;
   /** gradients are computed layer by layer (activation checkpointing) */
@@ -134,7 +111,8 @@ export class DeviceRun {
     // auto: layer by layer (memory of one block) for larger models, else one fused program (no recomputation:
     // ~1.35x faster on the 2.2M demo model, and small models fit either way)
     this.layered = o.checkpointing === 'layers' || (o.checkpointing === 'auto' && runsLayerByLayer(o.config, this.weights()));
-    this.fns = compile(o.config, this.layered, new Set(Object.keys(this.trainable)), o.loraScale, o.loraDropout, o.loraModules);
+    this.optimizer = o.optimizer;
+    this.fns = compile(o.config, this.layered, new Set(Object.keys(this.trainable)), o.loraScale, o.loraDropout, o.loraModules, o.optimizer);
   }
 
   /** The current weights (frozen + trainable) for generation: read-only, valid until the next step. */
@@ -157,30 +135,12 @@ export class DeviceRun {
       tree.dispose(grads!);
       return { ok: false, loss, gradNorm };
     }
-    const clip = s.gradClip > 0 && gradNorm > s.gradClip ? s.gradClip / (gradNorm + 1e-6) : 1;
-    const a = s.adamw;
-    const scal = Float32Array.of(s.lr / (1 - a.beta1 ** s.t), 1 / Math.sqrt(1 - a.beta2 ** s.t), 1 - s.lr * a.weight_decay, clip, a.beta1, a.beta2, a.eps);
-    const np_: Params = {},
-      nm: Record<string, Tensor> = {},
-      nv: Record<string, Tensor> = {};
-    let queued = 0;
-    for (const k of Object.keys(this.trainable)) {
-      const upd = decays(k, this.trainable[k].shape) && !k.includes('lora_') ? this.fns.updDecay : this.fns.updPlain;
-      const [p2, m2, v2] = upd(this.trainable[k], this.m[k], this.v[k], grads![k], fromHost(scal, [scal.length])) as Tensor[];
-      np_[k] = p2;
-      nm[k] = m2;
-      nv[k] = v2;
-      // jax-js frees the old p, m, v and g only when the queued update has run: flush every ~64 MB of
-      // parameters so the old and new optimizer state never coexist in full (full FT of 135M would not fit)
-      queued += p2.size;
-      if (queued >= 16 * 2 ** 20) {
-        await p2.blockUntilReady();
-        queued = 0;
-      }
-    }
-    this.trainable = np_;
-    this.m = nm;
-    this.v = nv;
+    const scal = this.optimizer.scalars({ count: s.t, lr: s.lr, gradNorm });
+    // one small program per tensor (the transient copy is one tensor, not the whole state)
+    const u = await this.fns.upd.update(this.trainable, grads!, { m: this.m, v: this.v }, scal);
+    this.trainable = u.params;
+    this.m = u.state.m;
+    this.v = u.state.v;
     await blockUntilReady([this.trainable, this.m, this.v]); // the step's time includes its own update
     return { ok: true, loss, gradNorm };
   }

@@ -22,6 +22,7 @@ import { readModelConfig } from '../models/config.js';
 import { resolveStages, type TrainConfig } from './config.js';
 import { epochSequences, loadRunData, microBatches, normalisedWeights, plannedStageSteps, stepSpan, type DropReport } from './data.js';
 import { lrAt, type Schedule } from './schedule.js';
+import { adamw, chain, clipByGlobalNorm, decays } from './adamw.js';
 import { initLora, loraModules, mergeLora, savePeftAdapter } from './lora.js';
 import { pruneCheckpoints, saveTrainerFiles, stepDir, writeCheckpoint, type TrainerState } from './checkpoint.js';
 import { exportCheckpoint, recordTraining } from './export.js';
@@ -154,7 +155,9 @@ export async function train(cfgIn: TrainConfig | ResumeRequest, opts: TrainOptio
     const pick = (prefix: string) => new Map(order.map((k) => [k, opt.get(prefix + k)!]));
     start = { trainable: pick('param.'), moments: { m: pick('m.'), v: pick('v.') } };
   } else start = { trainable: lora ? initLora(mods, lora.r, cfg.seed) : host.tensors };
-  const device = new DeviceRun({ config: c, base: host.tensors, ...start, lora: !!lora, loraScale, loraDropout: lora?.dropout ?? 0, loraModules: mods.map((x) => x.name), checkpointing: cfg.checkpointing });
+  const a = cfg.adamw;
+  const optimizer = chain(clipByGlobalNorm(cfg.grad_clip), adamw({ beta1: a.beta1, beta2: a.beta2, eps: a.eps, weightDecay: a.weight_decay, decayMask: decays }));
+  const device = new DeviceRun({ config: c, base: host.tensors, ...start, lora: !!lora, loraScale, loraDropout: lora?.dropout ?? 0, loraModules: mods.map((x) => x.name), checkpointing: cfg.checkpointing, optimizer });
   const nTrain = device.trainableCount;
   log(`model ${cfg.model}: ${c.modelType}, ${lora ? `LoRA r=${lora.r} on ${mods.length} modules, ${nTrain.toLocaleString('en-US')} trainable parameters` : `full fine-tuning, ${nTrain.toLocaleString('en-US')} parameters`}`);
 
@@ -166,7 +169,7 @@ export async function train(cfgIn: TrainConfig | ResumeRequest, opts: TrainOptio
     const st = stages[si];
     return cfg.lr_reset_per_stage ? { kind: st.schedule, lr: st.lr, warmupSteps: st.warmupSteps, totalSteps: stageSteps[si], minLrRatio: cfg.min_lr_ratio } : { kind: cfg.schedule, lr: cfg.lr, warmupSteps: cfg.warmup_steps, totalSteps, minLrRatio: cfg.min_lr_ratio };
   };
-  /** lr of the update at 1-based step t of stage si (t counts within the stage) */
+  /** lr of the update with 0-based index t within stage si (schedule.ts convention) */
   const lrOf = (si: number, t: number) => lrAt(schedFor(si), cfg.lr_reset_per_stage ? t : stepsBefore(si) + t);
   log(`gradients: ${device.layered ? 'layer by layer (checkpointing: layers)' : 'one fused program (checkpointing: off)'}`);
   log(`plan: ${stages.map((s, i) => `${s.name} ${stageSteps[i]} steps`).join(', ')}; batch ${cfg.batch_size}×${cfg.grad_accum} (max length ${cfg.max_length}${cfg.packing ? ', packed' : ''})`);
@@ -174,7 +177,7 @@ export async function train(cfgIn: TrainConfig | ResumeRequest, opts: TrainOptio
   // --- state
   let state: TrainerState = resumeFrom?.state ?? { version: 1, step: 0, stage: 0, epoch: 0, micro: 0, stageStep: 0, tokens: 0, seconds: 0, best: null, stopped: null, done: false };
   if (run.extended && resumeFrom && state.stage < stages.length && state.stageStep < stageSteps[state.stage]) {
-    log(`schedule: ${cfg.schedule} over ${totalSteps} steps; the next step (${state.step + 1}) has lr ${lrOf(state.stage, state.stageStep + 1).toPrecision(4)}`);
+    log(`schedule: ${cfg.schedule} over ${totalSteps} steps; the next step (${state.step + 1}) has lr ${lrOf(state.stage, state.stageStep).toPrecision(4)}`);
   }
   const metricsFile = join(runDir, 'metrics.jsonl');
   const callbacks = [...(opts.callbacks ?? [])];
@@ -251,7 +254,7 @@ export async function train(cfgIn: TrainConfig | ResumeRequest, opts: TrainOptio
       state = { ...state, epoch: span.epoch, micro: span.micro };
       const { weights, norm } = normalisedWeights(micro, cfg.loss_norm);
       const ts = performance.now();
-      const lr = lrOf(si, state.stageStep + 1);
+      const lr = lrOf(si, state.stageStep);
       const r = await device.step({
         micro,
         weights,
@@ -260,8 +263,6 @@ export async function train(cfgIn: TrainConfig | ResumeRequest, opts: TrainOptio
         dropoutKey: (i) => (cfg.seed * 1_000_003 + state.step * 4099 + i * 257) >>> 0,
         lr,
         t: state.step + 1,
-        gradClip: cfg.grad_clip,
-        adamw: cfg.adamw,
       });
       if (!r.ok) {
         // divergence guard: nothing of this step is applied or saved; the last good checkpoint is the result
