@@ -18,7 +18,7 @@ export const command: Command = {
     if (!out.endsWith('.gguf')) throw new HeedError(`${out}: the output file should end in .gguf`, `usage: ${usage}`);
     const t0 = Date.now();
     const r = exportGguf(dir, out, { dtype, pre: values.pre, name: values.name });
-    console.log(`wrote ${out}: ${r.arch}, ${r.tensors} tensors, ${r.dtype}, ${(r.bytes / 1e6).toFixed(1)} MB, tokenizer.ggml.pre ${r.pre} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+    console.log(`wrote ${out}: ${r.arch}, ${r.tensors} tensors, ${r.dtype}, ${(r.bytes / 1e6).toFixed(1)} MB, tokenizer ${r.tokenizer === 'llama' ? 'llama (SentencePiece)' : `gpt2, pre ${r.pre}`} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
     for (const n of r.notes) console.log(`note: ${n}`);
   },
 };
