@@ -5,7 +5,8 @@
  *  - llama (SmolLM/SmolLM2, TinyLlama, Llama 3 with llama3 RoPE scaling): GGUF arch "llama"; q_proj/k_proj rows
  *    (weights and biases) permuted from Hugging Face's half-split RoPE layout back to the interleaved layout that
  *    llama.cpp's "llama" rope expects; llama3 scaling as a rope_freqs tensor; linear scaling as metadata.
- *  - mistral without a sliding window: as llama (llama.cpp's "llama" architecture has no sliding window).
+ *  - mistral: as llama (llama.cpp's converter maps MistralForCausalLM to "llama" and drops sliding_window), when the
+ *    window cannot matter: sliding_window null or ≥ the exported context (`context`); otherwise refused.
  *  - qwen2: GGUF arch "qwen2" (NeoX rope: no permutation), q/k/v biases.
  *  - gpt2: GGUF arch "gpt2"; Conv1D weights transposed; fused qkv kept.
  * Tokenizer: byte-level BPE tokenizer.json (tokenizer.ggml.model "gpt2") with a pre-tokenizer name that llama.cpp
@@ -329,32 +330,44 @@ function gpt2Tensors(w: Map<string, HostTensor>, layers: number, dtype: GgufDtyp
   return out;
 }
 
-function archMetadata(c: ModelConfig, name: string, dtype: GgufDtype): { arch: string; kv: Array<[string, MetaValue]>; extra: GgufTensorIn[]; notes: string[] } {
+/** the heed-only metadata key (llama.cpp ignores it) that holds a Mistral sliding window the export's context fits in */
+export const HEED_SLIDING_WINDOW_KEY = 'heed.sliding_window';
+
+function archMetadata(c: ModelConfig, name: string, dtype: GgufDtype, context: number | undefined): { arch: string; kv: Array<[string, MetaValue]>; extra: GgufTensorIn[]; notes: string[] } {
   const notes: string[] = [];
   const extra: GgufTensorIn[] = [];
+  if (context !== undefined && !(Number.isInteger(context) && context >= 1 && context <= c.maxPositions)) throw new HeedError(`--context ${context}: must be a whole number from 1 to the model's ${c.maxPositions} positions`, `pass --context between 1 and ${c.maxPositions}, or leave it out (the model's context)`);
+  const ctx = context ?? c.maxPositions;
+  if (ctx < c.maxPositions) notes.push(`context_length ${ctx} (the model has ${c.maxPositions} positions)`);
   if (c.arch === 'gpt2') {
     const a = 'gpt2';
     return {
       arch: a, extra, notes,
       kv: [
         ['general.architecture', meta.str(a)], ['general.name', meta.str(name)], ['general.file_type', meta.u32(FILE_TYPE[dtype])],
-        [`${a}.context_length`, meta.u32(c.maxPositions)], [`${a}.embedding_length`, meta.u32(c.hidden)], [`${a}.feed_forward_length`, meta.u32(c.intermediate)],
+        [`${a}.context_length`, meta.u32(ctx)], [`${a}.embedding_length`, meta.u32(c.hidden)], [`${a}.feed_forward_length`, meta.u32(c.intermediate)],
         [`${a}.block_count`, meta.u32(c.layers)], [`${a}.attention.head_count`, meta.u32(c.heads)], [`${a}.attention.layer_norm_epsilon`, meta.f32(c.eps)],
       ],
     };
   }
-  if (c.slidingWindow !== null && c.slidingWindow < c.maxPositions) {
-    throw new HeedError(`${c.modelType} with sliding_window ${c.slidingWindow} (< context ${c.maxPositions}) cannot be exported: llama.cpp's "llama" architecture has no sliding window, so outputs would differ beyond ${c.slidingWindow} tokens`, 'set "sliding_window": null in config.json if the model never sees sequences longer than the window');
+  // llama.cpp's convert_hf_to_gguf.py maps MistralForCausalLM to the "llama" architecture and drops sliding_window:
+  // llama.cpp then attends over the whole context. That is the same as the window only while a sequence fits in it.
+  if (c.slidingWindow !== null && c.slidingWindow < ctx) {
+    throw new HeedError(`${c.modelType} with sliding_window ${c.slidingWindow} (< context ${ctx}) cannot be exported: llama.cpp runs Mistral as its "llama" architecture, which has no sliding window, so outputs would differ beyond ${c.slidingWindow} tokens`, `export with --context ${c.slidingWindow} (or less): within the window full attention is sliding-window attention`);
   }
   const a = c.modelType === 'qwen2' ? 'qwen2' : 'llama';
   if (c.oBias && a === 'qwen2') throw new HeedError('qwen2 with an o_proj bias is not supported by llama.cpp', 'export a standard Qwen2 checkpoint');
   const kv: Array<[string, MetaValue]> = [
     ['general.architecture', meta.str(a)], ['general.name', meta.str(name)], ['general.file_type', meta.u32(FILE_TYPE[dtype])],
-    [`${a}.context_length`, meta.u32(c.maxPositions)], [`${a}.embedding_length`, meta.u32(c.hidden)], [`${a}.feed_forward_length`, meta.u32(c.intermediate)],
+    [`${a}.context_length`, meta.u32(ctx)], [`${a}.embedding_length`, meta.u32(c.hidden)], [`${a}.feed_forward_length`, meta.u32(c.intermediate)],
     [`${a}.block_count`, meta.u32(c.layers)], [`${a}.attention.head_count`, meta.u32(c.heads)], [`${a}.attention.head_count_kv`, meta.u32(c.kvHeads)],
     [`${a}.attention.layer_norm_rms_epsilon`, meta.f32(c.rmsEps)], [`${a}.rope.freq_base`, meta.f32(c.ropeTheta)], [`${a}.rope.dimension_count`, meta.u32(c.headDim)],
     [`${a}.attention.key_length`, meta.u32(c.headDim)], [`${a}.attention.value_length`, meta.u32(c.headDim)], [`${a}.vocab_size`, meta.u32(c.vocabSize)],
   ];
+  if (c.slidingWindow !== null) {
+    kv.push([HEED_SLIDING_WINDOW_KEY, meta.u32(c.slidingWindow)]);
+    notes.push(`sliding_window ${c.slidingWindow} ≥ context ${ctx}: exported as llama (full attention within the context is the window's); heed's llama.cpp backend refuses a larger context for this file`);
+  }
   const rs = c.ropeScaling;
   if (rs?.type === 'linear') {
     kv.push([`${a}.rope.scaling.type`, meta.str('linear')], [`${a}.rope.scaling.factor`, meta.f32(rs.factor)]);
@@ -369,7 +382,16 @@ function archMetadata(c: ModelConfig, name: string, dtype: GgufDtype): { arch: s
 }
 
 /** Export a model folder to `out` (GGUF v3). */
-export function exportGguf(dir: string, out: string, o: { dtype?: GgufDtype; pre?: string; name?: string } = {}): ExportResult {
+export interface ExportOptions {
+  dtype?: GgufDtype;
+  /** tokenizer.ggml.pre for a byte-level BPE tokenizer whose pre_tokenizer heed does not map */
+  pre?: string;
+  name?: string;
+  /** <arch>.context_length (default: the model's positions); a Mistral sliding window must cover it */
+  context?: number;
+}
+
+export function exportGguf(dir: string, out: string, o: ExportOptions = {}): ExportResult {
   if (!existsSync(join(dir, 'config.json'))) throw new HeedError(`${dir}: no config.json (not a model folder)`, 'pass a Hugging Face model folder (config.json, model.safetensors, tokenizer.json)');
   const m = loadHostModel(dir);
   return exportGgufFrom(m.config, m.tensors, dir, out, { ...o, name: o.name ?? (dir.replace(/\/+$/, '').split('/').pop() || 'model') });
@@ -379,11 +401,11 @@ export function exportGguf(dir: string, out: string, o: { dtype?: GgufDtype; pre
  * Export weights held in memory (internal names as loadHostModel gives them: HF names, GPT-2 without "transformer.")
  * with the tokenizer files of `tokenizerDir` — e.g. a training run's current weights.
  */
-export function exportGgufFrom(c: ModelConfig, weights: Map<string, HostTensor>, tokenizerDir: string, out: string, o: { dtype?: GgufDtype; pre?: string; name?: string } = {}): ExportResult {
+export function exportGgufFrom(c: ModelConfig, weights: Map<string, HostTensor>, tokenizerDir: string, out: string, o: ExportOptions = {}): ExportResult {
   const dtype = o.dtype ?? 'f32';
   if (!GGUF_DTYPES.includes(dtype)) throw new HeedError(`--dtype ${dtype} is not supported`, `use one of ${GGUF_DTYPES.join(', ')}`);
   const tok = loadTokenizer(tokenizerDir);
-  const am = archMetadata(c, o.name ?? 'model', dtype);
+  const am = archMetadata(c, o.name ?? 'model', dtype, o.context);
   const tm = tokenizerMetadata(tokenizerDir, tok, c.vocabSize, o.pre);
   const tensors = c.arch === 'gpt2' ? gpt2Tensors(weights, c.layers, dtype) : [...llamaTensors(c, weights, dtype, am.arch === 'llama'), ...am.extra];
   const bytes = writeGguf(out, [...am.kv, ['general.alignment', meta.u32(32)], ...tm.kv], tensors);

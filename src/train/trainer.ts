@@ -272,7 +272,6 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
   let ifsOverlap: Record<string, unknown> | undefined;
   if (cfg.early_stopping?.ifs) {
     const e = cfg.early_stopping.ifs;
-    if (e.engine === 'llama.cpp' && cfg.lora) throw new HeedError('early_stopping.ifs.engine: llama.cpp does not export LoRA weights yet', 'use engine: engine with lora, or full fine-tuning');
     const { IfsEarlyStopping } = await import('../eval/early-stop.js');
     const { loadPromptSet } = await import('../eval/ifs/prompts.js');
     const ov = await import('../eval/overlap.js');
