@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HeedError } from '../src/errors.js';
-import { readGguf } from '../src/io/gguf.js';
+import { meta, readGguf, readGgufTensor, writeGguf, VT, type MetaValue } from '../src/io/gguf.js';
 import { exportGguf, exportGgufFrom } from '../src/export/gguf.js';
 import { parseModelConfig } from '../src/models/config.js';
 import { disposeParams, loadHostModel, loadModel, saveHostModel } from '../src/models/load.js';
@@ -163,4 +163,29 @@ test('Llama 2 tokenizer in llama.cpp = heed: same ids on 34 prompts (spaces, new
     await be.dispose();
     disposeParams(model.params);
   }
+  // why heed writes merge-order scores: the same file with LlamaHfVocab's -1000 for every token
+  const flat = join(dir, '..', 'l2-flat.gguf');
+  rewriteScores(out, flat, () => -1000);
+  const fb = await openLlamaCpp(flat);
+  try {
+    const tok = (await import('../src/io/tokenizer.js')).loadTokenizer(dir);
+    const differ = PROMPTS.filter((p) => JSON.stringify(fb.tokenizer!.encode(p, { addSpecialTokens: true })) !== JSON.stringify(tok.encode(p, { addSpecialTokens: true })));
+    assert.ok(differ.length > 0, 'equal scores make llama.cpp merge left to right');
+    console.log(`# with -1000 for every score (convert_hf_to_gguf.py's LlamaHfVocab) llama.cpp tokenises ${differ.length}/${PROMPTS.length} prompts differently: ${differ.slice(0, 6).map((p) => JSON.stringify(p)).join(', ')}`);
+  } finally {
+    await fb.dispose();
+  }
 });
+
+/** a copy of a GGUF file with other tokenizer.ggml.scores */
+function rewriteScores(src: string, dst: string, f: (s: number, i: number) => number): void {
+  const g = readGguf(src);
+  const kv: Array<[string, MetaValue]> = [];
+  for (const [k, v] of g.metadata) {
+    const t = g.types.get(k)!;
+    if (k === 'tokenizer.ggml.scores') kv.push([k, meta.f32s((v as number[]).map(f))]);
+    else if (Array.isArray(t)) kv.push([k, { type: VT.ARRAY, itemType: t[1], value: v as never } as MetaValue]);
+    else kv.push([k, { type: t, value: v } as MetaValue]);
+  }
+  writeGguf(dst, kv, g.tensors.map((t) => ({ name: t.name, shape: t.shape, type: t.typeName!, data: () => readGgufTensor(src, t) })));
+}
