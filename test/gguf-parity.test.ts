@@ -175,3 +175,23 @@ test('IFS early stopping through llama.cpp (engine: llama.cpp) gives the engine\
   assert.ok(b.every((m) => m.ifs_eval_seconds > 0));
   console.log(`# 4-step run with 2 IFS evaluations (8 prompts x 12 tokens): engine ${engineS.toFixed(1)} s, llama.cpp ${llamaS.toFixed(1)} s (llama.cpp evaluations ${b.map((m) => m.ifs_eval_seconds.toFixed(2)).join(', ')} s, export included)`);
 });
+
+test('heed ifs --model gguf:<heed export gguf of models/base-dolly> gives the folder spec\'s IFS and responses (greedy, CLI end to end)', { skip }, async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { existsSync, readFileSync } = await import('node:fs');
+  if (!existsSync(join(ROOT, 'dist/cli/main.js'))) assert.fail('dist/ is not built (npm run build)');
+  const heed = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'bin/heed.js'), ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 300_000 });
+  const d = tmp('heed-ifs-gguf-');
+  const file = join(d, 'bd.gguf');
+  const ex = heed('export', 'gguf', join(ROOT, 'models/base-dolly'), file);
+  assert.equal(ex.status, 0, ex.stderr);
+  const args = ['--limit', '12', '--variant', 'C', '--max-tokens', '24', '--json'];
+  const g = heed('ifs', '--model', `gguf:${file}`, ...args, '--out', join(d, 'gguf.jsonl'));
+  const f = heed('ifs', '--model', join(ROOT, 'models/base-dolly'), ...args, '--out', join(d, 'folder.jsonl'));
+  assert.equal(g.status, 0, g.stderr);
+  assert.equal(f.status, 0, f.stderr);
+  assert.deepEqual(JSON.parse(g.stdout).scores, JSON.parse(f.stdout).scores);
+  const rows = (x: string) => readFileSync(join(d, x), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).map((r) => ({ id: r.id, response: r.response, label: r.label, finish_reason: r.finish_reason, tokens: r.tokens }));
+  assert.deepEqual(rows('gguf.jsonl'), rows('folder.jsonl'));
+  assert.equal(rows('gguf.jsonl').length, 12);
+});
