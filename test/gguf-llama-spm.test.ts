@@ -154,7 +154,7 @@ test('Llama 2 tokenizer in llama.cpp = heed: same ids on 34 prompts (spaces, new
     const e = await eg.generate(PROMPTS.slice(0, 8), { maxTokens: 8, eosIds: [] });
     assert.deepEqual(t.map((g) => g.text), e.map((g) => g.text));
     // reported, not asserted: "<s>"/"</s>" typed inside a text. Llama 2's tokenizer.json marks them normalized, so
-    // heed (like Hugging Face tokenizers) matches them only after the "▁" normalizer; llama.cpp parses them anywhere.
+    // heed's tokenizer (@huggingface/tokenizers) matches them only after the "▁" normalizer; llama.cpp parses them anywhere.
     const special = ['<s>Hi', 'Hi</s>', 'Hi </s> there'];
     const same = special.filter((p) => JSON.stringify(model.tokenizer.encode(p, { addSpecialTokens: true })) === JSON.stringify(be.tokenizer!.encode(p, { addSpecialTokens: true }))).length;
     console.log(`# llama2-tiny (Llama 2 tokenizer, f32): tokenization ${PROMPTS.length}/${PROMPTS.length} identical; greedy ${r.same}/${PROMPTS.length} identical${ties ? ` (${ties} diverge at a near tie < ${TIE})` : ''}, max |Δ log p| ${r.diff.toExponential(2)}; "<s>"/"</s>" typed in text: ${same}/${special.length} tokenised alike`);

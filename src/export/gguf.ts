@@ -109,7 +109,7 @@ function mergePairs(model: Record<string, unknown>, vocab: Record<string, number
 }
 
 /**
- * How a SentencePiece-style tokenizer.json (BPE with byte_fallback, Llama 2 / TinyLlama / Mistral v0.1) adds its
+ * How a SentencePiece-style tokenizer.json (BPE with byte_fallback, Llama 2 / TinyLlama) adds its
  * "▁" prefix, when its layout is one llama.cpp's "llama" (SPM) tokenizer reproduces: the legacy normalizer
  * [Prepend "▁", Replace " " → "▁"] with no pre-tokenizer (add_space_prefix true), or [Replace " " → "▁"] alone (false).
  */
