@@ -10,15 +10,14 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { initEngine } from '../src/engine/index.js';
 import { EngineGenerator } from '../src/decode/generate.js';
-import { logSoftmax } from '../src/decode/sampling.js';
 import { compileRules, loadRules } from '../src/decode/rules.js';
-import { disposeParams, loadModel, type Model } from '../src/models/load.js';
+import { disposeParams, loadModel } from '../src/models/load.js';
 import { exportGguf, type GgufDtype } from '../src/export/gguf.js';
 import { hasNodeLlamaCpp, openLlamaCpp } from '../src/backends/llamacpp.js';
 import { meta, writeGguf } from '../src/io/gguf.js';
 import { HeedError } from '../src/errors.js';
-import type { ModelBackend } from '../src/backends/types.js';
 import { ROOT, TINY, tmp } from './helpers.js';
+import { assertTiesOnly, compare, MAX_TOKENS, TIE } from './gguf-compare.js';
 
 /**
  * max |Δ log p| over the tokens the engine gives log p > -20 (f32 softmax underflows below that in llama.cpp):
@@ -27,10 +26,6 @@ import { ROOT, TINY, tmp } from './helpers.js';
  */
 const LOGPROB_TOL = 1e-4;
 const LOGPROB_TOL_GPT2 = 5e-3;
-const MAX_TOKENS = 12;
-/** engine top-two log-prob margin below which llama.cpp may pick the other token (f32 sums in another order) */
-const TIE = 1e-4;
-
 const have = await hasNodeLlamaCpp();
 const skip = have ? false : process.env.HEED_REQUIRE_LLAMA_CPP === '1' ? false : 'node-llama-cpp is not installed (npm i -E node-llama-cpp@3.21.1)';
 if (have) await initEngine();
@@ -46,29 +41,6 @@ function prompts(): string[] {
   }
   for (let i = 0; i < 10; i++) out.push(`<|im_start|>user\nTell me about ${WORDS[i]} ${WORDS[(i * 5 + 2) % WORDS.length]}.<|im_end|>\n<|im_start|>assistant\n`);
   return out;
-}
-
-function logprobDiff(a: Float32Array[], b: Float32Array[]): number {
-  let m = 0;
-  for (let r = 0; r < a.length; r++) {
-    const la = logSoftmax(a[r]);
-    const lb = logSoftmax(b[r]);
-    for (let i = 0; i < la.length; i++) if (la[i] > -20) m = Math.max(m, Math.abs(la[i] - lb[i]));
-  }
-  return m;
-}
-
-async function compare(model: Model, be: ModelBackend, ids: number[][], eg = new EngineGenerator(model)) {
-  const a = await eg.generateIds(ids, { maxTokens: MAX_TOKENS, eosIds: [] });
-  const b = await (be.gen as unknown as EngineGenerator).generateIds(ids, { maxTokens: MAX_TOKENS, eosIds: [] });
-  const es = eg.session();
-  const la = await es.prefill(ids, { maxTokens: 1 });
-  es.dispose();
-  const ls = await be.session!();
-  const lb = await ls.prefill(ids, { maxTokens: 1 });
-  await ls.dispose();
-  const same = a.filter((g, i) => JSON.stringify(g.ids) === JSON.stringify(b[i].ids)).length;
-  return { a, b, same, diff: logprobDiff(la, lb) };
 }
 
 const CASES: Array<[string, string]> = [
@@ -94,19 +66,7 @@ test('exported f32 GGUF in llama.cpp = engine: same greedy tokens on 30 prompts,
       const r = await compare(model, be, ids, eg);
       rows.push(`${name}: greedy ${r.same}/${P.length} identical, max |Δ log p| ${r.diff.toExponential(2)}`);
       // a divergence is allowed only at a near tie of the engine's own top two (random tiny weights have them)
-      let ties = 0;
-      for (let i = 0; i < P.length; i++) {
-        const x = r.a[i].ids, y = r.b[i].ids;
-        const k = x.findIndex((t, j) => t !== y[j]);
-        if (k < 0) continue;
-        const es = eg.session();
-        const [l] = await es.prefill([[...ids[i], ...x.slice(0, k)]], { maxTokens: 1 });
-        es.dispose();
-        const lp = logSoftmax(l);
-        const gap = lp[x[k]] - lp[y[k]];
-        assert.ok(gap < TIE, `${name} prompt ${i}: llama.cpp chose ${y[k]} at step ${k}, the engine ${x[k]} by a log-prob margin of ${gap}`);
-        ties++;
-      }
+      const ties = await assertTiesOnly(name, eg, ids, r);
       rows[rows.length - 1] += ties ? ` (${ties} diverge at a near tie < ${TIE})` : '';
       assert.ok(r.diff < (name.endsWith('gpt2') ? LOGPROB_TOL_GPT2 : LOGPROB_TOL), `${name}: max |Δ log p| ${r.diff}`);
       // the text-level generator: llama.cpp's detokenizer gives heed's text
@@ -214,5 +174,24 @@ test('IFS early stopping through llama.cpp (engine: llama.cpp) gives the engine\
   assert.deepEqual(b.map((m) => [m.step, m.ifs, m.ifs_partial, m.ifs_full]), a.map((m) => [m.step, m.ifs, m.ifs_partial, m.ifs_full]));
   assert.ok(b.every((m) => m.ifs_eval_seconds > 0));
   console.log(`# 4-step run with 2 IFS evaluations (8 prompts x 12 tokens): engine ${engineS.toFixed(1)} s, llama.cpp ${llamaS.toFixed(1)} s (llama.cpp evaluations ${b.map((m) => m.ifs_eval_seconds.toFixed(2)).join(', ')} s, export included)`);
-  await assert.rejects(async () => train(validateTrainConfig({ ...cfg('llama.cpp'), lora: { r: 4 } } as never), { quiet: true }), /does not export LoRA/);
+});
+
+test('heed ifs --model gguf:<heed export gguf of models/base-dolly> gives the folder spec\'s IFS and responses (greedy, CLI end to end)', { skip }, async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { existsSync, readFileSync } = await import('node:fs');
+  if (!existsSync(join(ROOT, 'dist/cli/main.js'))) assert.fail('dist/ is not built (npm run build)');
+  const heed = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'bin/heed.js'), ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 300_000 });
+  const d = tmp('heed-ifs-gguf-');
+  const file = join(d, 'bd.gguf');
+  const ex = heed('export', 'gguf', join(ROOT, 'models/base-dolly'), file);
+  assert.equal(ex.status, 0, ex.stderr);
+  const args = ['--limit', '12', '--variant', 'C', '--max-tokens', '24', '--json'];
+  const g = heed('ifs', '--model', `gguf:${file}`, ...args, '--out', join(d, 'gguf.jsonl'));
+  const f = heed('ifs', '--model', join(ROOT, 'models/base-dolly'), ...args, '--out', join(d, 'folder.jsonl'));
+  assert.equal(g.status, 0, g.stderr);
+  assert.equal(f.status, 0, f.stderr);
+  assert.deepEqual(JSON.parse(g.stdout).scores, JSON.parse(f.stdout).scores);
+  const rows = (x: string) => readFileSync(join(d, x), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).map((r) => ({ id: r.id, response: r.response, label: r.label, finish_reason: r.finish_reason, tokens: r.tokens }));
+  assert.deepEqual(rows('gguf.jsonl'), rows('folder.jsonl'));
+  assert.equal(rows('gguf.jsonl').length, 12);
 });

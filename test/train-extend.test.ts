@@ -87,8 +87,8 @@ test('extend on a cosine schedule: from the resumed step on, lr follows the N-st
   const ext = await train({ resume: short.run_dir, steps: 8 }, { quiet: true });
   const lrs = records(ext.run_dir).map((r) => r.lr);
   const sched = (total: number) => (t: number) => lrAt({ kind: 'cosine', lr: 3e-3, warmupSteps: 1, totalSteps: total, minLrRatio: 0 }, t);
-  assert.deepEqual(lrs.slice(0, 4), [1, 2, 3, 4].map(sched(4)), 'the first session on the 4-step schedule');
-  assert.deepEqual(lrs.slice(4), [5, 6, 7, 8].map(sched(8)), 'the extension on the 8-step schedule');
+  assert.deepEqual(lrs.slice(0, 4), [0, 1, 2, 3].map(sched(4)), 'the first session on the 4-step schedule');
+  assert.deepEqual(lrs.slice(4), [4, 5, 6, 7].map(sched(8)), 'the extension on the 8-step schedule');
 });
 
 test('progress events: evaluations inside callbacks get their own progress, early stopping names its rule; the CLI renderer draws them', async () => {

@@ -147,6 +147,12 @@ export async function openLlamaCpp(path: string, o: LlamaCppOptions = {}): Promi
     throw new HeedError(`${path}: llama.cpp cannot load this GGUF (architecture "${arch}"): ${why}`, 'use a GGUF of an architecture this llama.cpp (node-llama-cpp 3.21.1) supports, e.g. one written by `heed export gguf`');
   }
   const context = o.context ?? Math.min(model.trainContextSize || 4096, 4096);
+  // a Mistral exported by heed within its sliding window: llama.cpp attends over the whole context (no window)
+  const window = file.metadata.get('heed.sliding_window');
+  if (typeof window === 'number' && context > window) {
+    await model.dispose();
+    throw new HeedError(`${path}: a context of ${context} exceeds the model's sliding window of ${window}; llama.cpp has no sliding window for this architecture, so outputs would differ from the model's`, `open it with a context of at most ${window}`);
+  }
   const kv = (o.kvCache ?? (file.metadata.get('general.file_type') === 0 ? 'f32' : 'f16')).toUpperCase();
   const threads = o.threads ?? (Number(process.env.HEED_LLAMA_THREADS) || Math.max(1, availableParallelism() - 1));
   const tokenizer = {

@@ -169,17 +169,19 @@ export class IfsEarlyStopping implements TrainerCallback {
   }
 }
 
-/** The trainer's current weights as a temporary f32 GGUF in llama.cpp (the file is removed on dispose). */
+/** The trainer's current weights (LoRA merged) as a temporary f32 GGUF in llama.cpp (the file is removed on dispose). */
 async function llamaCppGenerator(g: TextGenerator): Promise<{ gen: TextGenerator; dispose: () => Promise<void> }> {
   const eg = g as EngineGenerator;
   if (!eg.model?.params || !eg.model.dir) throw new HeedError('early_stopping.ifs.engine llama.cpp needs the trainer\'s in-process generator', 'use engine: engine');
-  if (eg.model.loraScale !== undefined) throw new HeedError('early_stopping.ifs.engine llama.cpp does not export LoRA weights yet', 'use engine: engine with lora, or full fine-tuning');
   const { toHostTensors } = await import('../models/load.js');
   const { exportGgufFrom } = await import('../export/gguf.js');
   const { openLlamaCpp } = await import('../backends/llamacpp.js');
   const dir = mkdtempSync(join(tmpdir(), 'heed-ifs-gguf-'));
   const file = join(dir, 'current.gguf');
-  exportGgufFrom(eg.model.config, await toHostTensors(eg.model.params), eg.model.dir, file);
+  const host = await toHostTensors(eg.model.params);
+  // LoRA: the adapters merged into a copy of the base weights (W + scale·B·A), the weights llama.cpp runs
+  const weights = eg.model.loraScale !== undefined ? (await import('../train/lora.js')).mergeLoraTensors(eg.model.config, host, eg.model.loraScale) : host;
+  exportGgufFrom(eg.model.config, weights, eg.model.dir, file);
   const be = await openLlamaCpp(file);
   return {
     gen: be.gen,

@@ -50,6 +50,7 @@ export const meta = {
   str: (value: string): MetaValue => ({ type: VT.STRING, value }),
   strs: (value: string[]): MetaValue => ({ type: VT.ARRAY, itemType: VT.STRING, value }),
   i32s: (value: number[]): MetaValue => ({ type: VT.ARRAY, itemType: VT.INT32, value }),
+  f32s: (value: number[]): MetaValue => ({ type: VT.ARRAY, itemType: VT.FLOAT32, value }),
 };
 
 export interface GgufTensorIn {

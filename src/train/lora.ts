@@ -103,3 +103,30 @@ export function savePeftAdapter(dir: string, adapters: Map<string, HostTensor>, 
     JSON.stringify({ peft_type: 'LORA', task_type: 'CAUSAL_LM', base_model_name_or_path: baseModel, r: lc.r, lora_alpha: lc.alpha, lora_dropout: lc.dropout, target_modules: targetModules, bias: 'none', fan_in_fan_out: c.arch === 'gpt2', inference_mode: true }, null, 2) + '\n',
   );
 }
+
+/**
+ * Merge the adapters held in one tensor map (base `<module>.weight` next to `<module>.lora_A` [r, in] and
+ * `<module>.lora_B` [out, r], as a LoRA model's params hold them) into a copy of the base weights:
+ * W + scale·B·A (GPT-2 Conv1D: W [in, out] + scale·(B·A)ᵀ), the weight of heed's LoRA forward
+ * y = x·Wᵀ + scale·(x·Aᵀ)·Bᵀ. Returns the merged map without the lora_ tensors; `tensors` is not modified.
+ */
+export function mergeLoraTensors(c: ModelConfig, tensors: Map<string, HostTensor>, scale: number): Map<string, HostTensor> {
+  const base = new Map<string, HostTensor>();
+  const adapters = new Map<string, HostTensor>();
+  for (const [k, t] of tensors) (/\.lora_[AB]$/.test(k) ? adapters : base).set(k, t);
+  const mods: LoraModule[] = [];
+  for (const [k, A] of adapters) {
+    if (!k.endsWith('.lora_A')) continue;
+    const name = k.slice(0, -'.lora_A'.length);
+    const B = adapters.get(`${name}.lora_B`);
+    const W = base.get(`${name}.weight`);
+    const conv1d = c.arch === 'gpt2';
+    const [r, inDim] = A.shape;
+    const outDim = B?.shape[0] ?? -1;
+    const want = conv1d ? [inDim, outDim] : [outDim, inDim];
+    if (!B || !W || B.shape[1] !== r || W.shape.join() !== want.join()) throw new HeedError(`LoRA module ${name}: ${!W ? 'no base weight' : !B ? 'lora_A without lora_B' : `lora_A [${A.shape}] / lora_B [${B.shape}] do not fit the weight [${W.shape}]`}`, 'the adapters come from another model');
+    mods.push({ name, inDim, outDim, conv1d });
+  }
+  for (const k of adapters.keys()) if (k.endsWith('.lora_B') && !adapters.has(k.replace(/_B$/, '_A'))) throw new HeedError(`LoRA module ${k.slice(0, -7)}: lora_B without lora_A`, 'the adapters come from another model');
+  return mergeLora(base, adapters, mods, scale);
+}

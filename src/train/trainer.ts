@@ -94,7 +94,6 @@ const tokensOf = (b: Batch) => b.segments.reduce((a, s) => a + (s >= 0 ? 1 : 0),
 async function ifsCallback(cfg: TrainConfig, stages: ReturnType<typeof resolveStages>, log: (s: string) => void): Promise<{ cb: TrainerCallback; overlap: Record<string, unknown> } | undefined> {
   const e = cfg.early_stopping?.ifs;
   if (!e) return undefined;
-  if (e.engine === 'llama.cpp' && cfg.lora) throw new HeedError('early_stopping.ifs.engine: llama.cpp does not export LoRA weights yet', 'use engine: engine with lora, or full fine-tuning');
   const { IfsEarlyStopping } = await import('../eval/early-stop.js');
   const { loadPromptSet } = await import('../eval/ifs/prompts.js');
   const ov = await import('../eval/overlap.js');
