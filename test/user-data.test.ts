@@ -138,6 +138,17 @@ describe('formats in a train config', () => {
     });
   });
 
+  test('im_marker_quirk with a held-out split: the eval rows use the output mask without the quirk', async () => {
+    const data = write('quirk.jsonl', Array.from({ length: 10 }, (_, i) => ({ conversations: [{ from: 'human', value: `Question ${i}?` }, { from: 'gpt', value: `Answer ${i}.` }] })));
+    const c = validateTrainConfig({ model: BASE, data, template: 'plain', mask: 'weighted:0.3', im_marker_quirk: true, eval: { split: 0.2 }, steps: 1 }, 'cfg.yaml', tmp);
+    const rd = await loadRunData(c, resolveStages(c), loadTokenizer(BASE), () => {});
+    assert.equal(rd.stages[0].length + rd.evalRows.length, 10);
+    assert.ok(rd.evalRows.length > 0);
+    // training rows carry loss on the marker between instruction and answer (the quirk); eval rows only on the answer
+    const lossOn = (e: { weights: Float32Array }) => e.weights.reduce((a, w) => a + (w > 0 ? 1 : 0), 0);
+    assert.ok(rd.evalRows.every((e) => lossOn(e) < e.ids.length - 2));
+  });
+
   test('heed data stats --format sharegpt (CLI), and an unknown --format lists the names', async () => {
     const p = write('sg.jsonl', SHAREGPT);
     const r = await cli(['data', 'stats', '--data', p, '--model', BASE, '--format', 'sharegpt', '--json']);
