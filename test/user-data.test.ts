@@ -1,11 +1,13 @@
 /**
  * Issue 16, item 1: a user's own data format. ShareGPT, OpenAI messages with content parts, Alpaca and
  * prompt/completion by name in configs (heed train) and CLI (heed data stats) alike; field/role mapping
- * keys in the config; CSV/Parquet-looking files refused in one line; config errors name config keys.
+ * keys in the config; CSV/Parquet-looking files refused in one line; config errors name config keys. And the
+ * walkthrough of docs/your-own-data.md (ShareGPT config → train → Ctrl-C → --resume → generate --chat → report).
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -136,6 +138,17 @@ describe('formats in a train config', () => {
     });
   });
 
+  test('im_marker_quirk with a held-out split: the eval rows use the output mask without the quirk', async () => {
+    const data = write('quirk.jsonl', Array.from({ length: 10 }, (_, i) => ({ conversations: [{ from: 'human', value: `Question ${i}?` }, { from: 'gpt', value: `Answer ${i}.` }] })));
+    const c = validateTrainConfig({ model: BASE, data, template: 'plain', mask: 'weighted:0.3', im_marker_quirk: true, eval: { split: 0.2 }, steps: 1 }, 'cfg.yaml', tmp);
+    const rd = await loadRunData(c, resolveStages(c), loadTokenizer(BASE), () => {});
+    assert.equal(rd.stages[0].length + rd.evalRows.length, 10);
+    assert.ok(rd.evalRows.length > 0);
+    // training rows carry loss on the marker between instruction and answer (the quirk); eval rows only on the answer
+    const lossOn = (e: { weights: Float32Array }) => e.weights.reduce((a, w) => a + (w > 0 ? 1 : 0), 0);
+    assert.ok(rd.evalRows.every((e) => lossOn(e) < e.ids.length - 2));
+  });
+
   test('heed data stats --format sharegpt (CLI), and an unknown --format lists the names', async () => {
     const p = write('sg.jsonl', SHAREGPT);
     const r = await cli(['data', 'stats', '--data', p, '--model', BASE, '--format', 'sharegpt', '--json']);
@@ -145,5 +158,66 @@ describe('formats in a train config', () => {
     const bad = await cli(['data', 'stats', '--data', p, '--model', BASE, '--format', 'csv']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /sharegpt/);
+  });
+});
+
+describe('the "your own data" walkthrough (docs/your-own-data.md) on a tiny budget', () => {
+  // the doc's steps with examples/lora-sharegpt.yaml: ShareGPT rows → heed train → Ctrl-C (SIGINT) →
+  // --resume → heed generate --chat → heed ifs (base and tuned) → heed report base vs tuned
+  const HEED = join(ROOT, 'bin', 'heed.js');
+  const heed = (args: string[]) => spawnSync(process.execPath, [HEED, ...args], { cwd: tmp, encoding: 'utf8', timeout: 120_000 });
+  test('train, interrupt, resume, chat, report', { timeout: 240_000 }, async () => {
+    // the doc's conversion one-liner, on the first 24 shipped Dolly rows
+    const rows = readFileSync(join(ROOT, 'data', 'demo', 'dolly-train.jsonl'), 'utf8').split('\n').filter(Boolean).slice(0, 24).map((l) => JSON.parse(l));
+    const chats = write('my-chats.jsonl', rows.map((r) => ({ id: r.id, conversations: r.messages.map((m: { role: string; content: string }) => ({ from: { system: 'system', user: 'human', assistant: 'gpt' }[m.role], value: m.content })) })));
+    const out = join(tmp, 'runs');
+    const sets = [`data=${chats}`, `out=${out}`, 'steps=4', 'batch_size=2', 'grad_accum=1', 'max_length=96', 'save_every=2', 'eval_every=2', 'eval_max_rows=4', 'warmup_steps=1'];
+    const child = spawn(process.execPath, [HEED, 'train', join(ROOT, 'examples', 'lora-sharegpt.yaml'), ...sets.flatMap((s) => ['--set', s])], { cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const run = join(out, 'lora-sharegpt');
+    const code = await new Promise<number | null>((res) => {
+      const poll = setInterval(() => {
+        if (existsSync(join(run, 'step-2', 'manifest.json'))) {
+          clearInterval(poll);
+          child.kill('SIGINT'); // Ctrl-C: a checkpoint after this step, then exit 130
+        }
+      }, 100);
+      child.on('exit', (c) => (clearInterval(poll), res(c)));
+    });
+    assert.equal(code, 130, stdout + stderr);
+    assert.match(stdout, /interrupted: checkpoint .*continue with: heed train --resume /);
+    assert.match(stderr, /interrupt: saving a checkpoint/);
+    const stopped = JSON.parse(readFileSync(join(run, 'summary.json'), 'utf8'));
+    assert.ok(stopped.interrupted && stopped.steps >= 2 && stopped.steps < 4, `interrupted at ${stopped.steps}`);
+
+    const resumed = heed(['train', '--resume', run, '--quiet']);
+    assert.equal(resumed.status, 0, resumed.stdout + resumed.stderr);
+    const s = JSON.parse(readFileSync(join(run, 'summary.json'), 'utf8'));
+    assert.equal(s.steps, 4);
+    assert.equal(s.interrupted, false);
+    const steps = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step);
+    assert.deepEqual(steps, [1, 2, 3, 4], 'every step once, across the interruption');
+    const final = join(run, 'final');
+    assert.ok(existsSync(join(final, 'adapter_model.safetensors')));
+
+    const chat = heed(['generate', '--model', final, '--chat', '--prompt', 'Name a colour.', '--max-tokens', '6']);
+    assert.equal(chat.status, 0, chat.stderr);
+    assert.ok(chat.stdout.trim().length > 0);
+
+    const ifsArgs = ['--variant', 'C', '--limit', '4', '--max-tokens', '8', '--json'];
+    const base = heed(['ifs', '--model', BASE, ...ifsArgs]);
+    assert.equal(base.status, 0, base.stderr);
+    writeFileSync(join(tmp, 'base-ifs.json'), base.stdout);
+    const tuned = heed(['ifs', '--model', final, ...ifsArgs]);
+    assert.equal(tuned.status, 0, tuned.stderr);
+    writeFileSync(join(final, 'ifs.json'), tuned.stdout);
+    const html = join(tmp, 'report.html');
+    const rep = heed(['report', run, final, join(tmp, 'base-ifs.json'), '--out', html]);
+    assert.equal(rep.status, 0, rep.stderr);
+    const page = readFileSync(html, 'utf8');
+    for (const name of ['lora-sharegpt', 'base-ifs', 'final']) assert.ok(page.includes(name), `the report names ${name}`);
   });
 });

@@ -18,7 +18,11 @@ export const nn = jax.nn;
 export const lax = jax.lax;
 export const random = jax.random;
 export const tree = jax.tree;
-export const { jit, valueAndGrad, grad, vjp, blockUntilReady, makeJaxpr } = jax;
+// jit, valueAndGrad and grad typed by reference: their inferred types are too long for a declaration file (tsconfig.lib.json)
+export const jit: typeof jax.jit = jax.jit;
+export const valueAndGrad: typeof jax.valueAndGrad = jax.valueAndGrad;
+export const grad: typeof jax.grad = jax.grad;
+export const { vjp, blockUntilReady, makeJaxpr } = jax;
 export type Tensor = jax.Array;
 export type DType = jax.DType;
 export const f32 = np.float32;

@@ -94,7 +94,7 @@ export function permutation(n: number, seed: number): number[] {
 export async function loadRunData(c: TrainConfig, stages: ResolvedStage[], tok: HeedTokenizer, log: (s: string) => void): Promise<RunData> {
   const common = { template: c.template, includeSystem: c.include_system, markerQuirk: c.im_marker_quirk };
   const trainPipe = new DataPipeline(tok, { ...common, mask: c.mask });
-  const evalPipe = c.mask === 'output' ? trainPipe : new DataPipeline(tok, { ...common, mask: 'output', enc: trainPipe.enc, template: trainPipe.template });
+  const evalPipe = c.mask === 'output' ? trainPipe : new DataPipeline(tok, { ...common, markerQuirk: false, mask: 'output', enc: trainPipe.enc, template: trainPipe.template }); // held-out loss: output tokens only (the IM marker quirk is a training-mask option)
   const dsOpts = { onBadRow: c.on_bad_row, maxLength: c.max_length, truncation: c.truncation, format: c.format, fields: c.fields, roles: c.roles, hints: 'config' } as const;
   const reports: DatasetReport[] = [];
   const evalRows: Example[] = [];
