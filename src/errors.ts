@@ -101,6 +101,12 @@ export function closest(word: string, candidates: readonly string[]): string | u
   return pre.length === 1 ? pre[0] : undefined;
 }
 
+/** " (did you mean X?)" or "". */
+export const didYouMean = (word: string, candidates: readonly string[], show = (s: string) => s): string => {
+  const c = closest(word, candidates);
+  return c === undefined ? '' : ` (did you mean ${show(c)}?)`;
+};
+
 /**
  * A label as a file name: runs of anything but letters, digits, ".", "_" and "-" become one "-"
  * ("IT (output mask)" → "IT-output-mask"), so output files never need quoting in a shell.

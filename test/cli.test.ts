@@ -143,7 +143,7 @@ test('parser errors in heed\'s words with a "did you mean" (never node\'s own me
   // in-process: the same errors are HeedErrors
   const opts = { model: { type: 'string', help: 'the model' }, json: { type: 'boolean', help: 'JSON' } } as const;
   assert.throws(() => parse(['--modle', 'x'], opts, 'heed x --model M'), (e) => e instanceof HeedError && /did you mean --model/.test(e.message));
-  assert.deepEqual(parse(['--model', 'm', '--json'], opts, 'heed x').values, { model: 'm', json: true });
+  assert.deepEqual({ ...parse(['--model', 'm', '--json'], opts, 'heed x').values }, { model: 'm', json: true });
   assert.equal(closest('stgaes', ['stages', 'steps']), 'stages');
   assert.equal(closest('zzzzzz', ['stages', 'steps']), undefined);
 });

@@ -172,7 +172,7 @@ test('a callback can log metrics and stop training; the summary names it and the
       return { metrics: { probe: evals }, stop: evals === 2, reason: 'probe says enough' };
     },
   };
-  const s = await run({ best_metric: 'probe' }, { callbacks: [cb] });
+  const s = await train(validateTrainConfig(base({ best_metric: 'probe' }), 'config', undefined, { metrics: ['probe'] }), { quiet: true, callbacks: [cb] });
   assert.equal(s.steps, 16);
   assert.deepEqual(s.stopped_early, { reason: 'probe says enough', step: 16 });
   assert.equal(s.best?.value, 2);

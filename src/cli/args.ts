@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
-import { HeedError, closest } from '../errors.js';
+import { HeedError, didYouMean } from '../errors.js';
 
-export { closest, editDistance } from '../errors.js';
+export { closest, didYouMean, editDistance } from '../errors.js';
 
 /**
  * One command-line flag, declared once: what node:util parseArgs needs (type, short, multiple) plus the text
@@ -29,12 +29,6 @@ export const GLOBAL_FLAGS = flags({
   help: { type: 'boolean', short: 'h', help: 'show this help and exit' },
   debug: { type: 'boolean', help: 'on an error, also print the stack trace' },
 });
-
-/** " (did you mean X?)" or "". */
-export const didYouMean = (word: string, candidates: readonly string[], show = (s: string) => s): string => {
-  const c = closest(word, candidates);
-  return c === undefined ? '' : ` (did you mean ${show(c)}?)`;
-};
 
 /** `heed` as the user started it: `npx heed` when started through npx (so printed hints can be pasted). */
 export function heedName(env: NodeJS.ProcessEnv = process.env, argv1 = process.argv[1] ?? ''): string {

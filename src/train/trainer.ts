@@ -140,7 +140,9 @@ export async function train(cfgIn: TrainConfig | { resume: string }, opts: Train
     runDir = cfgIn.resume;
     const file = join(runDir, 'config.yaml');
     if (!existsSync(file)) throw new HeedError(`${runDir}: not a heed run folder (no config.yaml)`, 'pass the folder a `heed train` run created, e.g. runs/<name>');
-    cfg = validateTrainConfig(YAML.parse(readFileSync(file, 'utf8')), file, runDir);
+    const saved = YAML.parse(readFileSync(file, 'utf8'));
+    // best_metric was checked when the run was created (perhaps against its callbacks' metrics)
+    cfg = validateTrainConfig(saved, file, runDir, { metrics: typeof saved?.best_metric === 'string' ? [saved.best_metric] : [] });
     const metricsPath = join(runDir, 'metrics.jsonl');
     const recs = existsSync(metricsPath) ? readMetrics(metricsPath) : undefined;
     const cks = listCheckpoints(runDir);
