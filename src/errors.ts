@@ -18,10 +18,6 @@ export class HeedError extends Error {
   }
 }
 
-export function fail(message: string, fix?: string): never {
-  throw new HeedError(message, fix);
-}
-
 // C0 controls except \t \n, DEL, C1 controls, bidi embeddings/overrides/isolates, line/paragraph separators,
 // and lone surrogates (a high surrogate not followed by a low one, or a low one not preceded by a high one)
 const UNSAFE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;

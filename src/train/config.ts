@@ -1,7 +1,8 @@
 /**
- * `heed train` configuration: one YAML (or JSON) file, `--set key=value` overrides, validated with zod.
- * Unknown keys and bad values are errors that name the key and the fix. Every key is documented in
- * docs/train.md; defaults follow common SFT practice (TRL-like), stated here.
+ * `heed train` configuration: one YAML (or JSON) file, `--set key=value` overrides, validated with zod
+ * before anything is created. Each key carries its default and one line of help (.describe(), TRL
+ * SFTConfig-style); docs/train.md's key table is generated from them (npm run docs:config). The cross-field
+ * rules are a refinement of the same schema, and every problem is reported at once, in the user's terms.
  */
 import { readFileSync, existsSync } from 'node:fs';
 import { dirname, isAbsolute, resolve, basename } from 'node:path';
@@ -14,9 +15,9 @@ import { BUILTIN_TEMPLATES } from '../data/templates.js';
 import { didYouMean } from '../errors.js';
 
 /** a data file's weight is how many copies of its rows a stage trains on: bounded so it cannot exhaust memory */
-export const MAX_DATA_WEIGHT = 1000;
+const MAX_DATA_WEIGHT = 1000;
 /** no model heed can run has a longer context; the model's own context is checked when the run starts */
-export const MAX_LENGTH_BOUND = 1 << 20;
+const MAX_LENGTH_BOUND = 1 << 20;
 
 const dataEntry = z.union([z.string().min(1), z.object({ path: z.string().min(1), weight: z.number().positive().max(MAX_DATA_WEIGHT, `at most ${MAX_DATA_WEIGHT} (copies of every row)`).default(1) }).strict()]);
 const dataList = z.union([dataEntry, z.array(dataEntry).min(1)]);
@@ -123,7 +124,6 @@ export const trainConfigSchema = z
   .strict();
 
 export type TrainConfig = z.infer<typeof trainConfigSchema>;
-export type StageConfig = z.infer<typeof stage>;
 
 /** Parse `key=value` (dotted keys, YAML values) into the raw object. */
 export function applySet(raw: Record<string, unknown>, assignment: string): void {
@@ -240,7 +240,7 @@ function issueText(issue: z.core.$ZodIssue, raw: unknown): { key: string; text: 
 }
 
 /** Everything the schema can know about a config without loading weights or data, beyond each key's own type. */
-export interface CheckContext {
+interface CheckContext {
   /** folder relative paths resolve against (model config.json is read when it exists) */
   dir: string;
   /** metric names that library callbacks add (best_metric may name them) */
