@@ -13,6 +13,9 @@ import { DEFAULT_FIELDS, FORMATS, type Format } from '../data/load.js';
 import { ROLES } from '../data/types.js';
 import { BUILTIN_TEMPLATES } from '../data/templates.js';
 import { didYouMean } from '../errors.js';
+import { jsonSchemaOf, show, zodProblems, type Json } from '../zod-text.js';
+
+export { accepts } from '../zod-text.js';
 
 /** a data file's weight is how many copies of its rows a stage trains on: bounded so it cannot exhaust memory */
 const MAX_DATA_WEIGHT = 1000;
@@ -148,96 +151,8 @@ export function applySet(raw: Record<string, unknown>, assignment: string): void
   Object.defineProperty(o, path[path.length - 1], { value, enumerable: true, writable: true, configurable: true });
 }
 
-type Json = { type?: string; enum?: unknown[]; anyOf?: Json[]; properties?: Record<string, Json>; additionalProperties?: Json | boolean; items?: Json; minimum?: number; maximum?: number; exclusiveMinimum?: number; exclusiveMaximum?: number; minItems?: number; minLength?: number; pattern?: string; default?: unknown; description?: string; required?: string[] };
-
-let jsonSchema: Json | undefined;
 /** The config schema as JSON Schema (input side): what each key accepts, for messages and docs/train.md. */
-export function configJsonSchema(): Json {
-  return (jsonSchema ??= z.toJSONSchema(trainConfigSchema, { io: 'input', unrepresentable: 'any' }) as Json);
-}
-
-/** The schema node of a key path (through unions, lists and mappings), if there is one. */
-function schemaAt(path: ReadonlyArray<PropertyKey>, node: Json | undefined = configJsonSchema()): Json | undefined {
-  if (!node || path.length === 0) return node;
-  const [k, ...rest] = path;
-  if (node.anyOf) {
-    for (const alt of node.anyOf) {
-      const r = schemaAt(path, alt);
-      if (r) return r;
-    }
-    return undefined;
-  }
-  if (typeof k === 'number') return node.type === 'array' ? schemaAt(rest, node.items) : undefined;
-  const next = node.properties?.[String(k)] ?? (typeof node.additionalProperties === 'object' ? node.additionalProperties : undefined);
-  return next ? schemaAt(rest, next) : undefined;
-}
-
-const SAFE_MAX = Number.MAX_SAFE_INTEGER;
-/** What a schema node accepts, in words: "a number more than 0 and less than 1", "one of constant, linear, cosine". */
-export function accepts(n: Json | undefined, depth = 0): string {
-  if (!n) return 'a value';
-  if (n.anyOf) {
-    const parts = [...new Set(n.anyOf.map((x) => accepts(x, depth)))];
-    return parts.length === 1 ? parts[0] : `${parts.slice(0, -1).join(', ')} or ${parts[parts.length - 1]}`;
-  }
-  if (n.enum) return n.enum.length === 1 ? JSON.stringify(n.enum[0]) : `one of ${n.enum.map((v) => String(v)).join(', ')}`;
-  switch (n.type) {
-    case 'null':
-      return 'null';
-    case 'boolean':
-      return 'true or false';
-    case 'string':
-      return n.pattern ? 'a name of letters, digits, ".", "_" and "-"' : n.minLength ? 'a non-empty string' : 'a string';
-    case 'number':
-    case 'integer': {
-      const b = [
-        n.exclusiveMinimum !== undefined ? `more than ${n.exclusiveMinimum}` : n.minimum !== undefined && n.minimum > -SAFE_MAX ? `at least ${n.minimum}` : '',
-        n.exclusiveMaximum !== undefined ? `less than ${n.exclusiveMaximum}` : n.maximum !== undefined && n.maximum < SAFE_MAX ? `at most ${n.maximum}` : '',
-      ].filter(Boolean);
-      return `${n.type === 'integer' ? 'an integer' : 'a number'}${b.length ? ' ' + b.join(' and ') : ''}`;
-    }
-    case 'array':
-      return `a list${n.minItems ? ' (not empty)' : ''} of ${depth > 1 ? 'values' : accepts(n.items, depth + 1).replace(/^(a|an|one of) /, (m) => (m === 'one of ' ? 'values from ' : ''))}`;
-    case 'object': {
-      const keys = Object.keys(n.properties ?? {});
-      if (!keys.length) return typeof n.additionalProperties === 'object' ? `a mapping of names to ${accepts(n.additionalProperties, depth + 1)}` : 'a mapping';
-      if (keys.length <= 2 && depth < 2) return `{${keys.map((k) => `${k}: ${accepts(n.properties![k], depth + 1)}`).join(', ')}}`;
-      return `a mapping with the keys ${keys.join(', ')}`;
-    }
-  }
-  return 'a value';
-}
-
-const show = (v: unknown): string => {
-  const t = v === undefined ? 'nothing' : typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v) ?? String(v);
-  return t.length > 60 ? t.slice(0, 57) + '...' : t;
-};
-
-function valueAt(raw: unknown, path: ReadonlyArray<PropertyKey>): unknown {
-  let o = raw;
-  for (const k of path) o = o !== null && typeof o === 'object' && Object.hasOwn(o, k as string) ? (o as Record<PropertyKey, unknown>)[k] : undefined;
-  return o;
-}
-
-/** One zod issue in the user's terms: the key path, the value given, what the key accepts (and a near name). */
-function issueText(issue: z.core.$ZodIssue, raw: unknown): { key: string; text: string; unknownKey?: boolean } {
-  const key = issue.path.map(String).join('.');
-  const q = (k: string) => `"${k}"`;
-  if (issue.code === 'unrecognized_keys') {
-    const where = key ? `${key}.` : '';
-    const known = Object.keys(schemaAt(issue.path)?.properties ?? {});
-    const one = (k: string) => `${q(where + k)}${didYouMean(k, known, (c) => q(where + c))}`;
-    return { key: key || '(top level)', unknownKey: true, text: `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map(one).join(', ')}` };
-  }
-  if (issue.code === 'custom') return { key, text: key ? `${q(key)}: ${issue.message}` : issue.message };
-  const v = valueAt(raw, issue.path);
-  const node = schemaAt(issue.path);
-  if (v === undefined && issue.code === 'invalid_type') return { key, text: `${q(key)} is required: ${accepts(node)}` };
-  const near = issue.code === 'invalid_value' && typeof v === 'string' ? didYouMean(v, issue.values.map(String)) : '';
-  // a message written for this key in the schema (e.g. the data weight's bound) says more than the generic words
-  const own = (issue.code === 'too_big' || issue.code === 'too_small') && !/^(Too (big|small)|Invalid)/.test(issue.message) ? `: ${issue.message}` : '';
-  return { key, text: `${q(key)}: got ${show(v)}${near}; accepts ${accepts(node)}${own}` };
-}
+export const configJsonSchema = (): Json => jsonSchemaOf(trainConfigSchema);
 
 /** Everything the schema can know about a config without loading weights or data, beyond each key's own type. */
 interface CheckContext {
@@ -320,16 +235,6 @@ function crossChecks(ctx: CheckContext, raw: Record<string, unknown>) {
   };
 }
 
-/** Every problem of a config in one HeedError (one line), or nothing. */
-function problems(issues: z.core.$ZodIssue[], raw: unknown, file: string): HeedError {
-  const texts = issues.map((i) => issueText(i, raw));
-  if (texts.length === 1) {
-    const t = texts[0];
-    return new HeedError(`${file}: ${t.text}`, t.unknownKey ? 'remove it or fix its spelling (see docs/train.md for every key)' : `fix ${t.key ? `"${t.key}"` : 'the config'} (see docs/train.md for every key, what it accepts and its default)`);
-  }
-  return new HeedError(`${file}: ${texts.length} problems: ${texts.map((t, i) => `(${i + 1}) ${t.text}`).join('; ')}`, 'fix each key named (docs/train.md lists every key, what it accepts and its default)');
-}
-
 /** Load, override and validate a config; relative paths resolve against the config file's folder. */
 export function loadTrainConfig(file: string, sets: string[] = []): TrainConfig {
   if (!existsSync(file)) throw new HeedError(`${file}: config not found`, 'pass a YAML config file (see docs/train.md for an example)');
@@ -353,7 +258,7 @@ export function validateTrainConfig(raw: Record<string, unknown>, file = 'config
   const dir0 = baseDir ?? (file === 'config' ? process.cwd() : dirname(resolve(file)));
   const schema = trainConfigSchema.superRefine(crossChecks({ dir: dir0, metrics: opts.metrics }, raw) as never, { when: () => true } as never);
   const r = schema.safeParse(raw);
-  if (!r.success) throw problems(r.error.issues, raw, file);
+  if (!r.success) throw zodProblems(r.error.issues, raw, file, configJsonSchema(), 'docs/train.md');
   const c = r.data as TrainConfig;
   const dir = baseDir ?? (file === 'config' ? process.cwd() : dirname(resolve(file)));
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(dir, p));
