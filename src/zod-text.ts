@@ -93,7 +93,7 @@ export function issueText(issue: z.core.$ZodIssue, raw: unknown, root: Json, sty
   if (issue.code === 'unrecognized_keys') {
     const where = key ? `${key}.` : '';
     const known = Object.keys(schemaAt(issue.path, root)?.properties ?? {});
-    const one = (k: string) => `${q(where + k)}${didYouMean(k, known, (c) => q(where + c))}`;
+    const one = (k: string) => `"${where + k}"${didYouMean(k, known, (c) => `"${where + c}"`)}`;
     return { key: key || '(top level)', unknownKey: true, text: `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map(one).join(', ')}` };
   }
   if (issue.code === 'custom') return { key, text: key ? `${q(key)}: ${issue.message}` : issue.message };
