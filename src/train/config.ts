@@ -178,11 +178,9 @@ export function metricsOf(c: { eval?: unknown; early_stopping?: { ifs?: { objecq
 function crossChecks(ctx: CheckContext, raw: Record<string, unknown>) {
   return (c: Record<string, unknown>, z: { addIssue: (i: { code: 'custom'; message: string; path: PropertyKey[] }) => void }) => {
     const add = (path: PropertyKey[], message: string) => z.addIssue({ code: 'custom', message, path });
-    const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
     if (c.data === undefined && c.stages === undefined) add([], 'neither "data" nor "stages" is set: add data: path/to/train.jsonl (or a stages: list)');
     if (c.data !== undefined && c.stages !== undefined) add(['stages'], 'both "data" and "stages" are set: use data for one-off training, or stages for a phased curriculum (each stage has its own data)');
     if (c.epochs !== undefined && c.steps !== undefined) add(['steps'], 'both "epochs" and "steps" are set: set one of them');
-    if (isNum(c.steps) && isNum(c.warmup_steps) && c.stages === undefined && c.warmup_steps > c.steps) add(['warmup_steps'], `${c.warmup_steps} warmup steps in a ${c.steps}-step run: the learning rate never reaches lr (set warmup_steps at most ${c.steps})`);
     if (Array.isArray(c.stages)) {
       const names = new Map<string, number>();
       c.stages.forEach((st: Record<string, unknown> | undefined, i) => {
