@@ -18,10 +18,6 @@ export class HeedError extends Error {
   }
 }
 
-export function fail(message: string, fix?: string): never {
-  throw new HeedError(message, fix);
-}
-
 // C0 controls except \t \n, DEL, C1 controls, bidi embeddings/overrides/isolates, line/paragraph separators,
 // and lone surrogates (a high surrogate not followed by a low one, or a low one not preceded by a high one)
 const UNSAFE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
@@ -74,4 +70,43 @@ export function fromSystemError(e: unknown): HeedError | undefined {
     return new HeedError(`out of memory (${err.message})`, 'use a smaller model, batch_size, max_length or data file; heed holds tensors in a 4 GiB engine heap');
   }
   return undefined;
+}
+
+/** Edit distance: insertions, deletions, substitutions and swaps of two neighbours ("modle" → "model" is 1). */
+export function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++) {
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  return d[a.length][b.length];
+}
+
+/** The closest candidate within a distance that scales with the word (or one that starts with it), if any. */
+export function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  const w = word.toLowerCase();
+  for (const c of candidates) {
+    const d = editDistance(w, c.toLowerCase());
+    if (d < bestD) (best = c), (bestD = d);
+  }
+  if (best !== undefined && bestD <= Math.max(1, Math.floor(Math.min(w.length, best.length) / 3))) return best;
+  const pre = candidates.filter((c) => w.length >= 3 && c.toLowerCase().startsWith(w));
+  return pre.length === 1 ? pre[0] : undefined;
+}
+
+/** " (did you mean X?)" or "". */
+export const didYouMean = (word: string, candidates: readonly string[], show = (s: string) => s): string => {
+  const c = closest(word, candidates);
+  return c === undefined ? '' : ` (did you mean ${show(c)}?)`;
+};
+
+/**
+ * A label as a file name: runs of anything but letters, digits, ".", "_" and "-" become one "-"
+ * ("IT (output mask)" → "IT-output-mask"), so output files never need quoting in a shell.
+ */
+export function safeFileName(label: string): string {
+  return label.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '') || 'unnamed';
 }

@@ -4,6 +4,27 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, TINY, TINY_NAMES } from './helpers.js';
+import { commands, run } from '../src/cli/main.js';
+import { closest, flagHelp, heedName, parse, useColor, GLOBAL_FLAGS } from '../src/cli/args.js';
+import { HeedError } from '../src/errors.js';
+
+/** heed in this process (no new node per call: the suite runs on a busy machine): exit code, stdout, stderr */
+async function heedIn(args: string[], env: Record<string, string | undefined> = {}) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const [log, error] = [console.log, console.error];
+  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+  for (const [k, v] of Object.entries(env)) v === undefined ? delete process.env[k] : (process.env[k] = v);
+  console.log = (...a: unknown[]) => void out.push(a.join(' '));
+  console.error = (...a: unknown[]) => void err.push(a.join(' '));
+  try {
+    const status = await run(args);
+    return { status, stdout: out.join('\n') + '\n', stderr: err.join('\n') + '\n' };
+  } finally {
+    [console.log, console.error] = [log, error];
+    for (const [k, v] of Object.entries(saved)) v === undefined ? delete process.env[k] : (process.env[k] = v);
+  }
+}
 
 const heed = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'bin/heed.js'), ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 120_000 });
 
@@ -48,7 +69,7 @@ test('errors: one line naming the field and the fix, exit code 2, stack only wit
     [['generate', '--model', '/nonexistent', '--prompt', 'x'], /\/nonexistent: model folder not found/],
     [['generate', '--model', join(TINY, 'gpt2'), '--prompt', 'x', '--device', 'webgpu'], /WebGPU is not available/],
     [['generate', '--model', join(TINY, 'gpt2'), '--prompt', 'x', '--max-tokens', '500'], /exceeds the model's context length 128/],
-    [['generate', '--model', join(TINY, 'gpt2'), '--prompt', 'x', '--bogus'], /Unknown option '--bogus'/],
+    [['generate', '--model', join(TINY, 'gpt2'), '--prompt', 'x', '--bogus'], /unknown flag --bogus/],
     [['model', 'info'], /missing model folder/],
     [['frobnicate'], /unknown command/],
   ];
@@ -63,4 +84,80 @@ test('errors: one line naming the field and the fix, exit code 2, stack only wit
   const d = heed('model', 'info', '/nonexistent', '--debug');
   assert.equal(d.status, 2);
   assert.match(d.stderr, /at .*\.js/);
+});
+
+test('every flag of every command is declared with one line of help (what heed help prints)', async () => {
+  const all = commands();
+  assert.ok(all.length >= 24);
+  for (const c of all) {
+    const cmd = await c.load();
+    assert.deepEqual(cmd.path, c.path);
+    const flags = Object.entries(cmd.options);
+    assert.ok(flags.length >= 1 || cmd.path.join(' ') === 'report', `${c.path.join(' ')} declares its flags`);
+    for (const [name, f] of flags) {
+      assert.ok(typeof f.help === 'string' && f.help.trim().length >= 8 && !f.help.includes('\n'), `${c.path.join(' ')} --${name}: help text`);
+      assert.ok(!(name in GLOBAL_FLAGS), `${c.path.join(' ')} --${name} shadows a global flag`);
+      if (f.default !== undefined) assert.ok(f.default.trim().length > 0, `${c.path.join(' ')} --${name}: empty default`);
+    }
+    // the help page lists every flag, its default and its meaning
+    const lines = flagHelp(cmd.options).join('\n');
+    for (const [name, f] of flags) {
+      assert.match(lines, new RegExp(`--${name}\\b`));
+      if (f.default !== undefined) assert.ok(lines.includes(`default: ${f.default}`), `${c.path.join(' ')} --${name}: default shown`);
+    }
+  }
+});
+
+test('heed help <command> and <command> --help print usage, summary and every flag with its default', async () => {
+  const a = await heedIn(['help', 'generate']);
+  const b = await heedIn(['generate', '--help']);
+  assert.equal(a.status, 0, a.stderr);
+  assert.equal(a.stdout, b.stdout);
+  assert.match(a.stdout, /^usage: heed generate /);
+  assert.match(a.stdout, /--max-tokens N +new tokens per prompt at most \(default: 128\)/);
+  assert.match(a.stdout, /-p, --prompt TEXT .*repeatable/);
+  assert.match(a.stdout, /--debug +on an error, also print the stack trace/);
+  const d = await heedIn(['help', 'data', 'inspect']);
+  assert.match(d.stdout, /--mask POLICY +which tokens carry loss.*\(default: output\)/);
+  assert.match((await heedIn(['help', 'nope'])).stderr, /unknown command "nope"/);
+});
+
+test('parser errors in heed\'s words with a "did you mean" (never node\'s own messages)', async () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['generate', '--promt', 'x'], /^error: unknown flag --promt \(did you mean --prompt\?\) \(fix: usage: heed generate .*heed help generate lists every flag\)\)$/],
+    [['generate', '--model'], /^error: --model is missing its value \(fix: --model SPEC: the model/],
+    [['generate', '--model', '--prompt', 'x'], /--model needs a value, and "--prompt" looks like a flag \(fix: write --model=--prompt if that is the value/],
+    [['demo', '--fast=yes'], /--fast is a switch and takes no value \(got "yes"\)/],
+    [['demo', 'extra'], /unexpected argument "extra": this command takes flags only/],
+    [['genrate'], /unknown command "genrate" \(did you mean "generate"\?\)/],
+    [['data', 'stat'], /unknown command "data stat" \(did you mean "data stats"\?\)/],
+    [['model', 'info', 'x', '--jsn'], /unknown flag --jsn \(did you mean --json\?\)/],
+  ];
+  for (const [args, re] of cases) {
+    const r = await heedIn(args);
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr.trim(), re);
+    assert.doesNotMatch(r.stderr, /Unknown option|Option '|ERR_PARSE_ARGS|To specify an option argument/);
+  }
+  // in-process: the same errors are HeedErrors
+  const opts = { model: { type: 'string', help: 'the model' }, json: { type: 'boolean', help: 'JSON' } } as const;
+  assert.throws(() => parse(['--modle', 'x'], opts, 'heed x --model M'), (e) => e instanceof HeedError && /did you mean --model/.test(e.message));
+  assert.deepEqual({ ...parse(['--model', 'm', '--json'], opts, 'heed x').values }, { model: 'm', json: true });
+  assert.equal(closest('stgaes', ['stages', 'steps']), 'stages');
+  assert.equal(closest('zzzzzz', ['stages', 'steps']), undefined);
+});
+
+test('hints say `npx heed` when heed was started through npx; colour only on a terminal, never with NO_COLOR', async () => {
+  assert.equal(heedName({}, '/usr/lib/node_modules/heed/bin/heed.js'), 'heed');
+  assert.equal(heedName({ npm_command: 'exec' }, '/x/heed.js'), 'npx heed');
+  assert.equal(heedName({}, '/home/u/.npm/_npx/1a2b/node_modules/heed/bin/heed.js'), 'npx heed');
+  const r = await heedIn(['train'], { npm_command: 'exec' });
+  assert.match(r.stderr, /usage: npx heed train <config\.yaml>.*\|   npx heed train --resume/);
+  assert.doesNotMatch(r.stderr, /npx npx/);
+  assert.equal(useColor({ isTTY: true }, {}), true);
+  assert.equal(useColor({ isTTY: false }, {}), false);
+  assert.equal(useColor({ isTTY: true }, { NO_COLOR: '1' }), false);
+  assert.equal(useColor({ isTTY: false }, { FORCE_COLOR: '1' }), true);
+  assert.equal(useColor({ isTTY: true }, { FORCE_COLOR: '1', NO_COLOR: '1' }), false);
 });

@@ -122,7 +122,7 @@ describe('heed data inspect', { skip: have ? false : `no ${SHARED}` }, () => {
   });
 
   test('colours by default; --ids selects rows; --json gives runs, ids and weights', async () => {
-    const c = await cli(['data', 'inspect', '--data', dolly, '--model', SMOL, '--mask', 'output', '--ids', 'alpagasus_3k_5,alpagasus_3k_2'], { NO_COLOR: undefined });
+    const c = await cli(['data', 'inspect', '--data', dolly, '--model', SMOL, '--mask', 'output', '--ids', 'alpagasus_3k_5,alpagasus_3k_2'], { NO_COLOR: undefined, FORCE_COLOR: '1' });
     assert.match(c.stdout, /\x1b\[1;32m/);
     assert.deepEqual([...c.stdout.matchAll(/── row (\S+)/g)].map((m) => m[1]), ['alpagasus_3k_2', 'alpagasus_3k_5']);
     const j = JSON.parse((await cli(['data', 'inspect', '--data', dolly, '--model', SMOL, '--template', 'chatml', '--mask', 'last-turn', '--n', '1', '--json'])).stdout);

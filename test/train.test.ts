@@ -156,7 +156,8 @@ test('stages run in order from the previous weights; lr restarts per stage (or n
   assert.equal(ms[0].lr, 2e-3);
   assert.equal(ms[6].lr, 1e-3, 'lr restarts at the second stage');
   assert.ok(existsSync(join(s.run_dir, 'step-6')), 'a checkpoint at the stage boundary');
-  const g = await run({ steps: undefined, stages, data: undefined, warmup_steps: 0, schedule: 'linear', lr_reset_per_stage: false, lr: 1e-3 });
+  // one schedule over all stages: a stage's own lr would be ignored, so the config refuses it (config.test.ts)
+  const g = await run({ steps: undefined, stages: stages.map(({ lr: _lr, ...st }) => st), data: undefined, warmup_steps: 0, schedule: 'linear', lr_reset_per_stage: false, lr: 1e-3 });
   const gl = metrics(g.run_dir).map((m) => m.lr);
   assert.ok(gl.every((x, i) => i === 0 || x < gl[i - 1]), `one global decaying schedule: ${gl}`);
 });
@@ -172,7 +173,7 @@ test('a callback can log metrics and stop training; the summary names it and the
       return { metrics: { probe: evals }, stop: evals === 2, reason: 'probe says enough' };
     },
   };
-  const s = await run({ best_metric: 'probe' }, { callbacks: [cb] });
+  const s = await train(validateTrainConfig(base({ best_metric: 'probe' }), 'config', undefined, { metrics: ['probe'] }), { quiet: true, callbacks: [cb] });
   assert.equal(s.steps, 16);
   assert.deepEqual(s.stopped_early, { reason: 'probe says enough', step: 16 });
   assert.equal(s.best?.value, 2);

@@ -1,31 +1,34 @@
 import { HeedError } from '../errors.js';
 import { initEngine, type DeviceName } from '../engine/index.js';
-import { num } from './args.js';
+import { flags, num } from './args.js';
 import type { SamplingOptions } from '../decode/sampling.js';
 
-export const deviceOption = { device: { type: 'string' as const } };
+export const deviceOption = flags({ device: { type: 'string', arg: 'wasm|webgpu', default: 'wasm', help: 'where tensors run: wasm (CPU) or webgpu (a WebGPU adapter)' } });
+
+/** --threads: the engine's worker threads. */
+export const threadsOption = flags({ threads: { type: 'string', arg: 'N', default: 'all cores (HEED_THREADS)', help: 'engine worker threads' } });
 
 /** Options of the commands that generate from a model and score the responses (ifs, objecqa, rules ablate). */
-export const evalModelOptions = {
-  model: { type: 'string' as const, short: 'm' },
-  variant: { type: 'string' as const },
-  limit: { type: 'string' as const },
-  'max-tokens': { type: 'string' as const },
-  batch: { type: 'string' as const },
-  out: { type: 'string' as const },
-  threads: { type: 'string' as const },
-  json: { type: 'boolean' as const },
+export const evalModelOptions = flags({
+  model: { type: 'string', short: 'm', arg: 'SPEC', help: 'the model: a folder, gguf:<file> or openai:<base-url>#<model> (required)' },
+  variant: { type: 'string', arg: 'A|B|C', help: 'prompt wrapper: A = Alpaca, B = "### Response:" suffix, C = the bare instruction' },
+  limit: { type: 'string', arg: 'N', default: 'all', help: 'score at most N prompts (a balanced subset)' },
+  'max-tokens': { type: 'string', arg: 'N', help: 'new tokens per response' },
+  batch: { type: 'string', arg: 'N', help: 'prompts generated together' },
+  out: { type: 'string', arg: 'FILE', help: 'write every response as JSONL here' },
+  ...threadsOption,
+  json: { type: 'boolean', help: 'print the result as JSON' },
   ...deviceOption,
-};
+});
 
 /** Sampling flags of the commands that sample text (generate, pretrain samples). */
-export const samplingOptions = {
-  temperature: { type: 'string' as const },
-  'top-p': { type: 'string' as const },
-  'top-k': { type: 'string' as const },
-  'min-p': { type: 'string' as const },
-  'repetition-penalty': { type: 'string' as const },
-};
+export const samplingOptions = flags({
+  temperature: { type: 'string', arg: 'T', default: "the model's generation_config.json, else 0", help: 'sampling temperature; 0 = greedy' },
+  'top-p': { type: 'string', arg: 'P', help: 'nucleus sampling: keep the smallest set of tokens with probability >= P' },
+  'top-k': { type: 'string', arg: 'K', help: 'keep the K most likely tokens (0 = off)' },
+  'min-p': { type: 'string', arg: 'P', help: 'drop tokens less likely than P × the most likely one' },
+  'repetition-penalty': { type: 'string', arg: 'R', help: 'divide the logits of tokens already present by R (1 = off)' },
+});
 
 /** The sampling flags given (undefined where absent), checked. */
 export function samplingFlags(values: Record<string, unknown>): SamplingOptions {

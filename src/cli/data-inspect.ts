@@ -1,22 +1,30 @@
 import { safeText } from '../errors.js';
 import type { Command } from './main.js';
-import { num, parse } from './args.js';
+import { flags, num, parse, useColor } from './args.js';
 import { dataOptions, dataUsageTail, setupData } from './data-stats.js';
 import { newReport, streamDataset } from '../data/dataset.js';
 import { renderRow, rowJson } from '../data/inspect.js';
 
 const usage = `heed data inspect --data FILE --model DIR --mask M [--n 3] [--ids a,b] [--no-color] ${dataUsageTail}`;
 
+const options = flags({
+  ...dataOptions,
+  n: { type: 'string', arg: 'N', default: '3', help: 'how many rows to show' },
+  ids: { type: 'string', arg: 'a,b', help: 'show these row ids instead of the first --n rows' },
+  'no-color': { type: 'boolean', help: 'loss-bearing text in [[…]] instead of colours (colour is used only on a terminal, never with NO_COLOR)' },
+});
+
 export const command: Command = {
   path: ['data', 'inspect'],
   summary: 'print rows with their loss-bearing tokens highlighted (colours; brackets with NO_COLOR)',
   usage,
+  options,
   async run(argv) {
-    const { values } = parse(argv, { ...dataOptions, n: { type: 'string' }, ids: { type: 'string' }, 'no-color': { type: 'boolean' } }, usage, false);
+    const { values } = parse(argv, options, usage, false);
     const { pipeline, opts, data, model } = setupData(values, usage);
     const n = num(values.n, 'n', { int: true, min: 1 }) ?? 3;
     const want = values.ids ? new Set(String(values.ids).split(',').map((s) => s.trim()).filter(Boolean)) : undefined;
-    const color = !values['no-color'] && !process.env.NO_COLOR && !values.json;
+    const color = !values['no-color'] && !values.json && useColor();
     const report = newReport(data, opts.onBadRow);
     const rows: unknown[] = [];
     const found = new Set<string>();

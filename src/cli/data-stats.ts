@@ -1,5 +1,5 @@
 import type { Command } from './main.js';
-import { num, parse } from './args.js';
+import { flags, num, parse } from './args.js';
 import { HeedError, safeText } from '../errors.js';
 import { loadTokenizer } from '../io/tokenizer.js';
 import { DataPipeline } from '../data/pipeline.js';
@@ -10,21 +10,21 @@ import type { DatasetOptions } from '../data/dataset.js';
 import { ROLES, type Role } from '../data/types.js';
 
 /** Options shared by `heed data stats` and `heed data inspect`. */
-export const dataOptions = {
-  data: { type: 'string' },
-  model: { type: 'string' },
-  template: { type: 'string' },
-  mask: { type: 'string' },
-  'include-system': { type: 'boolean' },
-  'im-marker-quirk': { type: 'boolean' },
-  format: { type: 'string' },
-  fields: { type: 'string' },
-  roles: { type: 'string' },
-  'on-bad-row': { type: 'string' },
-  'max-length': { type: 'string' },
-  truncation: { type: 'string' },
-  json: { type: 'boolean' },
-} as const;
+export const dataOptions = flags({
+  data: { type: 'string', arg: 'FILE', help: 'the data file (JSONL or JSON rows; required)' },
+  model: { type: 'string', arg: 'DIR', help: 'a model folder with tokenizer.json (tokenizer files alone are enough; required)' },
+  template: { type: 'string', arg: 'NAME|FILE', default: 'auto', help: "prompt template: auto (the model's chat template, else chatml), model, alpaca, tulu, chatml, plain, or a .json/.jinja file" },
+  mask: { type: 'string', arg: 'POLICY', default: 'output', help: 'which tokens carry loss: output, instruction, weighted:λ, response-only, last-turn' },
+  'include-system': { type: 'boolean', help: 'instruction / weighted masks: system text carries loss too' },
+  'im-marker-quirk': { type: 'boolean', help: "instruction / weighted masks: reproduce the IM paper code's loss on the assistant marker" },
+  format: { type: 'string', arg: 'FORMAT', default: 'detected from the first row', help: `row format: auto, ${FORMATS.join(', ')}` },
+  fields: { type: 'string', arg: 'key=name,...', help: 'field names of your rows, e.g. messages=conversations,role=from,content=value' },
+  roles: { type: 'string', arg: 'name=role,...', help: 'extra role names, e.g. human=user,gpt=assistant' },
+  'on-bad-row': { type: 'string', arg: 'fail|skip', default: 'fail', help: 'a malformed row stops the command, or is skipped and counted' },
+  'max-length': { type: 'string', arg: 'N', default: "the model's context", help: 'longest sequence in tokens' },
+  truncation: { type: 'string', arg: 'MODE', default: 'truncate-right', help: 'rows longer than --max-length: drop, truncate-right or truncate-left' },
+  json: { type: 'boolean', help: 'print the result as JSON' },
+});
 
 export const dataUsageTail =
   '[--template auto|model|alpaca|tulu|chatml|plain|FILE] [--mask output|instruction|weighted:λ|response-only|last-turn] [--include-system] [--im-marker-quirk] ' +
@@ -82,6 +82,7 @@ export const command: Command = {
   path: ['data', 'stats'],
   summary: 'rows, tokens per role, loss-bearing tokens, instruction/output ratio, truncation, longest rows of a data file',
   usage,
+  options: dataOptions,
   async run(argv) {
     const { values } = parse(argv, dataOptions, usage, false);
     const { pipeline, opts, data, model } = setupData(values, usage);

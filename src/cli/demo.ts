@@ -1,16 +1,25 @@
 import { join } from 'node:path';
 import type { Command } from './main.js';
-import { parse } from './args.js';
-import { startEngine } from './common.js';
+import { flags, parse } from './args.js';
+import { startEngine, threadsOption } from './common.js';
 
 const usage = 'heed demo [--out runs/demo] [--fast] [--model DIR] [--quiet]';
+
+const options = flags({
+  out: { type: 'string', short: 'o', arg: 'DIR', default: 'runs/demo', help: 'folder for the runs, report.html and summary.json' },
+  fast: { type: 'boolean', help: 'the short version: 16 prompts, 28 steps at most' },
+  model: { type: 'string', arg: 'DIR', default: 'models/base-dolly', help: 'the base model to tune' },
+  quiet: { type: 'boolean', help: 'no progress lines' },
+  ...threadsOption,
+});
 
 export const command: Command = {
   path: ['demo'],
   summary: 'the embedded default: a base model becomes an instruction follower, measured (IFS, ObjecQA, rules, IT/IM/response-only), with an HTML report',
   usage,
+  options,
   async run(argv) {
-    const { values } = parse(argv, { out: { type: 'string', short: 'o' }, fast: { type: 'boolean' }, model: { type: 'string' }, quiet: { type: 'boolean' }, threads: { type: 'string' } }, usage, false);
+    const { values } = parse(argv, options, usage, false);
     await startEngine('wasm', values.threads);
     const { runDemo, formatDemoTable } = await import('../demo/demo.js');
     const out = values.out ?? 'runs/demo';

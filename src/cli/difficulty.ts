@@ -1,5 +1,6 @@
 import type { Command } from './main.js';
-import { parse, num } from './args.js';
+import { flags, parse, num } from './args.js';
+import { deviceOption, threadsOption } from './common.js';
 import { HeedError } from '../errors.js';
 
 const usage =
@@ -38,29 +39,28 @@ async function agree(files: string[], json: boolean): Promise<number> {
   return 0;
 }
 
+const options = flags({
+  data: { type: 'string', arg: 'FILE', help: 'instruction rows to score (required)' },
+  scorer: { type: 'string', arg: 'SCORER', help: 'judge:<spec> (LLM judge 1–5), loss:<dir> (base-model loss), ifd:<dir> (IFD ratio) or heuristic (required)' },
+  out: { type: 'string', arg: 'FILE', help: 'scored rows as JSONL; also the journal a re-run resumes from (required)' },
+  limit: { type: 'string', arg: 'N', default: 'all', help: 'score the first N rows' },
+  samples: { type: 'string', arg: 'K', default: '1', help: 'judge: samples per row (their mean is the score)' },
+  concurrency: { type: 'string', arg: 'N', default: '4', help: 'judge: requests in flight' },
+  temperature: { type: 'string', arg: 'T', help: "judge: sampling temperature (default: the judge's)" },
+  retries: { type: 'string', arg: 'N', help: 'judge: new tries of a reply the parser refused' },
+  'max-tokens': { type: 'string', arg: 'N', help: "judge: tokens per reply" },
+  ...threadsOption,
+  device: deviceOption.device,
+  json: { type: 'boolean', help: 'print the summary as JSON' },
+});
+
 export const command: Command = {
   path: ['difficulty'],
   summary: 'score instruction difficulty (LLM judge 1–5, base-model loss, IFD ratio, or a lexical heuristic); `agree` compares scorers',
   usage,
+  options,
   async run(argv) {
-    const { values, positionals } = parse(
-      argv,
-      {
-        data: { type: 'string' },
-        scorer: { type: 'string' },
-        out: { type: 'string' },
-        limit: { type: 'string' },
-        samples: { type: 'string' },
-        concurrency: { type: 'string' },
-        temperature: { type: 'string' },
-        retries: { type: 'string' },
-        'max-tokens': { type: 'string' },
-        threads: { type: 'string' },
-        device: { type: 'string' },
-        json: { type: 'boolean' },
-      },
-      usage,
-    );
+    const { values, positionals } = parse(argv, options, usage);
     if (positionals[0] === 'agree') return agree(positionals.slice(1), !!values.json);
     if (positionals.length) throw new HeedError(`unknown argument "${positionals[0]}"`, `usage: ${usage}`);
     if (!values.data) throw new HeedError('missing --data', `usage: ${usage}`);

@@ -1,36 +1,34 @@
 import type { Command } from './main.js';
-import { parse, num } from './args.js';
-import { deviceOption, samplingFlags, samplingOptions, startEngine } from './common.js';
+import { flags, parse, num } from './args.js';
+import { deviceOption, samplingFlags, samplingOptions, startEngine, threadsOption } from './common.js';
 import { HeedError, safeText } from '../errors.js';
 import { samplingDefaults } from '../decode/sampling.js';
 import { generationError, generationTokens } from '../backends/types.js';
 
 const usage = 'heed generate --model <dir|gguf:file|openai:url#model> --prompt "..." [--chat] [--system "..."] [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--min-p P] [--repetition-penalty R] [--seed S] [--stop STR]... [--adapter rules[:preset|:file.json]] [--device wasm|webgpu] [--json]';
 
+const options = flags({
+  model: { type: 'string', short: 'm', arg: 'SPEC', help: 'the model: a folder, gguf:<file> or openai:<base-url>#<model> (required)' },
+  prompt: { type: 'string', short: 'p', multiple: true, arg: 'TEXT', help: 'a prompt; several make a batch (required)' },
+  chat: { type: 'boolean', help: "wrap each prompt as a user turn in the model's chat template" },
+  system: { type: 'string', arg: 'TEXT', help: 'with --chat: a system turn first' },
+  'max-tokens': { type: 'string', arg: 'N', default: '128', help: 'new tokens per prompt at most' },
+  ...samplingOptions,
+  seed: { type: 'string', arg: 'S', default: '0', help: 'sampling seed' },
+  stop: { type: 'string', multiple: true, arg: 'STR', help: 'stop when the text contains STR' },
+  adapter: { type: 'string', arg: 'rules[:preset|:file.json]', default: 'none', help: 'the rule adapter (docs/rules.md)' },
+  ...threadsOption,
+  json: { type: 'boolean', help: 'print prompts, texts, token counts and finish reasons as JSON (no streaming)' },
+  ...deviceOption,
+});
+
 export const command: Command = {
   path: ['generate'],
   summary: 'generate text from any model spec, streaming tokens to stdout',
   usage,
+  options,
   async run(argv) {
-    const { values } = parse(
-      argv,
-      {
-        model: { type: 'string', short: 'm' },
-        prompt: { type: 'string', short: 'p', multiple: true },
-        chat: { type: 'boolean' },
-        system: { type: 'string' },
-        'max-tokens': { type: 'string' },
-        ...samplingOptions,
-        seed: { type: 'string' },
-        stop: { type: 'string', multiple: true },
-        adapter: { type: 'string' },
-        threads: { type: 'string' },
-        json: { type: 'boolean' },
-        ...deviceOption,
-      },
-      usage,
-      false,
-    );
+    const { values } = parse(argv, options, usage, false);
     if (!values.model) throw new HeedError('missing --model', `usage: ${usage}`);
     const prompts = values.prompt ?? [];
     if (prompts.length === 0) throw new HeedError('missing --prompt', 'pass --prompt "..." (repeat it for a batch)');

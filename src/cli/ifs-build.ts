@@ -1,15 +1,25 @@
 import type { Command } from './main.js';
-import { parse, num } from './args.js';
+import { flags, parse, num } from './args.js';
 import { HeedError } from '../errors.js';
 
 const usage = 'heed ifs build --data F [--data F ...] --out prompts.jsonl [--partial-share 0.5] [--seed S] [--max-chars N] [--limit N]';
+
+const options = flags({
+  data: { type: 'string', multiple: true, arg: 'FILE', help: 'conversation files the instructions come from (required)' },
+  out: { type: 'string', short: 'o', arg: 'FILE', help: 'the prompt set to write, JSONL (required)' },
+  'partial-share': { type: 'string', arg: 'X', default: '0.5', help: 'share of partial instructions (Ip) among the prompts' },
+  seed: { type: 'string', arg: 'S', default: '0', help: 'seed of the fragment cuts and the order' },
+  'max-chars': { type: 'string', arg: 'N', default: 'no limit', help: 'leave out instructions longer than N characters' },
+  limit: { type: 'string', arg: 'N', default: 'all', help: 'keep the first N prompts' },
+});
 
 export const command: Command = {
   path: ['ifs', 'build'],
   summary: 'build an IFS prompt set (full instructions I and partial instructions Ip, with source ids) from conversation files',
   usage,
+  options,
   async run(argv) {
-    const { values } = parse(argv, { data: { type: 'string', multiple: true }, out: { type: 'string', short: 'o' }, 'partial-share': { type: 'string' }, seed: { type: 'string' }, 'max-chars': { type: 'string' }, limit: { type: 'string' } }, usage, false);
+    const { values } = parse(argv, options, usage, false);
     if (!values.data?.length) throw new HeedError('missing --data', `usage: ${usage}`);
     if (!values.out) throw new HeedError('missing --out', `usage: ${usage}`);
     const share = num(values['partial-share'], 'partial-share', { min: 0, max: 1 }) ?? 0.5;

@@ -1,15 +1,21 @@
 import type { Command } from './main.js';
-import { parse } from './args.js';
+import { flags, parse } from './args.js';
 import { HeedError } from '../errors.js';
 
 const usage = 'heed ifs classify <file.jsonl> [--json] [--classifier F]';
+
+const options = flags({
+  json: { type: 'boolean', help: 'one JSON line per row (with label, label_name, prob) and a totals line' },
+  classifier: { type: 'string', arg: 'FILE', default: 'data/ifs/classifier.safetensors', help: 'the IFS response classifier' },
+});
 
 export const command: Command = {
   path: ['ifs', 'classify'],
   summary: 'label texts (JSONL rows with a "text" field) as answer-like or continuation-like with the IFS classifier',
   usage,
+  options,
   async run(argv) {
-    const { values, positionals } = parse(argv, { json: { type: 'boolean' }, classifier: { type: 'string' } }, usage);
+    const { values, positionals } = parse(argv, options, usage);
     if (positionals.length !== 1) throw new HeedError(positionals.length ? 'give one file' : 'missing input file', `usage: ${usage}`);
     if (positionals[0].trim() === '') throw new HeedError('the input file name is empty (classify takes a JSONL file of {"text": ...} rows, not a text)', `write the texts to a file, one {"text": "..."} per line; usage: ${usage}`);
     const { loadIfsClassifier } = await import('../eval/ifs/classifier.js');

@@ -1,15 +1,30 @@
 import type { Command } from './main.js';
-import { parse, num } from './args.js';
+import { flags, parse, num } from './args.js';
+import { threadsOption } from './common.js';
 import { HeedError } from '../errors.js';
 
 const usage = 'heed ifs train-classifier [--data F ...] [--out data/ifs/classifier.safetensors] [--pair-out data/ifs/pair-classifier.safetensors] [--report data/ifs/classifier-eval.json] [--no-eval] [--seed S] [--epochs N] [--lr X] [--json]';
+
+const options = flags({
+  data: { type: 'string', multiple: true, arg: 'FILE', default: '../shared/data/{lima,dolly_3k,alpaca_5k}.jsonl', help: 'conversation files to train on' },
+  out: { type: 'string', short: 'o', arg: 'FILE', default: 'data/ifs/classifier.safetensors', help: 'the response classifier to write' },
+  'pair-out': { type: 'string', arg: 'FILE', default: 'data/ifs/pair-classifier.safetensors', help: 'the pair classifier (prompt + response) to write' },
+  report: { type: 'string', arg: 'FILE', default: 'data/ifs/classifier-eval.json', help: 'the held-out report to write' },
+  'no-eval': { type: 'boolean', help: 'skip the held-out folds (faster; no report)' },
+  seed: { type: 'string', arg: 'S', default: '0', help: 'seed of the pairs, splits and training' },
+  epochs: { type: 'string', arg: 'N', help: 'training epochs (default: the trainer\'s)' },
+  lr: { type: 'string', arg: 'X', help: 'learning rate (default: the trainer\'s)' },
+  ...threadsOption,
+  json: { type: 'boolean', help: 'print the result as JSON' },
+});
 
 export const command: Command = {
   path: ['ifs', 'train-classifier'],
   summary: 'train the IFS response and pair classifiers on every pair type and report them on held-out sources',
   usage,
+  options,
   async run(argv) {
-    const { values } = parse(argv, { data: { type: 'string', multiple: true }, out: { type: 'string', short: 'o' }, 'pair-out': { type: 'string' }, report: { type: 'string' }, 'no-eval': { type: 'boolean' }, seed: { type: 'string' }, epochs: { type: 'string' }, lr: { type: 'string' }, threads: { type: 'string' }, json: { type: 'boolean' } }, usage, false);
+    const { values } = parse(argv, options, usage, false);
     const { readSources, DEFAULT_TRAIN_FILES, DEFAULT_CLASSIFIER_PATH, DEFAULT_PAIR_CLASSIFIER_PATH, DEFAULT_EVAL_PATH } = await import('../eval/ifs/classifier.js');
     const { trainIfsModels, evaluateFold, FOLDS, formatFoldReports, TARGETS } = await import('../eval/ifs/heldout.js');
     const { TextClassifier } = await import('../eval/text-classifier.js');

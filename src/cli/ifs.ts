@@ -1,25 +1,26 @@
 import type { Command } from './main.js';
-import { parse, num } from './args.js';
+import { flags, parse, num } from './args.js';
 import { evalModelOptions } from './common.js';
 import { HeedError } from '../errors.js';
 
 const usage = 'heed ifs --model <dir|gguf:file|openai:url#model> [--prompts F] [--variant A|B|C|all] [--limit N] [--max-tokens N] [--batch N] [--out F] [--adapter rules[:preset|:file.json]] [--classifier F] [--json] [--device wasm|webgpu]';
 
+const options = flags({
+  ...evalModelOptions,
+  variant: { ...evalModelOptions.variant, arg: 'A|B|C|all', default: 'all' },
+  'max-tokens': { ...evalModelOptions['max-tokens'], default: '64' },
+  prompts: { type: 'string', arg: 'FILE', default: 'the shipped IFS prompt set', help: 'an IFS prompt set (heed ifs build)' },
+  adapter: { type: 'string', arg: 'rules[:preset|:file.json]', default: 'none', help: 'the rule adapter (docs/rules.md)' },
+  classifier: { type: 'string', arg: 'FILE', default: 'data/ifs/classifier.safetensors', help: 'the IFS response classifier' },
+});
+
 export const command: Command = {
   path: ['ifs'],
   summary: 'Instruction Following Score of a model: IFS, IFS_partial, IFS_full per prompt variant with 95% intervals',
   usage,
+  options,
   async run(argv) {
-    const { values, positionals } = parse(
-      argv,
-      {
-        ...evalModelOptions,
-        prompts: { type: 'string' },
-        adapter: { type: 'string' },
-        classifier: { type: 'string' },
-      },
-      usage,
-    );
+    const { values, positionals } = parse(argv, options, usage);
     if (positionals.length) throw new HeedError(`unknown subcommand or argument "${positionals[0]}"`, 'use heed ifs build | train-classifier | classify, or heed ifs --model <dir>');
     if (!values.model) throw new HeedError('missing --model', `usage: ${usage}`);
     const v = (values.variant ?? 'all').toUpperCase();

@@ -1,10 +1,13 @@
 import { HeedError, fromSystemError, safeText } from '../errors.js';
+import { closest, commandHelp, heedName, type Flags } from './args.js';
 
 export interface Command {
   /** words that select the command, e.g. ['model', 'info'] */
   path: string[];
   summary: string;
   usage: string;
+  /** every flag the command takes, declared once: `parse` reads them, `heed help <command>` prints them */
+  options: Flags;
   run(argv: string[]): Promise<number | void>;
 }
 
@@ -40,12 +43,29 @@ export function registerCommand(path: string[], summary: string, load: () => Pro
   registry.push({ path, summary, load });
 }
 
+/** Every registered command (paths and loaders), for help and for tests. */
+export const commands = (): ReadonlyArray<{ path: string[]; summary: string; load: () => Promise<Command> }> => registry;
+
+/** `heed ` → `npx heed ` before a command word when heed was started through npx (hints stay pasteable). */
+function asStarted(s: string): string {
+  if (heedName() === 'heed') return s;
+  const words = [...new Set(registry.map((c) => c.path[0]))].join('|');
+  return s.replace(new RegExp(`(?<![\\w-]|npx )heed (?=(?:${words}|help|--help)\\b)`, 'g'), `${heedName()} `);
+}
+
+/** The registered command a mistyped one was meant to be, if one is close. */
+function nearCommand(argv: string[]): string | undefined {
+  const paths = registry.map((c) => c.path.join(' '));
+  const two = argv.slice(0, 2).join(' ');
+  return closest(two, paths.filter((p) => p.includes(' '))) ?? closest(argv[0] ?? '', [...new Set(registry.map((c) => c.path[0]))]);
+}
+
 function helpText(): string {
   const w = Math.max(...registry.map((c) => c.path.join(' ').length));
   return [
     'heed: an instruction-tuning lab (train, decode and measure instruction following)',
     '',
-    'usage: heed <command> [options]   (heed <command> --help for its options; --debug shows stack traces)',
+    'usage: heed <command> [options]   (heed help <command> or heed <command> --help lists its flags; --debug shows stack traces)',
     '',
     'commands:',
     ...registry.map((c) => `  ${c.path.join(' ').padEnd(w)}  ${c.summary}`),
@@ -54,10 +74,12 @@ function helpText(): string {
 
 export async function run(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
-  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
-    console.log(helpText());
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || (argv[0] === 'help' && argv.length === 1)) {
+    console.log(asStarted(helpText()));
     return 0;
   }
+  // heed help <command>: the same page as heed <command> --help
+  if (argv[0] === 'help') argv = [...argv.slice(1), '--help'];
   if (argv[0] === '--version') {
     const { readFileSync } = await import('node:fs');
     console.log(JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version);
@@ -70,12 +92,14 @@ export async function run(argv: string[]): Promise<number> {
   try {
     if (!match) {
       const near = registry.filter((c) => c.path[0] === argv[0]).map((c) => c.path.join(' '));
-      throw new HeedError(`unknown command "${argv.slice(0, 2).join(' ')}"`, near.length ? `one of: ${near.join(', ')}` : 'run `heed --help` for the list of commands');
+      const guess = nearCommand(argv);
+      const shown = argv.filter((a) => a !== '--help').slice(0, 2).join(' ');
+      throw new HeedError(`unknown command "${shown}"${guess ? ` (did you mean "${guess}"?)` : ''}`, near.length ? `one of: ${near.join(', ')}` : `run \`${heedName()} --help\` for the list of commands`);
     }
     const cmd = await match.load();
     const rest = argv.slice(match.path.length);
     if (rest.includes('--help') || rest.includes('-h')) {
-      console.log(`usage: ${cmd.usage}\n\n${cmd.summary}`);
+      console.log(asStarted(commandHelp(cmd)));
       return 0;
     }
     const code = await cmd.run(rest);
@@ -83,7 +107,7 @@ export async function run(argv: string[]): Promise<number> {
   } catch (e0) {
     const e = fromSystemError(e0) ?? e0; // OS conditions (EACCES, ENOSPC, ...) and allocation failures are not bugs
     if (e instanceof HeedError) {
-      console.error(`error: ${e.oneLine()}`);
+      console.error(asStarted(`error: ${e.oneLine()}`));
       if (debug) console.error(e.stack);
       return 2;
     }

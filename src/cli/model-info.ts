@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from './main.js';
-import { parse } from './args.js';
+import { flags, parse } from './args.js';
 import { HeedError } from '../errors.js';
 import { readModelConfig, parameterCount } from '../models/config.js';
 import { matchTensors } from '../models/load.js';
@@ -10,12 +10,15 @@ import { loadTokenizer } from '../io/tokenizer.js';
 
 const usage = 'heed model info <dir> [--json]';
 
+const options = flags({ json: { type: 'boolean', help: 'print the description as JSON' } });
+
 export const command: Command = {
   path: ['model', 'info'],
   summary: 'describe a Hugging Face model folder: architecture, parameters, dtype, vocab, context, chat template',
   usage,
+  options,
   async run(argv) {
-    const { values, positionals } = parse(argv, { json: { type: 'boolean' } }, usage);
+    const { values, positionals } = parse(argv, options, usage);
     const dir = positionals[0];
     if (!dir) throw new HeedError('missing model folder', `usage: ${usage}`);
     if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new HeedError(`${dir}: not a folder`, 'pass a Hugging Face model folder');

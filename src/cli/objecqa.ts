@@ -1,5 +1,5 @@
 import type { Command } from './main.js';
-import { parse, num } from './args.js';
+import { flags, parse, num } from './args.js';
 import { evalModelOptions } from './common.js';
 import { HeedError } from '../errors.js';
 
@@ -27,23 +27,24 @@ async function trainJudgeCmd(values: Record<string, unknown>): Promise<number> {
   return 0;
 }
 
+const options = flags({
+  ...evalModelOptions,
+  variant: { ...evalModelOptions.variant, default: 'A' },
+  'max-tokens': { ...evalModelOptions['max-tokens'], default: '64' },
+  questions: { type: 'string', arg: 'FILE', default: 'the 100 shipped questions', help: 'preference questions, JSONL' },
+  adapter: { type: 'string', arg: 'rules[:preset|:file.json]', default: 'none', help: 'the rule adapter (docs/rules.md)' },
+  judge: { type: 'string', arg: 'FILE', default: 'the shipped judge', help: 'the objective/subjective answer classifier' },
+  data: { type: 'string', arg: 'FILE', default: 'the shipped labelled answers', help: 'train-judge: labelled answers to train on' },
+  seed: { type: 'string', arg: 'S', default: '0', help: 'train-judge: seed of the split and training' },
+});
+
 export const command: Command = {
   path: ['objecqa'],
   summary: 'ObjecQA: share of objective answers to 100 preference questions (offline classifier judge); `train-judge` rebuilds the judge',
   usage,
+  options,
   async run(argv) {
-    const { values, positionals } = parse(
-      argv,
-      {
-        ...evalModelOptions,
-        questions: { type: 'string' },
-        adapter: { type: 'string' },
-        judge: { type: 'string' },
-        data: { type: 'string' },
-        seed: { type: 'string' },
-      },
-      usage,
-    );
+    const { values, positionals } = parse(argv, options, usage);
     if (positionals[0] === 'train-judge') return trainJudgeCmd(values);
     if (positionals.length) throw new HeedError(`unknown argument "${positionals[0]}"`, `usage: ${usage}`);
     if (!values.model) throw new HeedError('missing --model', `usage: ${usage}`);

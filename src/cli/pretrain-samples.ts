@@ -1,33 +1,32 @@
 import type { Command } from './main.js';
-import { parse, num } from './args.js';
-import { deviceOption, samplingFlags, samplingOptions, startEngine } from './common.js';
+import { flags, parse, num } from './args.js';
+import { deviceOption, samplingFlags, samplingOptions, startEngine, threadsOption } from './common.js';
 import { HeedError } from '../errors.js';
 import { samplingDefaults } from '../decode/sampling.js';
 
 const usage = 'heed pretrain samples --model <dir> --data <corpus> [--samples N] [--prompt-words N] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repetition-penalty R] [--seed S] [--json]';
 
+const options = flags({
+  model: { type: 'string', short: 'm', arg: 'DIR', help: 'the base model folder (required)' },
+  data: { type: 'string', arg: 'FILE', help: 'the corpus the model was pretrained on: its held-out documents give the prompts (required)' },
+  samples: { type: 'string', arg: 'N', default: '24', help: 'continuations to write' },
+  'prompt-words': { type: 'string', arg: 'N', default: '4', help: 'words of each held-out opening given as the prompt' },
+  'max-tokens': { type: 'string', arg: 'N', default: '48', help: 'new tokens per continuation' },
+  ...samplingOptions,
+  temperature: { ...samplingOptions.temperature, default: "the model's generation_config.json, else 0.7" },
+  seed: { type: 'string', arg: 'S', default: '1', help: 'sampling seed' },
+  ...threadsOption,
+  json: { type: 'boolean', help: 'print the samples and statistics as JSON' },
+  ...deviceOption,
+});
+
 export const command: Command = {
   path: ['pretrain', 'samples'],
   summary: 'continue held-out document openings with a base model and measure how fluent-looking the text is',
   usage,
+  options,
   async run(argv) {
-    const { values } = parse(
-      argv,
-      {
-        model: { type: 'string', short: 'm' },
-        data: { type: 'string' },
-        samples: { type: 'string' },
-        'prompt-words': { type: 'string' },
-        'max-tokens': { type: 'string' },
-        ...samplingOptions,
-        seed: { type: 'string' },
-        threads: { type: 'string' },
-        json: { type: 'boolean' },
-        ...deviceOption,
-      },
-      usage,
-      false,
-    );
+    const { values } = parse(argv, options, usage, false);
     if (!values.model) throw new HeedError('missing --model', `usage: ${usage}`);
     if (!values.data) throw new HeedError('missing --data', `the corpus the model was pretrained on (its held-out documents give the prompts); usage: ${usage}`);
     const { SAMPLE_DEFAULTS, sampleFluency, formatSampleReport } = await import('../pretrain/samples.js');

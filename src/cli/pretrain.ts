@@ -1,47 +1,45 @@
 import type { Command } from './main.js';
-import { parse, num } from './args.js';
-import { startEngine } from './common.js';
+import { flags, parse, num } from './args.js';
+import { startEngine, threadsOption } from './common.js';
 import { Progress, clock } from './progress.js';
 import { HeedError } from '../errors.js';
 
 const usage =
   'heed pretrain --data <file.txt|file.jsonl> --out <dir> [--tokenizer DIR | --vocab N | --init MODEL_DIR] [--hidden H] [--layers L] [--heads n] [--kv-heads k] [--intermediate I] [--context C] [--steps N] [--batch B] [--seq T] [--lr LR] [--warmup N] [--eval-every N] [--seed S] [--samples N] [--dtype F32|F16] [--threads N] [--quiet]';
 
+const options = flags({
+  data: { type: 'string', arg: 'FILE', help: 'plain text (.txt) or JSONL with a "text" field (required)' },
+  out: { type: 'string', arg: 'DIR', help: 'the model folder to write (required)' },
+  tokenizer: { type: 'string', arg: 'DIR', help: 'use the tokenizer of this folder instead of training one' },
+  init: { type: 'string', arg: 'DIR', help: 'continue from this model folder (its shape and tokenizer)' },
+  vocab: { type: 'string', arg: 'N', default: '3072', help: 'vocabulary size of the BPE tokenizer trained here (>= 260)' },
+  hidden: { type: 'string', arg: 'H', default: '192', help: 'hidden size' },
+  layers: { type: 'string', arg: 'L', default: '4', help: 'transformer blocks' },
+  heads: { type: 'string', arg: 'n', default: '6', help: 'attention heads' },
+  'kv-heads': { type: 'string', arg: 'k', default: '2', help: 'key/value heads (grouped-query attention)' },
+  intermediate: { type: 'string', arg: 'I', default: '512', help: 'MLP intermediate size' },
+  context: { type: 'string', arg: 'C', default: '512', help: "the model's context length" },
+  steps: { type: 'string', arg: 'N', default: '1000', help: 'optimizer steps' },
+  batch: { type: 'string', arg: 'B', default: '8', help: 'sequences per step' },
+  seq: { type: 'string', arg: 'T', default: '256', help: 'tokens per training sequence' },
+  lr: { type: 'string', arg: 'LR', default: '2e-3', help: 'peak learning rate (warmup, then cosine)' },
+  warmup: { type: 'string', arg: 'N', default: 'min(100, steps/10)', help: 'warmup steps' },
+  'eval-every': { type: 'string', arg: 'N', default: 'min(100, steps)', help: 'held-out loss every N steps' },
+  'eval-batches': { type: 'string', arg: 'N', default: '8', help: 'batches per held-out evaluation' },
+  samples: { type: 'string', arg: 'N', default: '24', help: 'continuations written and measured at the end (0 = none)' },
+  seed: { type: 'string', arg: 'S', default: '1234', help: 'seed of the init and the data order' },
+  dtype: { type: 'string', arg: 'F32|F16', default: 'F32', help: 'weights dtype on disk' },
+  ...threadsOption,
+  quiet: { type: 'boolean', help: 'no progress lines' },
+});
+
 export const command: Command = {
   path: ['pretrain'],
   summary: 'pretrain a small Llama base model from scratch on plain text (trains a byte-level BPE tokenizer too)',
   usage,
+  options,
   async run(argv) {
-    const { values } = parse(
-      argv,
-      {
-        data: { type: 'string' },
-        out: { type: 'string' },
-        tokenizer: { type: 'string' },
-        init: { type: 'string' },
-        vocab: { type: 'string' },
-        hidden: { type: 'string' },
-        layers: { type: 'string' },
-        heads: { type: 'string' },
-        'kv-heads': { type: 'string' },
-        intermediate: { type: 'string' },
-        context: { type: 'string' },
-        steps: { type: 'string' },
-        batch: { type: 'string' },
-        seq: { type: 'string' },
-        lr: { type: 'string' },
-        warmup: { type: 'string' },
-        'eval-every': { type: 'string' },
-        'eval-batches': { type: 'string' },
-        samples: { type: 'string' },
-        seed: { type: 'string' },
-        dtype: { type: 'string' },
-        threads: { type: 'string' },
-        quiet: { type: 'boolean' },
-      },
-      usage,
-      false,
-    );
+    const { values } = parse(argv, options, usage, false);
     if (!values.data) throw new HeedError('missing --data', `usage: ${usage}`);
     if (!values.out) throw new HeedError('missing --out', `usage: ${usage}`);
     const { PRETRAIN_DEFAULTS, pretrain } = await import('../pretrain/pretrain.js');

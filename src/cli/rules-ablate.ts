@@ -1,25 +1,28 @@
 import type { Command } from './main.js';
-import { parse, num } from './args.js';
+import { flags, parse, num } from './args.js';
 import { evalModelOptions } from './common.js';
 import { HeedError } from '../errors.js';
 
 const usage = 'heed rules ablate --model <dir|gguf:file> [--rules preset|file.json] [--variant A|B|C|H|all] [--limit N] [--max-tokens N] [--batch N] [--prompts F] [--classifier F] [--out F] [--json] [--device wasm|webgpu]';
 
+const options = flags({
+  ...evalModelOptions,
+  model: { ...evalModelOptions.model, help: 'the model: a folder or gguf:<file> (the adapter needs logits; required)' },
+  variant: { ...evalModelOptions.variant, arg: 'A|B|C|H|all', default: 'H', help: "prompt wrapper: H = the paper's <|user|>/<|assistant|> template, A = Alpaca, B = \"### Response:\" suffix, C = bare" },
+  limit: { ...evalModelOptions.limit, default: '100' },
+  'max-tokens': { ...evalModelOptions['max-tokens'], default: '64' },
+  rules: { type: 'string', arg: 'preset|file.json', default: 'default', help: 'the rules to ablate (presets: default, hewitt-2024)' },
+  prompts: { type: 'string', arg: 'FILE', default: 'the shipped IFS prompt set', help: 'an IFS prompt set (heed ifs build)' },
+  classifier: { type: 'string', arg: 'FILE', default: 'data/ifs/classifier.safetensors', help: 'the IFS response classifier' },
+});
+
 export const command: Command = {
   path: ['rules', 'ablate'],
   summary: 'rule ablation (Hewitt et al. 2024): IFS of the base model alone, with all rules, and with each rule group removed',
   usage,
+  options,
   async run(argv) {
-    const { values, positionals } = parse(
-      argv,
-      {
-        ...evalModelOptions,
-        rules: { type: 'string' },
-        prompts: { type: 'string' },
-        classifier: { type: 'string' },
-      },
-      usage,
-    );
+    const { values, positionals } = parse(argv, options, usage);
     if (positionals.length) throw new HeedError(`unexpected argument "${positionals[0]}"`, `usage: ${usage}`);
     if (!values.model) throw new HeedError('missing --model', `usage: ${usage}`);
     const v = (values.variant ?? 'H').toUpperCase();

@@ -1,15 +1,22 @@
 import type { Command } from './main.js';
-import { parse } from './args.js';
+import { flags, parse } from './args.js';
 import { HeedError } from '../errors.js';
 
 const usage = 'heed rules explain --model <dir> [--rules preset|file.json] [--json]';
+
+const options = flags({
+  model: { type: 'string', short: 'm', arg: 'DIR', help: 'a model folder (tokenizer files alone are enough; or give it as the argument)' },
+  rules: { type: 'string', arg: 'preset|file.json', default: 'default', help: 'the rules to explain (presets: default, hewitt-2024)' },
+  json: { type: 'boolean', help: 'print the rows as JSON' },
+});
 
 export const command: Command = {
   path: ['rules', 'explain'],
   summary: 'show which token ids (and pieces) each rule of a rules adapter touches in a model tokenizer; a folder with only tokenizer files is enough',
   usage,
+  options,
   async run(argv) {
-    const { values, positionals } = parse(argv, { model: { type: 'string', short: 'm' }, rules: { type: 'string' }, json: { type: 'boolean' } }, usage);
+    const { values, positionals } = parse(argv, options, usage);
     const dir = values.model ?? positionals[0];
     if (!dir) throw new HeedError('missing --model', `usage: ${usage}`);
     const { loadTokenizer } = await import('../io/tokenizer.js');

@@ -1,35 +1,34 @@
 import type { Command } from './main.js';
-import { parse, num } from './args.js';
-import { deviceOption } from './common.js';
+import { flags, parse, num } from './args.js';
+import { deviceOption, threadsOption } from './common.js';
 import { HeedError } from '../errors.js';
 
 const usage = 'heed serve --model <spec> [--adapter rules[:preset|:file.json]] [--port P (8000; 0 = free)] [--host H (127.0.0.1)] [--name ID] [--api-key-env VAR] [--max-tokens-limit N] [--max-prompt-chars N] [--max-body-bytes N] [--queue N] [--batch N] [--verbose] [--device wasm|webgpu]';
+
+const options = flags({
+  model: { type: 'string', short: 'm', arg: 'SPEC', help: 'the model: a folder, gguf:<file> or openai:<base-url>#<model> (required)' },
+  adapter: { type: 'string', arg: 'rules[:preset|:file.json]', default: 'none', help: 'the rule adapter on every request (docs/rules.md)' },
+  port: { type: 'string', arg: 'P', default: '8000', help: 'TCP port (0 = a free one)' },
+  host: { type: 'string', arg: 'H', default: '127.0.0.1', help: 'address to listen on (another than localhost: use --api-key-env)' },
+  name: { type: 'string', arg: 'ID', default: "the model's name", help: 'the model id clients send and /v1/models lists' },
+  'api-key-env': { type: 'string', arg: 'VAR', default: 'no key', help: 'require the key held in this environment variable (Authorization: Bearer)' },
+  'max-tokens-limit': { type: 'string', arg: 'N', default: '1024', help: 'largest max_tokens a request may ask' },
+  'max-prompt-chars': { type: 'string', arg: 'N', default: '100000', help: 'longest prompt in characters' },
+  'max-body-bytes': { type: 'string', arg: 'N', default: '1048576', help: 'largest request body' },
+  queue: { type: 'string', arg: 'N', default: '64', help: 'requests waiting at most; more get 503 + Retry-After' },
+  batch: { type: 'string', arg: 'N', default: '16', help: 'requests generated together at most' },
+  ...threadsOption,
+  verbose: { type: 'boolean', help: 'log every request' },
+  ...deviceOption,
+});
 
 export const command: Command = {
   path: ['serve'],
   summary: 'an OpenAI-compatible HTTP server (/v1/models, /v1/completions, /v1/chat/completions, streaming) over any model spec',
   usage,
+  options,
   async run(argv) {
-    const { values, positionals } = parse(
-      argv,
-      {
-        model: { type: 'string', short: 'm' },
-        adapter: { type: 'string' },
-        port: { type: 'string' },
-        host: { type: 'string' },
-        name: { type: 'string' },
-        'api-key-env': { type: 'string' },
-        'max-tokens-limit': { type: 'string' },
-        'max-prompt-chars': { type: 'string' },
-        'max-body-bytes': { type: 'string' },
-        queue: { type: 'string' },
-        batch: { type: 'string' },
-        threads: { type: 'string' },
-        verbose: { type: 'boolean' },
-        ...deviceOption,
-      },
-      usage,
-    );
+    const { values, positionals } = parse(argv, options, usage);
     if (positionals.length) throw new HeedError(`unexpected argument "${positionals[0]}"`, `usage: ${usage}`);
     if (!values.model) throw new HeedError('missing --model', `usage: ${usage}`);
     const { checkAdapter } = await import('./ifs-common.js');

@@ -1,15 +1,28 @@
 import type { Command } from './main.js';
-import { parse, num } from './args.js';
+import { flags, hint, parse, num } from './args.js';
 import { HeedError } from '../errors.js';
 
 const usage = 'heed stages --scores scored.jsonl --out DIR [--stages 3] [--by quantiles|thresholds:2.5,3.5] [--seed S] [--steps-per-stage N | --epochs-per-stage E] [--base-config train.yaml] [--json]';
+
+const options = flags({
+  scores: { type: 'string', arg: 'FILE', help: 'rows scored by heed difficulty (required)' },
+  out: { type: 'string', arg: 'DIR', help: 'folder for the stage files and configs (required)' },
+  stages: { type: 'string', arg: 'N', default: '3', help: 'how many stages' },
+  by: { type: 'string', arg: 'quantiles|thresholds:a,b', default: 'quantiles', help: 'equal-sized stages, or cut at these difficulty scores' },
+  seed: { type: 'string', arg: 'S', default: '0', help: 'seed of the random order' },
+  'steps-per-stage': { type: 'string', arg: 'N', help: 'steps of each stage in the config fragments' },
+  'epochs-per-stage': { type: 'string', arg: 'E', help: 'epochs of each stage in the config fragments (instead of steps)' },
+  'base-config': { type: 'string', arg: 'FILE', help: 'also write complete heed train configs from this one (needs --steps-per-stage)' },
+  json: { type: 'boolean', help: 'print the report as JSON' },
+});
 
 export const command: Command = {
   path: ['stages'],
   summary: 'split scored rows into curriculum stages: easy→hard, hard→easy and random orders over the same rows, with heed train config fragments',
   usage,
+  options,
   async run(argv) {
-    const { values, positionals } = parse(argv, { scores: { type: 'string' }, out: { type: 'string' }, stages: { type: 'string' }, by: { type: 'string' }, seed: { type: 'string' }, 'steps-per-stage': { type: 'string' }, 'epochs-per-stage': { type: 'string' }, 'base-config': { type: 'string' }, json: { type: 'boolean' } }, usage);
+    const { values, positionals } = parse(argv, options, usage);
     if (positionals.length) throw new HeedError(`unknown argument "${positionals[0]}"`, `usage: ${usage}`);
     if (!values.scores) throw new HeedError('missing --scores', `usage: ${usage}`);
     if (!values.out) throw new HeedError('missing --out', `usage: ${usage}`);
@@ -92,7 +105,7 @@ export const command: Command = {
       console.log(`${rows.length} scored rows → ${n} stages (${report.by})${unscored ? `; ${unscored} row(s) without a score left out` : ''}`);
       for (const o of ORDERS) console.log(`  ${o.padEnd(9)} ${orders[o].map((s) => `${s.rows} rows [${s.min.toFixed(3)}, ${s.max.toFixed(3)}]`).join('  →  ')}`);
       console.log(`wrote ${values.out}/{easy-hard,hard-easy,random}-K.jsonl, *.stages.yaml (heed train "stages"), union.jsonl (the one-off baseline), stages.json`);
-      if (configs.length) console.log(`train configs (same settings and seed, ${steps! * n} steps each): ${configs.map((c) => `heed train ${c}`).join('; ')}`);
+      if (configs.length) console.log(`train configs (same settings and seed, ${steps! * n} steps each): ${configs.map((c) => hint(`train ${c}`)).join('; ')}`);
     }
     return 0;
   },

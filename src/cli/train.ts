@@ -1,6 +1,6 @@
 import type { Command } from './main.js';
-import { parse } from './args.js';
-import { startEngine } from './common.js';
+import { flags, hint, parse } from './args.js';
+import { startEngine, threadsOption } from './common.js';
 import { HeedError } from '../errors.js';
 
 const usage = 'heed train <config.yaml> [--set key=value]... [--strict] [--quiet]   |   heed train --resume runs/<name> [--set steps=N] [--quiet]';
@@ -20,12 +20,21 @@ function resumeSets(sets: string[]): { steps?: number; patience?: number } {
   return out;
 }
 
+const options = flags({
+  set: { type: 'string', multiple: true, arg: 'key=value', help: 'override a config key (dotted for nested keys, YAML values), e.g. --set lr=1e-4' },
+  resume: { type: 'string', arg: 'RUN_DIR', help: 'continue a run from its last complete checkpoint (exactly)' },
+  quiet: { type: 'boolean', help: 'no progress lines' },
+  strict: { type: 'boolean', help: 'fail when any row is dropped (max_drop_share 0)' },
+  ...threadsOption,
+});
+
 export const command: Command = {
   path: ['train'],
   summary: 'supervised fine-tuning (full or LoRA) from a YAML config; --resume continues a run exactly',
   usage,
+  options,
   async run(argv) {
-    const { values, positionals } = parse(argv, { set: { type: 'string', multiple: true }, resume: { type: 'string' }, quiet: { type: 'boolean' }, strict: { type: 'boolean' }, threads: { type: 'string' } }, usage);
+    const { values, positionals } = parse(argv, options, usage);
     const { loadTrainConfig } = await import('../train/config.js');
     const { train } = await import('../train/trainer.js');
     let input;
@@ -60,11 +69,11 @@ export const command: Command = {
     if (s.best) console.log(`best ${s.best.metric}: ${fmt(s.best.value)} at step ${s.best.step} (${s.run_dir}/${s.best.checkpoint})`);
     if (s.stopped_early) console.log(`stopped early at step ${s.stopped_early.step}: ${s.stopped_early.reason}`);
     if (s.interrupted) {
-      console.log(`interrupted: checkpoint ${s.last_checkpoint}; continue with: heed train --resume ${s.run_dir}`);
+      console.log(`interrupted: checkpoint ${s.last_checkpoint}; continue with: ${hint(`train --resume ${s.run_dir}`)}`);
       return 130;
     }
     console.log(`checkpoint: ${s.last_checkpoint}`);
-    if (s.exports?.final) console.log(`model: ${s.exports.final}${s.exports.best ? ` (best: ${s.exports.best})` : ''}; try: heed generate --model ${s.exports.final} --chat --prompt "..."`);
+    if (s.exports?.final) console.log(`model: ${s.exports.final}${s.exports.best ? ` (best: ${s.exports.best})` : ''}; try: ${hint(`generate --model ${s.exports.final} --chat --prompt "..."`)}`);
     return 0;
   },
 };

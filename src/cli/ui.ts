@@ -1,14 +1,20 @@
 import type { Command } from './main.js';
-import { num, parse } from './args.js';
+import { flags, num, parse } from './args.js';
 
 const usage = 'heed ui [runs-dir] [--port N] [--host 127.0.0.1]';
+
+const options = flags({
+  port: { type: 'string', arg: 'N', default: '7860', help: 'TCP port (0 = a free one)' },
+  host: { type: 'string', arg: 'H', default: '127.0.0.1', help: 'address to listen on' },
+});
 
 export const command: Command = {
   path: ['ui'],
   summary: 'a live dashboard of run folders on 127.0.0.1 (status, curves while training, IFS, checkpoints, overlays)',
   usage,
+  options,
   async run(argv) {
-    const { values, positionals } = parse(argv, { port: { type: 'string' }, host: { type: 'string' } }, usage);
+    const { values, positionals } = parse(argv, options, usage);
     const root = positionals[0] ?? 'runs';
     const port = num(values.port, 'port', { int: true, min: 0, max: 65535 }) ?? 7860;
     const { startUi } = await import('../web/server.js');

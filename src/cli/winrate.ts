@@ -1,5 +1,6 @@
 import type { Command } from './main.js';
-import { parse, num } from './args.js';
+import { flags, parse, num } from './args.js';
+import { deviceOption, threadsOption } from './common.js';
 import { HeedError } from '../errors.js';
 
 const usage =
@@ -89,12 +90,29 @@ async function resolveSide(which: 'a' | 'b', arg: string, prompts: Array<{ id: s
   return { label: arg, responses: have, source: `${source}, ${todo.length} generated now, ${prompts.length - todo.length} reused; greedy, variant ${o.variant}, max ${o.maxTokens} tokens` };
 }
 
+const options = flags({
+  a: { type: 'string', arg: 'SIDE', help: 'side a: a run folder (its latest checkpoint), a model spec or a responses JSONL (required)' },
+  b: { type: 'string', arg: 'SIDE', help: 'side b, the same kinds (required)' },
+  prompts: { type: 'string', arg: 'FILE', help: 'the prompts both sides answer (required)' },
+  judge: { type: 'string', arg: 'SPEC|proxy:ifs', help: 'the judge: a model spec, or the offline proxy proxy:ifs (always labelled; required)' },
+  out: { type: 'string', arg: 'DIR', help: 'folder for responses, judgements.jsonl and winrate.json (required)' },
+  limit: { type: 'string', arg: 'N', default: 'all', help: 'judge the first N prompts' },
+  'max-tokens': { type: 'string', arg: 'N', default: '128', help: 'new tokens per generated response' },
+  variant: { type: 'string', arg: 'A|B|C', default: 'A', help: 'prompt wrapper of generated responses: A = Alpaca, B = "### Response:", C = bare' },
+  concurrency: { type: 'string', arg: 'N', default: '4', help: 'judge requests in flight' },
+  retries: { type: 'string', arg: 'N', help: 'new tries of a reply the parser refused' },
+  ...threadsOption,
+  ...deviceOption,
+  json: { type: 'boolean', help: 'print the report as JSON' },
+});
+
 export const command: Command = {
   path: ['winrate'],
   summary: 'pairwise judged win rate of two models / runs / response files (both orders; PhasedSFT judge prompt)',
   usage,
+  options,
   async run(argv) {
-    const { values, positionals } = parse(argv, { a: { type: 'string' }, b: { type: 'string' }, prompts: { type: 'string' }, judge: { type: 'string' }, out: { type: 'string' }, limit: { type: 'string' }, 'max-tokens': { type: 'string' }, variant: { type: 'string' }, concurrency: { type: 'string' }, retries: { type: 'string' }, threads: { type: 'string' }, device: { type: 'string' }, json: { type: 'boolean' } }, usage);
+    const { values, positionals } = parse(argv, options, usage);
     if (positionals.length) throw new HeedError(`unknown argument "${positionals[0]}"`, `usage: ${usage}`);
     for (const k of ['a', 'b', 'prompts', 'judge', 'out'] as const) if (!values[k]) throw new HeedError(`missing --${k}`, `usage: ${usage}`);
     const { readInstructionRows } = await import('../phased/rows.js');

@@ -20,6 +20,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { Template as Jinja } from '@huggingface/jinja';
 import { z } from 'zod';
 import { HeedError } from '../errors.js';
+import { jsonSchemaOf, zodProblems } from '../zod-text.js';
 import type { SegmentEncoder } from './encode.js';
 import type { Conversation, Piece, Role } from './types.js';
 
@@ -360,10 +361,8 @@ export function readCustomSpec(path: string): RoleTemplateSpec {
     throw new HeedError(`${path}: invalid JSON (${(e as Error).message})`, 'a template file is JSON like {"user":{"prefix":"<|user|>\\n","suffix":"\\n"},"assistant":{"prefix":"<|assistant|>\\n","end":"{eos}","suffix":"\\n"}} (docs/data.md)');
   }
   const r = customSpec.safeParse(raw);
-  if (!r.success) {
-    const iss = r.error.issues[0];
-    throw new HeedError(`${path}: field "${iss.path.join('.') || '(root)'}": ${iss.message}`, 'see "Custom templates" in docs/data.md for the fields');
-  }
+  // every problem at once, in the user's terms (src/zod-text.ts)
+  if (!r.success) throw zodProblems(r.error.issues, raw, path, jsonSchemaOf(customSpec), '"Custom templates" in docs/data.md', { prefix: 'field' });
   const d = r.data;
   return { bos: d.bos, strip: d.strip, dropLastSuffix: d.drop_last_suffix, system: d.system ?? { prefix: '', suffix: '\n\n' }, user: d.user, assistant: d.assistant };
 }

@@ -18,6 +18,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { z } from 'zod';
 import { HeedError } from '../errors.js';
+import { jsonSchemaOf, zodProblems } from '../zod-text.js';
 import type { LogitsProcessor, ProcessorContext } from './generate.js';
 import { logSoftmax } from './sampling.js';
 
@@ -71,11 +72,8 @@ export type TokenRule = Rules['tokens'][number];
 /** Validate a parsed rules object; errors name the field (`tokens[3].delta`) and the fix. */
 export function parseRules(raw: unknown, source = 'rules'): Rules {
   const r = rulesSchema.safeParse(raw);
-  if (!r.success) {
-    const iss = r.error.issues[0];
-    const field = iss.path.length ? iss.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') : '(top level)';
-    throw new HeedError(`${source}: field "${field}": ${iss.message}`, 'see docs/rules.md for the rules file format and the presets (hewitt-2024, hewitt-2024-ids, default)');
-  }
+  // every problem at once, in the user's terms (src/zod-text.ts)
+  if (!r.success) throw zodProblems(r.error.issues, raw, source, jsonSchemaOf(rulesSchema), 'docs/rules.md (the rules file format and the presets hewitt-2024, hewitt-2024-ids, default)', { brackets: true, prefix: 'field' });
   return r.data;
 }
 

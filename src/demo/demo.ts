@@ -13,6 +13,7 @@
  * model that read answers in pretraining writes answer-shaped text after an explicit "### Response:" cue even
  * untrained, so A and B say less about it than C does.
  */
+import { safeFileName } from '../errors.js';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { readCorpus, splitHeldOut } from '../pretrain/corpus.js';
@@ -91,7 +92,7 @@ export async function runDemo(o: DemoOptions): Promise<Record<string, unknown>> 
     const oq = await scoreObjecqa(gen, judge, questions, { variant: S.variant, maxTokens: S.maxTokens, batchSize: 16, generate: { logitsProcessors: procs }, onProgress: (d) => bar.update(prompts.length * 3 + d, {}, d === questions.length) });
     bar.done();
     samplesByModel[name] = res.responses;
-    writeFileSync(join(o.out, `responses-${name}.jsonl`), res.responses.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    writeFileSync(join(o.out, `responses-${safeFileName(name)}.jsonl`), res.responses.map((r) => JSON.stringify(r)).join('\n') + '\n');
     dispose();
     const ifs: ModelEval['ifs'] = {};
     for (const s of res.scores as IfsScore[]) ifs[s.variant] = { ifs: s.ifs.value, ifs_ci: s.ifs.ci, ifs_partial: s.ifs_partial.value, ifs_full: s.ifs_full.value, n: s.ifs.n, skipped: s.skipped };

@@ -76,8 +76,11 @@ function extendedConfig(raw: Record<string, unknown>, req: ResumeRequest, file: 
     if (!es?.ifs) throw new HeedError(`--set early_stopping.ifs.patience: ${file} has no early_stopping.ifs`, 'drop the patience setting');
     next.early_stopping = { ...es, ifs: { ...es.ifs, patience: req.patience } };
   }
-  return { cfg: validateTrainConfig(next, file, runDir), from };
+  return { cfg: validateTrainConfig(next, file, runDir, savedMetrics(raw)), from };
 }
+
+/** best_metric was checked when the run was created (perhaps against its callbacks' metrics): accept it again */
+const savedMetrics = (raw: Record<string, unknown>) => ({ metrics: typeof raw?.best_metric === 'string' ? [raw.best_metric] : [] });
 
 /** Open a run folder to resume (or extend) it. */
 export function openRun(req: ResumeRequest, log: (s: string) => void): OpenedRun {
@@ -86,7 +89,7 @@ export function openRun(req: ResumeRequest, log: (s: string) => void): OpenedRun
   if (!existsSync(file)) throw new HeedError(`${runDir}: not a heed run folder (no config.yaml)`, 'pass the folder a `heed train` run created, e.g. runs/<name>');
   const raw = YAML.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
   const extend = req.steps !== undefined || req.patience !== undefined;
-  let cfg = validateTrainConfig(raw, file, runDir);
+  let cfg = validateTrainConfig(raw, file, runDir, savedMetrics(raw));
   let from: number | null = null;
   if (extend) ({ cfg, from } = extendedConfig(raw, req, file, runDir));
   const metricsPath = join(runDir, 'metrics.jsonl');
