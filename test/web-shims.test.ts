@@ -17,11 +17,16 @@ test('the browser page\'s node:crypto shim: SHA-256 equal to node:crypto at ever
   assert.ok(NODE_SHIMS.includes('crypto'));
 });
 
-test('the browser page\'s Buffer: latin1/ascii decoding (file-type sniffing) and allocUnsafe (checkpoint hashing)', async () => {
+test('the browser page\'s Buffer: latin1/ascii decoding (file-type sniffing), base64 (the IFS classifier) and allocUnsafe (checkpoint hashing)', async () => {
   const { BrowserBuffer } = await import('../src/web/browser/globals.js');
   const b = BrowserBuffer.from(new Uint8Array([0x50, 0x41, 0x52, 0x31, 0xe9]));
   assert.equal(b.subarray(0, 4).toString('latin1'), 'PAR1');
   assert.equal(b.toString('latin1'), 'PAR1\u00e9');
   assert.equal(BrowserBuffer.allocUnsafe(16).length, 16);
-  assert.throws(() => b.toString('base64'), /not supported in the browser/);
+  // base64: the IFS classifier's bigram bitset (src/eval/text-classifier.ts), same bytes as Node's Buffer
+  const bytes = new Uint8Array(70001).map((_, i) => (i * 131 + 17) & 255);
+  const b64 = Buffer.from(bytes).toString('base64');
+  assert.equal(BrowserBuffer.from(bytes).toString('base64'), b64);
+  assert.deepEqual(new Uint8Array(BrowserBuffer.from(b64, 'base64')), bytes);
+  assert.throws(() => b.toString('hex'), /not supported in the browser/);
 });

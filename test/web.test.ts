@@ -11,6 +11,9 @@ import { existsSync, readdirSync, readFileSync, mkdirSync, writeFileSync } from 
 import { join } from 'node:path';
 import { ROOT, TINY, tmp } from './helpers.js';
 import { startUi } from '../src/web/server.js';
+import { readGguf, readGgufTensor } from '../src/io/gguf.js';
+import { readSafetensors } from '../src/io/safetensors.js';
+import { exportGguf, permuteRope } from '../src/export/gguf.js';
 
 const CHROMIUM = process.env.HEED_CHROMIUM ?? '/usr/bin/chromium';
 const WEBGPU_FLAGS = ['--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-webgpu-adapter=swiftshader'];
@@ -84,10 +87,21 @@ test('the training page: pick files, stats + mask preview, LoRA on WebGPU (Swift
     assert.ok(weighted >= 3, 'the preview marks loss-bearing tokens');
 
     await page.fill('#steps', '400');
+    await page.fill('#ifs-every', '4');
+    await page.fill('#ifs-budget', '8');
     await page.click('#start');
-    await page.waitForFunction(() => Number(document.getElementById('loss')!.dataset.points) >= 3, null, { timeout: 120000 });
+    await page.waitForFunction(() => Number(document.getElementById('loss')!.dataset.points) >= 3 || document.body.dataset.error, null, { timeout: 120000 });
+    assert.equal(await page.evaluate(() => document.body.dataset.error), undefined, logs.slice(-20).join('\n'));
     const p1 = Number(await page.getAttribute('#loss', 'data-points'));
+    // nothing to download while the run is going: only a finished checkpoint is offered
+    assert.equal(await page.isDisabled('#download'), true);
+    assert.equal(await page.isDisabled('#download-gguf'), true);
     await page.waitForFunction((n) => Number(document.getElementById('loss')!.dataset.points) >= n + 3, p1, { timeout: 120000 });
+    // the IFS chart grows live: IFS of the current weights at every 4th step, src/eval/ifs in the tab
+    await page.waitForFunction(() => Number(document.getElementById('ifs')!.dataset.points) >= 2, null, { timeout: 120000 });
+    const ifsLast = Number(await page.getAttribute('#ifs', 'data-last'));
+    assert.ok(ifsLast >= 0 && ifsLast <= 1, `IFS ${ifsLast}`);
+    assert.equal(await page.locator('#ifs svg[data-chart="web-ifs"]').count(), 1);
     await page.click('#stop');
     await page.waitForFunction(() => document.body.dataset.trained, null, { timeout: 120000 });
     const steps = Number(await page.evaluate(() => document.body.dataset.trained));
@@ -121,6 +135,22 @@ test('the training page: pick files, stats + mask preview, LoRA on WebGPU (Swift
     const g = spawnSync(process.execPath, [join(ROOT, 'bin/heed.js'), 'generate', '--model', join(dir, 'heed-lora-tuned'), '--prompt', 'Name a color.', '--max-tokens', '24', '--temperature', '0', '--json'], { encoding: 'utf8' });
     assert.equal(g.status, 0, g.stderr);
     assert.equal(JSON.parse(g.stdout)[0].text, tuned, 'heed generate (wasm) on the download = the page (WebGPU)');
+
+    // the GGUF download: heed's reader parses it, and it is the file heed export gguf writes from the HF download
+    const [dg] = await Promise.all([page.waitForEvent('download'), page.click('#download-gguf')]);
+    const ggufPath = join(tmp(), 'tuned.gguf');
+    await dg.saveAs(ggufPath);
+    const gg = readGguf(ggufPath);
+    assert.equal(gg.metadata.get('general.architecture'), 'llama');
+    const hf = readSafetensors(join(dir, 'heed-lora-tuned', 'model.safetensors')).tensors;
+    const embd = gg.tensors.find((x) => x.name === 'token_embd.weight')!;
+    assert.deepEqual(readGgufTensor(ggufPath, embd), hf.get('model.embed_tokens.weight')!.data);
+    const q = hf.get('model.layers.0.self_attn.q_proj.weight')!;
+    const cfg = JSON.parse(readFileSync(join(dir, 'heed-lora-tuned', 'config.json'), 'utf8'));
+    assert.deepEqual(readGgufTensor(ggufPath, gg.tensors.find((x) => x.name === 'blk.0.attn_q.weight')!), permuteRope(q.data, q.shape, cfg.num_attention_heads), 'LoRA-merged q_proj, permuted for llama.cpp');
+    const cli = join(tmp(), 'cli.gguf');
+    exportGguf(join(dir, 'heed-lora-tuned'), cli, { dtype: 'f32', name: 'heed-lora-tuned' });
+    assert.ok(readFileSync(ggufPath).equals(readFileSync(cli)), 'the page\'s GGUF = heed export gguf of the downloaded folder, byte for byte');
     if (process.env.HEED_SCREENSHOT_WEB) await page.screenshot({ path: process.env.HEED_SCREENSHOT_WEB, fullPage: true });
   } finally {
     await browser.close();

@@ -71,6 +71,9 @@ export async function startUi(o: UiOptions): Promise<UiServer> {
       if (!existsSync(join(PKG, 'dist/web/train-app.js'))) return send(res, 503, 'text/plain; charset=utf-8', 'the training page needs the compiled modules: run npm run build in the heed folder');
       return send(res, 200, 'text/html; charset=utf-8', trainPageHtml());
     }
+    // the IFS classifier and prompt set, which the page loads into its in-memory file system (src/eval/ifs reads them)
+    const ifsFile = /^\/train\/data\/ifs\/(classifier\.safetensors|prompts\.jsonl)$/.exec(url.pathname);
+    if (ifsFile) return send(res, 200, 'application/octet-stream', readFileSync(join(PKG, 'data/ifs', ifsFile[1])));
     const file = staticFile(url.pathname);
     if (file) return send(res, 200, TYPES[extname(file)], readFileSync(file));
     if (url.pathname === '/api/runs') {

@@ -26,6 +26,7 @@ table{border-collapse:collapse;font-size:13px}td,th{border-bottom:1px solid #eee
 .row{font-family:ui-monospace,monospace;font-size:12px;white-space:pre-wrap;border-left:3px solid #e5e7eb;padding:4px 8px;margin:6px 0}
 .row .id{color:#6b7280;margin-right:8px}.gens{display:grid;grid-template-columns:1fr 1fr;gap:12px}
 pre{white-space:pre-wrap;background:#f9fafb;padding:8px;min-height:3em;font-size:12px}
+.charts{display:flex;flex-wrap:wrap;gap:8px}
 label{margin-right:12px;font-size:13px}input[type=number]{width:5em}
 </style></head><body>
 <h1>Fine-tune in this tab <span style="font-weight:normal;font-size:13px"><a href="/">← runs dashboard</a></span></h1>
@@ -43,11 +44,13 @@ label{margin-right:12px;font-size:13px}input[type=number]{width:5em}
 <div id="stats"></div><div id="preview"></div><p style="font-size:12px;color:#555">Green = loss-bearing tokens (darker = larger weight).</p></section>
 <section><h2>3 · LoRA fine-tuning</h2>
 <label>steps <input type="number" id="steps" value="40" min="2"></label><label>lr <input type="number" id="lr" value="0.003" step="0.001"></label>
+<label>IFS every <input type="number" id="ifs-every" value="10" min="0"> steps</label><label>on <input type="number" id="ifs-budget" value="16" min="2"> prompts</label><label>variant <select id="ifs-variant"><option>C</option><option>A</option><option>B</option></select></label>
 <button id="start" disabled>start</button> <button id="stop" disabled>stop</button> <span id="status"></span>
-<div id="loss"></div></section>
+<div class="charts"><div id="loss"></div><div id="ifs"></div></div></section>
 <section><h2>4 · Generate: base vs tuned, and download</h2>
 <input id="prompt" value="Name a color." size="40"> <button id="generate" disabled>generate (greedy)</button>
 <button id="download" disabled>download tuned model (Hugging Face folder, .zip)</button>
+<button id="download-gguf" disabled>download GGUF (f32, for llama.cpp)</button>
 <div class="gens"><div><b>base</b><pre id="gen-base"></pre></div><div><b>tuned</b><pre id="gen-tuned"></pre></div></div></section>
 <script type="module" src="/dist/web/train-app.js"></script>
 </body></html>
