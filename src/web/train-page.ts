@@ -11,13 +11,18 @@ export const BROWSER_PACKAGES: Record<string, string> = {
 };
 export const NODE_SHIMS = ['fs', 'path', 'os', 'v8', 'url', 'buffer', 'worker_threads', 'crypto'];
 
-export function trainPageHtml(): string {
+/**
+ * The page. Default: heed ui's import-map page over dist/. `{ script }`: the page without an import map, for the
+ * Vite build (src/web/build.ts), whose bundle resolves the same names at build time.
+ */
+export function trainPageHtml(o: { script?: string } = {}): string {
   const imports: Record<string, string> = {};
   for (const [k, v] of Object.entries(BROWSER_PACKAGES)) imports[k] = `/node_modules/${v}`;
   for (const n of NODE_SHIMS) imports[`node:${n}`] = `/dist/web/browser/${n}.js`;
+  const script = o.script ?? '/dist/web/train-app.js';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>heed · fine-tune in this tab</title>
-<script type="importmap">${JSON.stringify({ imports })}</script>
+${o.script ? '' : `<script type="importmap">${JSON.stringify({ imports })}</script>`}
 <style>
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:0 auto;padding:12px 18px;color:#111}
 h1{font-size:20px}h2{font-size:15px;margin:14px 0 6px}section{border:1px solid #e5e7eb;border-radius:8px;padding:8px 12px;margin:10px 0}
@@ -52,7 +57,7 @@ label{margin-right:12px;font-size:13px}input[type=number]{width:5em}
 <button id="download" disabled>download tuned model (Hugging Face folder, .zip)</button>
 <button id="download-gguf" disabled>download GGUF (f32, for llama.cpp)</button>
 <div class="gens"><div><b>base</b><pre id="gen-base"></pre></div><div><b>tuned</b><pre id="gen-tuned"></pre></div></div></section>
-<script type="module" src="/dist/web/train-app.js"></script>
+<script type="module" src="${script}"></script>
 </body></html>
 `;
 }
