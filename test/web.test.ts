@@ -71,6 +71,15 @@ test('the training page: pick files, stats + mask preview, LoRA on WebGPU (Swift
     await page.waitForFunction(() => document.body.dataset.error);
     assert.match(await page.textContent('#error') ?? '', /bert/);
 
+    // a model too big for the tab: refused from config.json, before any weight is read
+    const huge = tmp('heed-huge-');
+    for (const f of modelFiles) writeFileSync(join(huge, f.split('/').pop()!), f.endsWith('config.json') ? JSON.stringify({ ...JSON.parse(readFileSync(f, 'utf8')), vocab_size: 32000, hidden_size: 4096, intermediate_size: 11008, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 32 }) : readFileSync(f));
+    await page.evaluate(() => delete document.body.dataset.error);
+    await page.setInputFiles('#model-files', readdirSync(huge).map((f) => join(huge, f)));
+    await page.waitForFunction(() => document.body.dataset.error);
+    assert.match(await page.textContent('#error') ?? '', /too big for this browser tab, nothing loaded: 6738\.4M parameters need about 50\.\d\d GiB .* the budget is [12]\.00 GiB/);
+    assert.equal(await page.evaluate(() => document.body.dataset.model), undefined);
+
     // a malformed JSONL: heed's own error names the line
     await page.setInputFiles('#model-files', modelFiles);
     await page.waitForFunction(() => document.body.dataset.model === 'loaded');
@@ -98,6 +107,12 @@ test('the training page: pick files, stats + mask preview, LoRA on WebGPU (Swift
     // nothing to download while the run is going: only a finished checkpoint is offered
     assert.equal(await page.isDisabled('#download'), true);
     assert.equal(await page.isDisabled('#download-gguf'), true);
+    const closeAsks = () => page.evaluate(() => {
+      const e = new Event('beforeunload', { cancelable: true });
+      window.dispatchEvent(e);
+      return e.defaultPrevented;
+    });
+    assert.equal(await closeAsks(), true, 'closing the tab mid-run asks first');
     await page.waitForFunction((n) => Number(document.getElementById('loss')!.dataset.points) >= n + 3, p1, { timeout: 120000 });
     // the IFS chart grows live: IFS of the current weights at every 4th step, src/eval/ifs in the tab
     await page.waitForFunction(() => Number(document.getElementById('ifs')!.dataset.points) >= 2, null, { timeout: 120000 });
@@ -109,6 +124,7 @@ test('the training page: pick files, stats + mask preview, LoRA on WebGPU (Swift
     const steps = Number(await page.evaluate(() => document.body.dataset.trained));
     assert.ok(steps > p1 && steps < 400, `stopped at ${steps}`);
     assert.match(await page.textContent('#status') ?? '', /stopped at step/);
+    assert.equal(await closeAsks(), false, 'no question once the run has stopped');
 
     await page.click('#generate');
     await page.waitForFunction(() => document.body.dataset.generated, null, { timeout: 120000 });

@@ -24,14 +24,13 @@ import { DEFAULT_CLASSIFIER_PATH } from '../eval/ifs/classifier.js';
 import { DEFAULT_PROMPTS_PATH } from '../eval/ifs/prompts.js';
 import { exportGguf } from '../export/gguf.js';
 import { verifyManifest } from '../train/checkpoint.js';
+import { estimateTabMemory, tabBudget } from './memory.js';
 import { zip } from './zip.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const MODEL = '/model';
 const DATA = '/data.jsonl';
 const RUNS = '/runs';
-/** weights above this are refused before loading: f32 params + LoRA training state must fit a tab's memory */
-export const MAX_WEIGHT_BYTES = 1.5 * 2 ** 30;
 
 let engine: EngineInfo | undefined;
 let checkpoint: string | undefined;
@@ -77,13 +76,20 @@ async function loadModelFiles(list: FileList | File[]) {
   const names = files.map(rel);
   if (!names.includes('config.json')) throw new HeedError('the model folder has no config.json', 'pick a Hugging Face model folder (config.json, model.safetensors, tokenizer.json)');
   if (!names.includes('tokenizer.json')) throw new HeedError('the model folder has no tokenizer.json', 'pick a Hugging Face model folder with its tokenizer (tokenizer.json)');
-  if (weights > MAX_WEIGHT_BYTES) throw new HeedError(`the weights are ${(weights / 2 ** 30).toFixed(2)} GiB: too big for a browser tab (limit ${(MAX_WEIGHT_BYTES / 2 ** 30).toFixed(1)} GiB with LoRA training state)`, 'pick a smaller model, or train it with heed train on the command line');
   rmSync(MODEL, { recursive: true, force: true }); // a new pick replaces the old folder, files and all
   delete document.body.dataset.model;
-  for (const f of files) if (!/\.(bin|pt|pth|gguf)$/.test(rel(f))) putFile(`${MODEL}/${rel(f)}`, new Uint8Array(await f.arrayBuffer()));
-  const { config } = readModelConfig(MODEL); // unsupported architectures fail here with heed's own message
+  // config.json first: an unsupported architecture (heed's own config check) or a model too big for the tab is
+  // refused before any weight is read
+  putFile(`${MODEL}/config.json`, new Uint8Array(await files.find((f) => rel(f) === 'config.json')!.arrayBuffer()));
+  const { config } = readModelConfig(MODEL);
+  const mem = estimateTabMemory(config, { fileBytes: weights, budget: tabBudget((navigator as Navigator & { deviceMemory?: number }).deviceMemory) });
+  if (!mem.fits) {
+    rmSync(MODEL, { recursive: true, force: true });
+    throw new HeedError(`too big for this browser tab, nothing loaded: ${mem.text}`, 'pick a smaller model, or train it with heed train on the command line');
+  }
+  for (const f of files) if (rel(f) !== 'config.json' && !/\.(bin|pt|pth|gguf)$/.test(rel(f))) putFile(`${MODEL}/${rel(f)}`, new Uint8Array(await f.arrayBuffer()));
   loadTokenizer(MODEL);
-  say('model-info', `${config.modelType} · ${(parameterCount(config) / 1e6).toFixed(2)}M parameters · ${(weights / 2 ** 20).toFixed(1)} MiB of weights`, 'ok');
+  say('model-info', `${config.modelType} · ${(parameterCount(config) / 1e6).toFixed(2)}M parameters · ${(weights / 2 ** 20).toFixed(1)} MiB of weights · about ${(mem.bytes / 2 ** 20).toFixed(1)} MiB of the tab's ${(mem.budget / 2 ** 30).toFixed(1)} GiB budget`, 'ok');
   document.body.dataset.model = 'loaded';
   await maybeInspect();
 }
