@@ -248,7 +248,7 @@ function downloadGguf() {
   const dir = finishedCheckpoint();
   const parts: Uint8Array[] = [];
   const r = exportGguf(dir, (b) => parts.push(b), { dtype: 'f32', name: 'heed-lora-tuned' });
-  say('status', `GGUF: ${r.arch}, ${r.tensors} tensors, ${(r.bytes / 2 ** 20).toFixed(2)} MiB${r.notes.length ? ` (${r.notes.join('; ')})` : ''}`, 'ok');
+  say('download-info', `GGUF: ${r.arch}, ${r.tensors} tensors, ${(r.bytes / 2 ** 20).toFixed(2)} MiB${r.notes.length ? ` (${r.notes.join('; ')})` : ''}`, 'ok');
   save(new Blob(parts as BlobPart[], { type: 'application/octet-stream' }), 'heed-lora-tuned.gguf');
 }
 

@@ -55,7 +55,7 @@ label{margin-right:12px;font-size:13px}input[type=number]{width:5em}
 <section><h2>4 · Generate: base vs tuned, and download</h2>
 <input id="prompt" value="Name a color." size="40"> <button id="generate" disabled>generate (greedy)</button>
 <button id="download" disabled>download tuned model (Hugging Face folder, .zip)</button>
-<button id="download-gguf" disabled>download GGUF (f32, for llama.cpp)</button>
+<button id="download-gguf" disabled>download GGUF (f32, for llama.cpp)</button> <span id="download-info" style="font-size:12px"></span>
 <div class="gens"><div><b>base</b><pre id="gen-base"></pre></div><div><b>tuned</b><pre id="gen-tuned"></pre></div></div></section>
 <script type="module" src="${script}"></script>
 </body></html>
