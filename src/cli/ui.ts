@@ -19,7 +19,7 @@ export const command: Command = {
     const port = num(values.port, 'port', { int: true, min: 0, max: 65535 }) ?? 7860;
     const { startUi } = await import('../web/server.js');
     const ui = await startUi({ root, port, host: values.host ?? '127.0.0.1' });
-    console.log(`heed ui: ${ui.url} (runs in ${root}; Ctrl-C stops)`);
+    console.log(`heed ui: ${ui.url} (runs in ${root}; training page ${ui.url}train/ from ${ui.trainPage === 'modules' ? 'dist/ (import map)' : 'the static build dist-web/'}; Ctrl-C stops)`);
     await new Promise<void>((done) => {
       const stop = () => void ui.close().then(done);
       process.once('SIGINT', stop);

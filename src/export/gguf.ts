@@ -17,7 +17,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { HeedError } from '../errors.js';
-import { meta, writeGguf, type GgmlTypeName, type GgufTensorIn, type MetaValue } from '../io/gguf.js';
+import { encodeGguf, meta, writeGguf, type GgmlTypeName, type GgufSink, type GgufTensorIn, type MetaValue } from '../io/gguf.js';
 import { readJson } from '../io/json.js';
 import type { HostTensor } from '../io/safetensors.js';
 import { loadTokenizer, type HeedTokenizer } from '../io/tokenizer.js';
@@ -33,6 +33,7 @@ const FILE_TYPE: Record<GgufDtype, number> = { f32: 0, f16: 1, q8_0: 7 };
 const TOKEN_NORMAL = 1, TOKEN_UNKNOWN = 2, TOKEN_CONTROL = 3, TOKEN_USER_DEFINED = 4, TOKEN_UNUSED = 5, TOKEN_BYTE = 6;
 
 export interface ExportResult {
+  /** the file written, or "(sink)" when the bytes went to a sink */
   path: string;
   bytes: number;
   arch: string;
@@ -381,7 +382,7 @@ function archMetadata(c: ModelConfig, name: string, dtype: GgufDtype, context: n
   return { arch: a, kv, extra, notes };
 }
 
-/** Export a model folder to `out` (GGUF v3). */
+/** Export options (GGUF v3). */
 export interface ExportOptions {
   dtype?: GgufDtype;
   /** tokenizer.ggml.pre for a byte-level BPE tokenizer whose pre_tokenizer heed does not map */
@@ -391,7 +392,8 @@ export interface ExportOptions {
   context?: number;
 }
 
-export function exportGguf(dir: string, out: string, o: ExportOptions = {}): ExportResult {
+/** Export a model folder to `out`: a file path, or a sink that takes the bytes in order (a browser's Blob parts). */
+export function exportGguf(dir: string, out: string | GgufSink, o: ExportOptions = {}): ExportResult {
   if (!existsSync(join(dir, 'config.json'))) throw new HeedError(`${dir}: no config.json (not a model folder)`, 'pass a Hugging Face model folder (config.json, model.safetensors, tokenizer.json)');
   const m = loadHostModel(dir);
   return exportGgufFrom(m.config, m.tensors, dir, out, { ...o, name: o.name ?? (dir.replace(/\/+$/, '').split('/').pop() || 'model') });
@@ -401,13 +403,14 @@ export function exportGguf(dir: string, out: string, o: ExportOptions = {}): Exp
  * Export weights held in memory (internal names as loadHostModel gives them: HF names, GPT-2 without "transformer.")
  * with the tokenizer files of `tokenizerDir` — e.g. a training run's current weights.
  */
-export function exportGgufFrom(c: ModelConfig, weights: Map<string, HostTensor>, tokenizerDir: string, out: string, o: ExportOptions = {}): ExportResult {
+export function exportGgufFrom(c: ModelConfig, weights: Map<string, HostTensor>, tokenizerDir: string, out: string | GgufSink, o: ExportOptions = {}): ExportResult {
   const dtype = o.dtype ?? 'f32';
   if (!GGUF_DTYPES.includes(dtype)) throw new HeedError(`--dtype ${dtype} is not supported`, `use one of ${GGUF_DTYPES.join(', ')}`);
   const tok = loadTokenizer(tokenizerDir);
   const am = archMetadata(c, o.name ?? 'model', dtype, o.context);
   const tm = tokenizerMetadata(tokenizerDir, tok, c.vocabSize, o.pre);
   const tensors = c.arch === 'gpt2' ? gpt2Tensors(weights, c.layers, dtype) : [...llamaTensors(c, weights, dtype, am.arch === 'llama'), ...am.extra];
-  const bytes = writeGguf(out, [...am.kv, ['general.alignment', meta.u32(32)], ...tm.kv], tensors);
-  return { path: out, bytes, arch: am.arch, tensors: tensors.length, dtype, tokenizer: tm.model, pre: tm.pre, notes: [...am.notes, ...tm.notes] };
+  const kv: Array<[string, MetaValue]> = [...am.kv, ['general.alignment', meta.u32(32)], ...tm.kv];
+  const bytes = typeof out === 'string' ? writeGguf(out, kv, tensors) : encodeGguf(kv, tensors, out);
+  return { path: typeof out === 'string' ? out : '(sink)', bytes, arch: am.arch, tensors: tensors.length, dtype, tokenizer: tm.model, pre: tm.pre, notes: [...am.notes, ...tm.notes] };
 }

@@ -163,7 +163,14 @@ class Bytes {
 const align = (n: number, a: number) => Math.ceil(n / a) * a;
 
 /** Write a GGUF v3 file (atomically: a temporary file renamed into place). Returns the file size in bytes. */
-export function writeGguf(path: string, metadata: Array<[string, MetaValue]>, tensors: GgufTensorIn[]): number {
+/** Where the writer's bytes go, in file order: a file descriptor in Node (writeGguf), a list of chunks for a Blob in a browser. */
+export type GgufSink = (chunk: Uint8Array) => void;
+
+/**
+ * The writer's core: the GGUF bytes of `metadata` and `tensors`, in file order, to `sink` (no file system: it runs
+ * in a browser tab too). Tensors are encoded one at a time. Returns the byte count.
+ */
+export function encodeGguf(metadata: Array<[string, MetaValue]>, tensors: GgufTensorIn[], sink: GgufSink): number {
   const alignment = GGUF_DEFAULT_ALIGNMENT;
   const names = new Set<string>();
   for (const t of tensors) {
@@ -198,19 +205,27 @@ export function writeGguf(path: string, metadata: Array<[string, MetaValue]>, te
   }
   const header = h.concat();
   const dataStart = align(header.length, alignment);
-  writeFileAtomic(path, (fd) => {
-    writeSync(fd, header);
-    writeSync(fd, new Uint8Array(dataStart - header.length));
-    for (const [i, t] of tensors.entries()) {
-      const x = t.data();
-      const n = t.shape.reduce((a, b) => a * b, 1);
-      if (x.length !== n) throw new Error(`GGUF: tensor ${t.name} has ${x.length} values, shape [${t.shape}] needs ${n}`);
-      const b = encodeTensor(t.type, x);
-      writeSync(fd, b);
-      writeSync(fd, new Uint8Array(align(sizes[i], alignment) - sizes[i]));
-    }
-  });
+  sink(header);
+  sink(new Uint8Array(dataStart - header.length));
+  for (const [i, t] of tensors.entries()) {
+    const x = t.data();
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    if (x.length !== n) throw new Error(`GGUF: tensor ${t.name} has ${x.length} values, shape [${t.shape}] needs ${n}`);
+    sink(encodeTensor(t.type, x));
+    sink(new Uint8Array(align(sizes[i], alignment) - sizes[i]));
+  }
   return dataStart + offset;
+}
+
+/** Write a GGUF file atomically (a temporary file renamed into place). Returns the byte count. */
+export function writeGguf(path: string, metadata: Array<[string, MetaValue]>, tensors: GgufTensorIn[]): number {
+  let bytes = 0;
+  writeFileAtomic(path, (fd) => {
+    bytes = encodeGguf(metadata, tensors, (b) => {
+      writeSync(fd, b);
+    });
+  });
+  return bytes;
 }
 
 // ---------------------------------------------------------------- reader

@@ -18,16 +18,33 @@ export interface UiOptions {
   port?: number;
   host?: string;
   pollMs?: number;
+  /**
+   * The static build of the training page (`npm run build:web`), served at /train/. Default: the package's
+   * dist-web/ when it holds an index.html; null (or no build): the import-map page over dist/.
+   */
+  webDir?: string | null;
 }
 
 export interface UiServer {
   url: string;
+  /** what /train/ serves: the static build's folder, or "modules" (the import-map page over dist/) */
+  trainPage: string;
   close(): Promise<void>;
 }
 
 /** The package root (dist/web/server.js or src/web/server.ts → two levels up). */
 const PKG = fileURLToPath(new URL('../../', import.meta.url));
 const TYPES: Record<string, string> = { '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8', '.map': 'application/json', '.wasm': 'application/wasm' };
+/** what a static build may hold besides scripts */
+const STATIC_TYPES: Record<string, string> = { ...TYPES, '.html': 'text/html; charset=utf-8', '.css': 'text/css; charset=utf-8', '.json': 'application/json', '.svg': 'image/svg+xml', '.png': 'image/png', '.safetensors': 'application/octet-stream', '.jsonl': 'application/octet-stream' };
+/** A file of the static build for /train/<rel> (index.html for /train/), never outside it. */
+function webFile(webDir: string, pathname: string): string | undefined {
+  const raw = decodeURIComponent(pathname.replace(/^\/train\/?/, ''));
+  const rel = raw ? normalize(raw).replace(/^\/+/, '') : 'index.html';
+  if (rel.split(/[\\/]/).includes('..') || !STATIC_TYPES[extname(rel)]) return undefined;
+  const file = join(webDir, rel);
+  return existsSync(file) && statSync(file).isFile() ? file : undefined;
+}
 /** What the training page may load: heed's compiled modules, and the browser builds of its npm dependencies. */
 function staticFile(pathname: string): string | undefined {
   const rel = normalize(decodeURIComponent(pathname)).replace(/^\/+/, '');
@@ -41,6 +58,9 @@ export async function startUi(o: UiOptions): Promise<UiServer> {
   const root = resolve(o.root);
   if (!existsSync(root)) throw new HeedError(`${o.root}: no such folder`, 'pass the folder your runs go to (the config\'s "out", default runs/); create it first if no run has started yet');
   if (!statSync(root).isDirectory()) throw new HeedError(`${o.root}: not a folder`, 'pass the folder your runs go to (default runs/)');
+  const defaultWeb = join(PKG, 'dist-web');
+  const webDir = o.webDir === null ? undefined : o.webDir !== undefined ? resolve(o.webDir) : existsSync(join(defaultWeb, 'index.html')) ? defaultWeb : undefined;
+  if (webDir && !existsSync(join(webDir, 'index.html'))) throw new HeedError(`${o.webDir}: no index.html (not a build of the training page)`, 'run npm run build:web, which writes dist-web/');
   const host = o.host ?? '127.0.0.1';
   const pollMs = o.pollMs ?? 500;
   const clients = new Set<ServerResponse>();
@@ -67,10 +87,21 @@ export async function startUi(o: UiOptions): Promise<UiServer> {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, { error: 'read-only server: GET only' }, 405);
     if (url.pathname === '/' || url.pathname === '/index.html') return send(res, 200, 'text/html; charset=utf-8', dashboardHtml(o.root, [{ href: '/train/', label: 'fine-tune in the browser' }]));
-    if (url.pathname === '/train/' || url.pathname === '/train') {
+    if (url.pathname === '/train') {
+      res.writeHead(301, { location: '/train/' }); // the page's URLs are relative to /train/
+      return res.end();
+    }
+    if (webDir && url.pathname.startsWith('/train/')) {
+      const f = webFile(webDir, url.pathname);
+      return f ? send(res, 200, STATIC_TYPES[extname(f)], readFileSync(f)) : send(res, 404, 'text/plain; charset=utf-8', `not found: ${url.pathname}`);
+    }
+    if (url.pathname === '/train/') {
       if (!existsSync(join(PKG, 'dist/web/train-app.js'))) return send(res, 503, 'text/plain; charset=utf-8', 'the training page needs the compiled modules: run npm run build in the heed folder');
       return send(res, 200, 'text/html; charset=utf-8', trainPageHtml());
     }
+    // the IFS classifier and prompt set, which the page loads into its in-memory file system (src/eval/ifs reads them)
+    const ifsFile = /^\/train\/data\/ifs\/(classifier\.safetensors|prompts\.jsonl)$/.exec(url.pathname);
+    if (ifsFile) return send(res, 200, 'application/octet-stream', readFileSync(join(PKG, 'data/ifs', ifsFile[1])));
     const file = staticFile(url.pathname);
     if (file) return send(res, 200, TYPES[extname(file)], readFileSync(file));
     if (url.pathname === '/api/runs') {
@@ -117,6 +148,7 @@ export async function startUi(o: UiOptions): Promise<UiServer> {
   const port = typeof addr === 'object' && addr ? addr.port : o.port;
   return {
     url: `http://${host}:${port}/`,
+    trainPage: webDir ?? 'modules',
     close: () =>
       new Promise<void>((ok) => {
         clearInterval(timer);

@@ -11,13 +11,18 @@ export const BROWSER_PACKAGES: Record<string, string> = {
 };
 export const NODE_SHIMS = ['fs', 'path', 'os', 'v8', 'url', 'buffer', 'worker_threads', 'crypto'];
 
-export function trainPageHtml(): string {
+/**
+ * The page. Default: heed ui's import-map page over dist/. `{ script }`: the page without an import map, for the
+ * Vite build (src/web/build.ts), whose bundle resolves the same names at build time.
+ */
+export function trainPageHtml(o: { script?: string } = {}): string {
   const imports: Record<string, string> = {};
   for (const [k, v] of Object.entries(BROWSER_PACKAGES)) imports[k] = `/node_modules/${v}`;
   for (const n of NODE_SHIMS) imports[`node:${n}`] = `/dist/web/browser/${n}.js`;
+  const script = o.script ?? '/dist/web/train-app.js';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>heed · fine-tune in this tab</title>
-<script type="importmap">${JSON.stringify({ imports })}</script>
+${o.script ? '' : `<script type="importmap">${JSON.stringify({ imports })}</script>`}
 <style>
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:0 auto;padding:12px 18px;color:#111}
 h1{font-size:20px}h2{font-size:15px;margin:14px 0 6px}section{border:1px solid #e5e7eb;border-radius:8px;padding:8px 12px;margin:10px 0}
@@ -26,6 +31,7 @@ table{border-collapse:collapse;font-size:13px}td,th{border-bottom:1px solid #eee
 .row{font-family:ui-monospace,monospace;font-size:12px;white-space:pre-wrap;border-left:3px solid #e5e7eb;padding:4px 8px;margin:6px 0}
 .row .id{color:#6b7280;margin-right:8px}.gens{display:grid;grid-template-columns:1fr 1fr;gap:12px}
 pre{white-space:pre-wrap;background:#f9fafb;padding:8px;min-height:3em;font-size:12px}
+.charts{display:flex;flex-wrap:wrap;gap:8px}
 label{margin-right:12px;font-size:13px}input[type=number]{width:5em}
 </style></head><body>
 <h1>Fine-tune in this tab <span style="font-weight:normal;font-size:13px"><a href="/">← runs dashboard</a></span></h1>
@@ -43,13 +49,15 @@ label{margin-right:12px;font-size:13px}input[type=number]{width:5em}
 <div id="stats"></div><div id="preview"></div><p style="font-size:12px;color:#555">Green = loss-bearing tokens (darker = larger weight).</p></section>
 <section><h2>3 · LoRA fine-tuning</h2>
 <label>steps <input type="number" id="steps" value="40" min="2"></label><label>lr <input type="number" id="lr" value="0.003" step="0.001"></label>
+<label>IFS every <input type="number" id="ifs-every" value="10" min="0"> steps</label><label>on <input type="number" id="ifs-budget" value="16" min="2"> prompts</label><label>variant <select id="ifs-variant"><option>C</option><option>A</option><option>B</option></select></label>
 <button id="start" disabled>start</button> <button id="stop" disabled>stop</button> <span id="status"></span>
-<div id="loss"></div></section>
+<div class="charts"><div id="loss"></div><div id="ifs"></div></div></section>
 <section><h2>4 · Generate: base vs tuned, and download</h2>
 <input id="prompt" value="Name a color." size="40"> <button id="generate" disabled>generate (greedy)</button>
 <button id="download" disabled>download tuned model (Hugging Face folder, .zip)</button>
+<button id="download-gguf" disabled>download GGUF (f32, for llama.cpp)</button> <span id="download-info" style="font-size:12px"></span>
 <div class="gens"><div><b>base</b><pre id="gen-base"></pre></div><div><b>tuned</b><pre id="gen-tuned"></pre></div></div></section>
-<script type="module" src="/dist/web/train-app.js"></script>
+<script type="module" src="${script}"></script>
 </body></html>
 `;
 }

@@ -147,6 +147,15 @@ export function renameSync(a: string, b: string): void {
   }
 }
 
+let tmpCount = 0;
+export function mkdtempSync(prefix: string): string {
+  let p: string;
+  do p = norm(`${prefix}${(++tmpCount).toString(36).padStart(6, '0')}`);
+  while (existsSync(p));
+  mkdirSync(p, { recursive: true });
+  return p;
+}
+
 // file descriptors: whole-file buffers; writes grow the file
 const fds = new Map<number, { path: string; dir: boolean }>();
 let nextFd = 10;
@@ -198,4 +207,4 @@ export function createReadStream(path: string, o: { highWaterMark?: number } = {
     },
   };
 }
-export default { existsSync, statSync, lstatSync, readdirSync, mkdirSync, readFileSync, writeFileSync, appendFileSync, copyFileSync, rmSync, unlinkSync, renameSync, openSync, closeSync, fsyncSync, fstatSync, readSync, writeSync, createReadStream };
+export default { mkdtempSync, existsSync, statSync, lstatSync, readdirSync, mkdirSync, readFileSync, writeFileSync, appendFileSync, copyFileSync, rmSync, unlinkSync, renameSync, openSync, closeSync, fsyncSync, fstatSync, readSync, writeSync, createReadStream };

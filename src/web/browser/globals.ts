@@ -1,7 +1,7 @@
 /**
  * Globals heed's modules expect from Node, for the browser page: `process` (env, versions without `node`, so
  * the engine takes its browser path; stderr/stdout write to the console) and a small `Buffer` (the methods
- * heed's readers call). Must be the page's first import, as node-setup.ts is the engine's.
+ * heed's readers call; utf8, latin1, ascii and base64 — the IFS classifier's bigram bitset). Must be the page's first import, as node-setup.ts is the engine's.
  */
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -18,6 +18,12 @@ export class BrowserBuffer extends Uint8Array {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   static override from(x: any, enc2?: any): any {
     if (typeof x === 'string') {
+      if (enc2 === 'base64') {
+        const bin = atob(x);
+        const b = new BrowserBuffer(bin.length);
+        for (let i = 0; i < bin.length; i++) b[i] = bin.charCodeAt(i);
+        return b;
+      }
       if (enc2 && enc2 !== 'utf8' && enc2 !== 'utf-8') throw new Error(`Buffer.from: encoding ${enc2} not supported in the browser`);
       const u = enc.encode(x);
       return new BrowserBuffer(u.buffer, u.byteOffset, u.length);
@@ -49,6 +55,11 @@ export class BrowserBuffer extends Uint8Array {
   }
   override toString(encoding = 'utf8'): string {
     if (encoding === 'latin1' || encoding === 'binary') return Array.from(this, (c) => String.fromCharCode(c)).join('');
+    if (encoding === 'base64') {
+      let bin = '';
+      for (let i = 0; i < this.length; i += 0x8000) bin += String.fromCharCode(...this.subarray(i, i + 0x8000));
+      return btoa(bin);
+    }
     if (encoding === 'ascii') return Array.from(this, (c) => String.fromCharCode(c & 0x7f)).join('');
     if (encoding !== 'utf8' && encoding !== 'utf-8') throw new Error(`Buffer.toString: encoding ${encoding} not supported in the browser`);
     return dec.decode(this);
