@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { dollyCategory, selectImplicit } from '../src/phased/implicit.js';
+import { dollyCategory, selectImplicit, untrainedIfsPrompts } from '../src/phased/implicit.js';
 import { readInstructionRows } from '../src/phased/rows.js';
 import { cleanInstruction } from '../src/eval/ifs/fragments.js';
+import { readJsonlRows } from '../src/eval/jsonl.js';
 import { ROOT, SHARED } from './helpers.js';
 
 const DOLLY = join(SHARED, 'data/dolly_3k.jsonl');
@@ -39,6 +40,12 @@ test('implicit experiment data: single-task rows are creative training rows; jud
   }
   assert.equal(sel.counts.train + sel.counts.held_out, rows.length);
   assert.deepEqual(selectImplicit(rows, { prompts: 60 }).prompts, sel.prompts, 'deterministic');
+  // IFS prompts (built from the same Dolly rows): only those whose source row no arm trained on
+  const ifsAll = readJsonlRows(join(ROOT, 'data/ifs/prompts.jsonl')).map((r) => r.value as { id: string; source_id: string; instruction: string; kind: string });
+  const ifs = untrainedIfsPrompts(ifsAll, sel);
+  assert.ok(ifs.length >= 60 && ifs.length < ifsAll.length / 5, `${ifs.length} of ${ifsAll.length}`);
+  assert.ok(ifs.filter((p) => p.kind === 'partial').length >= 30 && ifs.filter((p) => p.kind === 'full').length >= 30);
+  for (const p of ifs) assert.ok(!fullIds.has(p.source_id) && !trained.has(cleanInstruction(p.instruction).toLowerCase()), p.id);
 });
 
 test('examples/implicit: the three arms differ only in data, mask and name', () => {

@@ -7,7 +7,7 @@ import { objecqaJudgePrompt, parseObjecVerdict, OBJECQA_PAPER_PROMPT } from '../
 import { agreement } from '../src/eval/objecqa/agree.js';
 import { loadAnswers } from '../src/eval/objecqa/score.js';
 import type { ObjecLabel } from '../src/eval/objecqa/judge.js';
-import { ROOT, tmp } from './helpers.js';
+import { ROOT, TINY, tmp } from './helpers.js';
 import { fakeJudge } from './judges-fake.js';
 
 test("ObjecQA LLM judge: the paper's two-shot prompt around the answer alone; the parser takes one label and refuses the rest with the reason", () => {
@@ -137,4 +137,24 @@ test('objecqa --answers: labelled rows give a reference, --out rows do not (thei
   assert.throws(() => loadAnswers(f), /a\.jsonl:2: duplicate id "a"/);
   writeFileSync(f, '{"id":"a"}\n');
   assert.throws(() => loadAnswers(f), /no "answer"/);
+});
+
+test('heed objecqa --model <dir> --judge <spec>: answers generated, judged by both judges, agreement over the three', { timeout: 120_000 }, async () => {
+  const srv = await fakeJudge(() => 'Subjective');
+  try {
+    const dir = tmp('heed-objecqa-gen-');
+    const p = spawn(process.execPath, [join(ROOT, 'bin/heed.js'), 'objecqa', '--model', join(TINY, 'llama-gqa'), '--variant', 'C', '--limit', '3', '--max-tokens', '4', '--judge', `openai:${srv.url}#j?api=chat&cache=${join(dir, 'cache')}`, '--json'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HEED_THREADS: '1' } });
+    let stdout = '', stderr = '';
+    p.stdout.on('data', (c) => (stdout += c));
+    p.stderr.on('data', (c) => (stderr += c));
+    assert.equal(await new Promise<number | null>((ok) => p.on('exit', (c) => ok(c))), 0, stderr);
+    const s = JSON.parse(stdout);
+    assert.equal(s.objective.n, 3);
+    assert.equal(s.llm_judge.judged, 3);
+    assert.equal(s.llm_judge.objective.k, 0);
+    assert.equal(s.agreement.classifier_vs_llm.n, 3);
+    assert.equal([...srv.asked.values()].reduce((x, y) => x + y, 0), 3, 'one request per answer');
+  } finally {
+    await srv.close();
+  }
 });

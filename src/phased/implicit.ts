@@ -56,3 +56,14 @@ export function selectImplicit(rows: readonly InstructionRow[], o: { prompts?: n
     counts: { rows: rows.length, creative: cat.filter((c) => c === 'creative_writing').length, held_out: pool.length, held_out_duplicates: pool.length - fresh.length, train: full.length, single_task: singleTask.length, prompts: prompts.length },
   };
 }
+
+/**
+ * IFS prompts (data/ifs/prompts.jsonl rows, built from the same Dolly subset) whose source row no arm trained
+ * on: IFS of the four models is measured on instructions none of them saw. Rows without a `source_id` are kept
+ * only if their own id is not a training id.
+ */
+export function untrainedIfsPrompts<T extends { id: string; source_id?: string; instruction?: string }>(prompts: readonly T[], sel: Pick<ImplicitSelection, 'full'>): T[] {
+  const ids = new Set(sel.full.map((r) => r.id));
+  const trained = new Set(sel.full.map((r) => cleanInstruction(r.instruction).toLowerCase()));
+  return prompts.filter((p) => !ids.has(p.source_id ?? p.id) && !(p.instruction && trained.has(cleanInstruction(p.instruction).toLowerCase())));
+}
