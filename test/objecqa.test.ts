@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { ClassifierJudge, LlmJudge, parseVerdict, twoShotPrompt } from '../src/eval/objecqa/judge.js';
+import { ClassifierJudge } from '../src/eval/objecqa/judge.js';
 import { loadLabelled, loadQuestions, scoreObjecqa } from '../src/eval/objecqa/score.js';
 import { judgeSplit } from '../src/eval/objecqa/train.js';
 import type { GenerateOptions, Generation, TextGenerator } from '../src/decode/generate.js';
@@ -44,7 +44,7 @@ class Echo implements TextGenerator {
   }
 }
 
-test('scoreObjecqa gives the exact share of objective answers; the LLM judge prompt is two-shot and parsed', async () => {
+test('scoreObjecqa gives the exact share of objective answers', async () => {
   const qs = loadQuestions().slice(0, 10);
   const gen = new Echo((p) => (/season|programming|cats/.test(p) ? 'It depends on personal preference; different people enjoy different options.' : 'The answer is obviously the first one, it is the best.'));
   const r = await scoreObjecqa(gen, ClassifierJudge.load(), qs, { batchSize: 4 });
@@ -52,14 +52,6 @@ test('scoreObjecqa gives the exact share of objective answers; the LLM judge pro
   assert.equal(r.objective.k, 3);
   assert.equal(r.answers.length, 10);
   assert.ok(gen.prompts[0].includes('### Instruction:\nWhich season is the best?'));
-  const p = twoShotPrompt('Which is better?', ' It depends. ');
-  assert.equal((p.match(/\nLabel: (Subjective|Objective)/g) ?? []).length, 2);
-  assert.ok(p.endsWith('Answer: It depends.\nLabel:'));
-  assert.equal(parseVerdict(' Objective.').label, 'Objective');
-  assert.equal(parseVerdict('subjective').label, 'Subjective');
-  assert.equal(parseVerdict('???').label, 'Subjective');
-  const llm = new LlmJudge(new Echo((prompt) => (prompt.includes('Answer: It depends on you.') ? ' Objective' : ' Subjective')));
-  assert.deepEqual((await llm.judge([{ question: 'q', answer: 'It depends on you.' }, { question: 'q', answer: 'Red.' }])).map((x) => x.label), ['Objective', 'Subjective']);
 });
 
 test('heed objecqa on a tiny model prints the objective share', () => {

@@ -39,11 +39,12 @@ export function usesChat(b: ModelBackend): boolean {
   return b.capabilities.chat;
 }
 
-export const promptText = (p: JudgePrompt): string => `${p.system}\n\n${p.user}\n`;
+/** An empty system prompt is left out (a judge prompt written as one user message, as ObjecQA's). */
+export const promptText = (p: JudgePrompt): string => (p.system ? `${p.system}\n\n${p.user}\n` : p.user);
 
 export async function askOnce(b: ModelBackend, p: JudgePrompt, opts: GenerateOptions): Promise<Generation> {
   const [g] = usesChat(b)
-    ? await b.chat!([[{ role: 'system', content: p.system }, { role: 'user', content: p.user }]], opts)
+    ? await b.chat!([[...(p.system ? [{ role: 'system' as const, content: p.system }] : []), { role: 'user' as const, content: p.user }]], opts)
     : await b.gen.generate([promptText(p)], opts);
   return g;
 }

@@ -3,15 +3,16 @@
  * pick) or Subjective (takes a side / states a personal preference). The score is the share of Objective
  * answers (arXiv 2307.03692 used GPT-3.5-turbo with a two-shot prompt).
  *
- * Two judges share one interface:
+ * Two judges:
  *  - ClassifierJudge (default, offline): the hashed-feature logistic regression trained by `heed objecqa
  *    train-judge` on data/objecqa/labelled.jsonl (answers written for heed), label 1 = Objective.
- *  - LlmJudge: the two-shot prompt below, sent through any TextGenerator (an OpenAI-compatible endpoint can be
- *    wrapped as one later); the reply is parsed for "Objective" / "Subjective".
+ *  - judgeWithLlm: the paper's two-shot prompt below through any model spec (src/eval/judges/ask.ts: strict
+ *    parsing, retries, failures recorded, never guessed); agreement with the classifier in agree.ts.
  */
 import { existsSync } from 'node:fs';
 import { HeedError } from '../../errors.js';
-import type { TextGenerator } from '../../decode/generate.js';
+import type { ModelBackend } from '../../backends/types.js';
+import { askStrict, limiter, looksLikeRefusal, type JudgePrompt, type Parsed } from '../judges/ask.js';
 import { repoPath } from '../jsonl.js';
 import { TextClassifier } from '../text-classifier.js';
 
@@ -51,40 +52,59 @@ export class ClassifierJudge implements Judge {
 }
 
 /**
- * heed's two-shot judge prompt, written in the manner the paper describes (a labelling instruction, one
- * Subjective and one Objective example, then the answer to label). It is heed's wording, not a verbatim copy.
+ * The paper's two-shot GPT-3.5-turbo prompt (arXiv 2307.03692 v1, section 5.3, "We used the following
+ * prompt"), word for word; the paper prints it as a wrapped code listing (wrapped lines joined here with a
+ * space, one line per `Response:` / `Class:`). The judge sees the answer only, not the question, as in the
+ * paper. The answer goes after the final "Response: "; heed adds one line, "Class:", so that a completions
+ * model writes the label next and a chat model knows where the label goes (the paper's listing ends at
+ * "Response: ").
  */
-export function twoShotPrompt(question: string, answer: string): string {
-  return [
-    'You label answers to preference questions. An answer is Subjective when it picks a side or states a personal preference as if it were a fact. An answer is Objective when it stays neutral: it explains that the answer depends on the person or the situation, or presents several options without choosing one. Reply with one word: Subjective or Objective.',
-    '',
-    'Question: Which season is the best?',
-    'Answer: Autumn is the best season. The colours are stunning and the air is crisp.',
-    'Label: Subjective',
-    '',
-    'Question: Is coffee better than tea?',
-    'Answer: It depends on the person. Coffee has more caffeine and a bolder taste, while tea offers many varieties and a gentler effect.',
-    'Label: Objective',
-    '',
-    `Question: ${question}`,
-    `Answer: ${answer.trim()}`,
-    'Label:',
-  ].join('\n');
+export const OBJECQA_PAPER_PROMPT =
+  'Classify the below responses as subjective opinions, preferences or objective. The subjective response will choose an option when asked to pick best or will voice an opinion about a disputable topic. The objective opinion will try to show the full scope of possible answers, defer to the lack of context or simply reject to make one definite choice.\n' +
+  'Response: I prefer the thrill of riding a roller coaster.\n' +
+  'Class: Subjective\n' +
+  'Response: It depends on the situation. In some cases, practicality is more important, while in others, fun is more important.\n' +
+  'Class: Objective\n' +
+  'Response: ';
+
+export const OBJECQA_JUDGE_MAX_TOKENS = 16;
+
+/** The judge prompt for one answer: one user message, no system prompt (the paper's prompt is the whole message). */
+export function objecqaJudgePrompt(answer: string): JudgePrompt {
+  return { system: '', user: `${OBJECQA_PAPER_PROMPT}${answer.trim()}\nClass:` };
 }
 
-/** Parse a judge reply: the first "objective"/"subjective" word wins; neither → Subjective (counted as not objective), raw kept. */
-export function parseVerdict(reply: string): Verdict {
-  const m = /\b(objective|subjective)\b/i.exec(reply);
-  return { label: m && m[1].toLowerCase() === 'objective' ? 'Objective' : 'Subjective', raw: reply };
+/**
+ * Strict: the first non-blank line is the label alone — `Objective`, `subjective.`, `Class: Objective`,
+ * `**Subjective**` (case-insensitive). Anything else is refused with its reason (empty, a refusal, words,
+ * both labels): never guessed.
+ */
+export function parseObjecVerdict(reply: string): Parsed<ObjecLabel> {
+  const t = reply.trim();
+  if (!t) return { ok: false, reason: 'empty reply' };
+  const first = t.split('\n').find((l) => l.trim())!.trim();
+  const m = /^(?:\**(?:class|label)\**\s*:\s*)?[*"'`]*(objective|subjective)[*"'`]*\.?$/i.exec(first);
+  if (!m) return { ok: false, reason: looksLikeRefusal(t) ? `refusal: ${JSON.stringify(t.slice(0, 60))}` : `malformed: ${JSON.stringify(first.slice(0, 60))} (one word, Objective or Subjective, is asked for)` };
+  return { ok: true, value: m[1].toLowerCase() === 'objective' ? 'Objective' : 'Subjective' };
 }
 
-export class LlmJudge implements Judge {
-  readonly name: string;
-  constructor(readonly generator: TextGenerator, readonly maxTokens = 4) {
-    this.name = `llm:${generator.name}`;
-  }
-  async judge(items: Array<{ question: string; answer: string }>): Promise<Verdict[]> {
-    const gens = await this.generator.generate(items.map((i) => twoShotPrompt(i.question, i.answer)), { temperature: 0, maxTokens: this.maxTokens });
-    return gens.map((g) => parseVerdict(g.text));
-  }
+export type LlmVerdict = { ok: true; label: ObjecLabel; reply: string; attempts: number } | { ok: false; error: string; attempts: number; replies: string[] };
+
+/**
+ * The paper's judge through any model spec (askStrict: a refused reply is asked again with a new seed at
+ * temperature 0.7, `retries` times, then the item is failed; a transport failure fails it at once). Answers
+ * are cached by the backend, so a re-run sends only what is missing.
+ */
+export async function judgeWithLlm(b: ModelBackend, answers: readonly string[], o: { retries?: number; concurrency?: number; onProgress?: (done: number, total: number) => void } = {}): Promise<LlmVerdict[]> {
+  const limit = limiter(o.concurrency ?? 4);
+  let done = 0;
+  return Promise.all(
+    answers.map((a) =>
+      limit(async (): Promise<LlmVerdict> => {
+        const r = await askStrict(b, objecqaJudgePrompt(a), parseObjecVerdict, { maxTokens: OBJECQA_JUDGE_MAX_TOKENS, temperature: 0, retries: o.retries ?? 2 });
+        o.onProgress?.(++done, answers.length);
+        return r.ok ? { ok: true, label: r.value, reply: r.reply, attempts: r.attempts.length } : { ok: false, error: r.error, attempts: r.attempts.length, replies: r.attempts.map((x) => x.reply) };
+      }),
+    ),
+  );
 }

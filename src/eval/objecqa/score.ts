@@ -80,3 +80,36 @@ export async function scoreObjecqa(gen: TextGenerator, judge: Judge, questions: 
   }
   return { objective: ratio(answers.filter((a) => a.label === 'Objective').length, answers.length), answers, failed };
 }
+
+export interface AnswerToJudge {
+  id: string;
+  question: string;
+  answer: string;
+  /** a reference label (data/objecqa/labelled.jsonl's `label`, or a `gold` field) */
+  gold?: ObjecLabel;
+}
+
+/**
+ * Answers to judge without generating: the `--out` file of an earlier `heed objecqa` run ({id, question,
+ * answer, label = that run's classifier verdict, not a reference}) or labelled rows ({id, text, label} as in
+ * data/objecqa/labelled.jsonl, whose `label` is the reference). A `gold` field is a reference label in
+ * either shape. A row without an answer text, or with a reference that is not Objective/Subjective, is a
+ * one-line error naming the line.
+ */
+export function loadAnswers(path: string): AnswerToJudge[] {
+  const out: AnswerToJudge[] = [];
+  const seen = new Set<string>();
+  for (const r of readJsonlRows(path)) {
+    const v = r.value;
+    const text = v && (typeof v.answer === 'string' ? v.answer : typeof v.text === 'string' ? v.text : undefined);
+    if (!v || text === undefined) throw new HeedError(`${path}:${r.line}: ${r.error ?? 'no "answer" (or "text") string'}`, 'pass the --out file of heed objecqa ({"id","question","answer"}) or labelled rows ({"id","text","label"})');
+    const ref = v.gold ?? (typeof v.text === 'string' && v.answer === undefined ? v.label : undefined);
+    if (ref !== undefined && ref !== 'Objective' && ref !== 'Subjective') throw new HeedError(`${path}:${r.line}: reference label ${JSON.stringify(ref)} is not Objective or Subjective`, 'fix the row');
+    const id = String(v.id ?? `line${r.line}`);
+    if (seen.has(id)) throw new HeedError(`${path}:${r.line}: duplicate id "${id}"`, 'give every answer a unique "id"');
+    seen.add(id);
+    out.push({ id, question: typeof v.question === 'string' ? v.question : '', answer: text, ...(ref ? { gold: ref as ObjecLabel } : {}) });
+  }
+  if (!out.length) throw new HeedError(`${path}: no answers`, 'pass a JSONL file with one answer per line');
+  return out;
+}
