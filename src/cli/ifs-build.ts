@@ -2,14 +2,14 @@ import type { Command } from './main.js';
 import { parse, num } from './args.js';
 import { HeedError } from '../errors.js';
 
-const usage = 'heed ifs build --data F [--data F ...] --out prompts.jsonl [--partial-share 0.5] [--seed S] [--max-chars N] [--limit N]';
+const usage = 'heed ifs build --data F [--data F ...] --out prompts.jsonl [--partial-share 0.5] [--seed S] [--max-chars N] [--limit N] [--shuffle]';
 
 export const command: Command = {
   path: ['ifs', 'build'],
   summary: 'build an IFS prompt set (full instructions I and partial instructions Ip, with source ids) from conversation files',
   usage,
   async run(argv) {
-    const { values } = parse(argv, { data: { type: 'string', multiple: true }, out: { type: 'string', short: 'o' }, 'partial-share': { type: 'string' }, seed: { type: 'string' }, 'max-chars': { type: 'string' }, limit: { type: 'string' } }, usage, false);
+    const { values } = parse(argv, { data: { type: 'string', multiple: true }, out: { type: 'string', short: 'o' }, 'partial-share': { type: 'string' }, seed: { type: 'string' }, 'max-chars': { type: 'string' }, limit: { type: 'string' }, shuffle: { type: 'boolean' } }, usage, false);
     if (!values.data?.length) throw new HeedError('missing --data', `usage: ${usage}`);
     if (!values.out) throw new HeedError('missing --out', `usage: ${usage}`);
     const share = num(values['partial-share'], 'partial-share', { min: 0, max: 1 }) ?? 0.5;
@@ -19,12 +19,15 @@ export const command: Command = {
     const { readSources } = await import('../eval/ifs/classifier.js');
     const { buildPrompts } = await import('../eval/ifs/fragments.js');
     const { writeJsonl } = await import('../eval/jsonl.js');
-    const { rows, bad } = readSources(values.data);
+    const { seededShuffle } = await import('../eval/ifs/prompts.js');
+    const { rows, bad } = readSources(values.data, { needResponse: false }); // a prompt set needs instructions only (e.g. AlpacaEval's)
     let src = rows;
     const long = maxChars ? src.filter((r) => r.instruction.length > maxChars).length : 0;
     if (maxChars) src = src.filter((r) => r.instruction.length <= maxChars);
     const { prompts: all, skipped } = buildPrompts(src, { partialShare: share, seed });
-    const prompts = limit ? all.slice(0, limit) : all;
+    // --shuffle: a seeded order, so that the first N prompts (--limit, budget subsets) mix every source of the file
+    const ordered = values.shuffle ? seededShuffle(all, seed) : all;
+    const prompts = limit ? ordered.slice(0, limit) : ordered;
     writeJsonl(values.out, prompts);
     const np_ = prompts.filter((p) => p.kind === 'partial').length;
     console.log(`${values.out}: ${prompts.length} prompts (${np_} partial Ip, ${prompts.length - np_} full I) from ${rows.length} rows; skipped: ${skipped} with < 3 words${maxChars ? `, ${long} longer than ${maxChars} chars` : ''}, ${bad.length} bad rows`);
