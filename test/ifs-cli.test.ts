@@ -148,6 +148,21 @@ test('heed ifs --prompts: shipped sets by name (alpaca-eval default, dolly), a f
   assert.match(e.stderr, /IFS prompts "dolly-15k": no such set or file \(fix: name a shipped set \(dolly, alpaca-eval\)/);
 });
 
+test('running out of the engine heap in a batched evaluation is one line naming a smaller --batch; other errors pass through', async () => {
+  const { batchOom } = await import('../src/cli/ifs-common.js');
+  const { HeedError } = await import('../src/errors.js');
+  let done = 0;
+  await assert.rejects(
+    batchOom(async () => {
+      done = 216;
+      throw new RangeError('Allocation exceeds the 4 GiB memory32 limit');
+    }, undefined, () => `after ${done} of 600 generations`),
+    (e: unknown) => e instanceof HeedError && e.message === 'out of memory after 216 of 600 generations at --batch 16 (Allocation exceeds the 4 GiB memory32 limit)' && e.fix === 'rerun with --batch 8 (or fewer --max-tokens)',
+  );
+  await assert.rejects(batchOom(async () => { throw new Error('boom'); }, 4, () => ''), /^Error: boom$/);
+  assert.equal(await batchOom(async () => 7, 4, () => ''), 7);
+});
+
 test('heed ifs errors: one line with a fix', () => {
   for (const [args, re] of [
     [['ifs', '--model', join(TINY, 'llama-gqa'), '--variant', 'D'], /--variant must be A, B, C or all/],

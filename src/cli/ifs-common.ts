@@ -1,5 +1,5 @@
 /** Shared pieces of the IFS / ObjecQA commands: progress bar, model generator with --adapter, fit check. */
-import { HeedError } from '../errors.js';
+import { HeedError, fromSystemError } from '../errors.js';
 import { startEngine } from './common.js';
 import { num } from './args.js';
 import type { LogitsProcessor } from '../decode/generate.js';
@@ -126,4 +126,21 @@ export async function ifsOverlap(spec: string, trainData: string[] | undefined, 
   else if (keep) console.error(`warning: ${ov.describeOverlap(report)} (${src.join(', ')}, from ${namedBy}); kept (--keep-overlap): on them IFS partly measures memorisation`);
   else console.error(`[overlap: ${ov.describeOverlap(report)} (${src.join(', ')}, from ${namedBy}); excluded, ${kept.length} left (--keep-overlap keeps them)]`);
   return { prompts: kept, report: { ...report, checked_against: src, named_by: namedBy, excluded: prompts.length - kept.length, kept: keep, matches: report.matches.slice(0, 50) } };
+}
+
+/**
+ * Run a batched evaluation; running out of the engine's heap becomes one line that names the batch size to
+ * try (a batch of long prompts needs more memory than the default batch of 16 leaves on small-context,
+ * byte-level models such as models/tiny-dolly on the alpaca-eval set).
+ */
+export async function batchOom<T>(f: () => Promise<T>, batch: number | undefined, where: () => string): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    const sys = fromSystemError(e);
+    const msg = (e as Error)?.message ?? String(e);
+    if (!(sys && /^out of memory/.test(sys.message)) && !/memory32|out of memory/i.test(msg)) throw e;
+    const b = batch ?? 16;
+    throw new HeedError(`out of memory ${where()} at --batch ${b} (${msg.replace(/^out of memory \((.*)\)$/, '$1')})`, b > 1 ? `rerun with --batch ${Math.max(1, b >> 1)} (or fewer --max-tokens)` : 'use fewer --max-tokens or a smaller model');
+  }
 }

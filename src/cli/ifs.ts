@@ -37,7 +37,7 @@ export const command: Command = {
     const setName = values.prompts ?? IFS_CLI_DEFAULT_SET;
     const set = loadPromptSet(setName);
     if (set.bad.length) console.error(`[prompts: ${set.bad.length} bad row(s) skipped; first at line ${set.bad[0].line}: ${set.bad[0].error}]`);
-    const { modelGenerator, planned, failureNote, ifsOverlap } = await import('./ifs-common.js');
+    const { modelGenerator, planned, failureNote, ifsOverlap, batchOom } = await import('./ifs-common.js');
     // overlap with the training data first, so that --limit picks from the prompts that are kept
     const overlap = await ifsOverlap(values.model, values['train-data'], set.prompts, !!values['keep-overlap']);
     if (overlap.prompts.length === 0) throw new HeedError(`every IFS prompt of ${setName} overlaps the training data`, 'use another prompt set (--prompts alpaca-eval|dolly|FILE), or --keep-overlap to score them anyway');
@@ -54,7 +54,7 @@ export const command: Command = {
     const failures: Array<{ id: string; variant: string; error: string }> = [];
     let generated = 0;
     const t0 = performance.now();
-    const res = await scoreIfs(gen, classifier, prompts, {
+    const res = await batchOom(() => scoreIfs(gen, classifier, prompts, {
       variants,
       maxTokens,
       batchSize,
@@ -70,7 +70,7 @@ export const command: Command = {
         generated++;
         failures.push(f);
       },
-    });
+    }), batchSize, () => `after ${generated} of ${total} generations`);
     if (out) await new Promise<void>((ok) => out.end(ok));
     const secs = (performance.now() - t0) / 1000;
     for (const s of res.scores) if (s.skipped) console.error(`[variant ${s.variant}: ${s.skipped} prompt(s) skipped: prompt + --max-tokens ${maxTokens} exceed the model's context]`);

@@ -56,14 +56,16 @@ export const command: Command = {
     const judge = ClassifierJudge.load(values.judge);
     let questions = loadQuestions(values.questions);
     if (limit) questions = questions.slice(0, limit);
-    const { modelGenerator, planned, failureNote } = await import('./ifs-common.js');
+    const { modelGenerator, planned, failureNote, batchOom } = await import('./ifs-common.js');
     const { gen, fits, logitsProcessors, backend } = await modelGenerator(values.model, { adapter: values.adapter, device: values.device, threads: values.threads, maxTokens });
     const { wrapPrompt } = await import('../eval/ifs/score.js');
     const kept = questions.filter((q) => fits(wrapPrompt(q.question, variant as 'A')));
     if (kept.length < questions.length) console.error(`[${questions.length - kept.length} question(s) skipped: prompt + --max-tokens ${maxTokens} exceed the model's context]`);
     if (!kept.length) throw new HeedError('no question fits the model context with this --max-tokens and --variant', 'lower --max-tokens or use --variant C');
     const plan = planned('objecqa', kept.length, `${kept.length} question(s)${limit ? ` (--limit ${limit})` : ''}, variant ${variant}, up to ${maxTokens} new tokens each`);
-    const res = await scoreObjecqa(gen, judge, kept, { variant: variant as 'A', maxTokens, batchSize: num(values.batch, 'batch', { int: true, min: 1 }), generate: { logitsProcessors }, onProgress: (d) => plan.update(d) });
+    const batchSize = num(values.batch, 'batch', { int: true, min: 1 });
+    let answered = 0;
+    const res = await batchOom(() => scoreObjecqa(gen, judge, kept, { variant: variant as 'A', maxTokens, batchSize, generate: { logitsProcessors }, onProgress: (d) => plan.update((answered = d)) }), batchSize, () => `after ${answered} of ${kept.length} questions`);
     if (values.out) (await import('../eval/jsonl.js')).writeJsonl(values.out, res.answers);
     const o = res.objective;
     if (res.failed.length) console.error(failureNote(res.failed.length, `${res.failed[0].id}: ${res.failed[0].error}`, 'question'));
