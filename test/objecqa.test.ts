@@ -55,9 +55,13 @@ test('scoreObjecqa gives the exact share of objective answers', async () => {
 });
 
 test('heed objecqa on a tiny model prints the objective share', () => {
-  const r = spawnSync(process.execPath, [join(ROOT, 'bin/heed.js'), 'objecqa', '--model', join(TINY, 'llama-gqa'), '--variant', 'C', '--limit', '3', '--max-tokens', '4', '--json'], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, HEED_THREADS: '1' } });
+  const r = spawnSync(process.execPath, [join(ROOT, 'bin/heed.js'), 'objecqa', '--model', join(TINY, 'llama-gqa'), '--variant', 'C', '--limit', '3', '--max-tokens', '4', '--batch', '1', '--json'], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, HEED_THREADS: '1' } });
   assert.equal(r.status, 0, r.stderr);
-  const s = JSON.parse(r.stdout);
+  const s = JSON.parse(r.stdout); // --json: stdout holds the result only
+  // what will happen, said before it happens: the plan, an estimate after the first batch, n/N with an ETA (stderr)
+  assert.match(r.stderr, /\[objecqa: 3 generation\(s\) to run: 3 question\(s\) \(--limit 3\), variant C, up to 4 new tokens each/);
+  assert.match(r.stderr, /\[objecqa: first 1 in [\d.]+s: about [\dms.]+ for the other 2\]/);
+  assert.match(r.stderr, /objecqa [█·]+ 3\/3 .*ETA/);
   assert.equal(s.objective.n, 3);
   assert.ok(s.objective.value >= 0 && s.objective.value <= 1);
   const e = spawnSync(process.execPath, [join(ROOT, 'bin/heed.js'), 'objecqa', '--model', join(TINY, 'llama-gqa'), '--variant', 'Z'], { encoding: 'utf8' });

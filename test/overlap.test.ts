@@ -5,10 +5,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { findOverlap, normaliseText, trainingPromptTexts, withoutOverlap } from '../src/eval/overlap.js';
+import { findOverlap, normaliseText, trainingDataOf, trainingPromptTexts, withoutOverlap } from '../src/eval/overlap.js';
 import { loadPromptSet } from '../src/eval/ifs/prompts.js';
 import type { PromptRow } from '../src/eval/ifs/fragments.js';
 import { initEngine } from '../src/engine/index.js';
@@ -59,6 +59,19 @@ test('measured: the shipped IFS prompts against the shipped demo data and the sh
   }
 });
 
+test('measured: the alpaca-eval prompt set (heed ifs default) shares no instruction with any shipped or shared training text', async () => {
+  const ps = loadPromptSet('alpaca-eval').prompts;
+  assert.equal(ps.length, 743);
+  assert.equal(new Set(ps.map((p) => p.source_id)).size, 743);
+  const texts = [...(await trainingPromptTexts([join(ROOT, 'data/demo/dolly-train.jsonl')])), ...readFileSync(join(ROOT, 'data/pretrain/dolly-plain.txt'), 'utf8').split('<|endoftext|>')];
+  for (const f of ['dolly_3k', 'alpaca_5k', 'lima']) if (existsSync(join(SHARED, `data/${f}.jsonl`))) texts.push(...(await trainingPromptTexts([join(SHARED, `data/${f}.jsonl`)])));
+  const r = findOverlap(ps, texts);
+  assert.equal(r.overlapping_prompts, 0, JSON.stringify(r.matches.slice(0, 3)));
+  // the check is not blind: the Dolly set's instructions are in the base model's pretraining corpus (all but the 200 held out)
+  const dolly = findOverlap(loadPromptSet('dolly').prompts, readFileSync(join(ROOT, 'data/pretrain/dolly-plain.txt'), 'utf8').split('<|endoftext|>'));
+  assert.equal(dolly.overlapping_prompts, 804);
+});
+
 test('heed train with IFS early stopping excludes overlapping prompts by default and counts them in summary.json', async () => {
   await initEngine();
   // a prompt set of short prompts (the tiny model has 128 positions), 3 of whose 6 sources are trained on
@@ -81,4 +94,12 @@ test('heed train with IFS early stopping excludes overlapping prompts by default
   assert.ok(logs.some((l) => /IFS prompts: 6 of 12 IFS prompts \(3 of 6 source instructions: 3 exact, 0 near-duplicate\) occur in the training data; excluded, 6 left/.test(l)), logs.join('\n'));
   const kept = await train(cfg({ name: 'keep', ifs: { exclude_overlap: false } }), { quiet: true, log: () => {} });
   assert.equal((kept.ifs_overlap as { excluded: number }).excluded, 0);
+  // the folders that run saved name their training data (heed ifs checks it without --train-data)
+  for (const sub of ['final', 'step-1']) {
+    const ref = await trainingDataOf(join(tmp, 'runs', 'excl', sub));
+    assert.ok(ref, sub);
+    assert.deepEqual(ref.paths, [data]);
+    assert.deepEqual(ref.missing, []);
+  }
+  assert.equal(await trainingDataOf(join(TINY, 'llama-gqa')), undefined, 'a folder heed did not train names no data');
 });

@@ -36,6 +36,7 @@ const registry: Array<{ path: string[]; summary: string; load: () => Promise<Com
   { path: ['stages'], summary: 'split scored rows into curriculum stages (easy→hard, hard→easy, random) with a heed train config fragment', load: async () => (await import('./stages.js')).command },
   { path: ['winrate'], summary: 'pairwise judged win rate of two models / runs / response files (both orders; PhasedSFT judge prompt)', load: async () => (await import('./winrate.js')).command },
   { path: ['report'], summary: 'self-contained HTML report from run folders (curves, IFS tables, samples)', load: async () => (await import('./report.js')).command },
+  { path: ['logs', 'export'], summary: "a run's metrics as TensorBoard event files and/or CSV (finished or live runs)", load: async () => (await import('./logs.js')).command },
   { path: ['ui'], summary: 'live dashboard of run folders on 127.0.0.1 (curves while training, IFS, checkpoints, overlays)', load: async () => (await import('./ui.js')).command },
 ];
 

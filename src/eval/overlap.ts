@@ -113,3 +113,57 @@ export async function trainingPromptTexts(paths: string[], opts: LoadOptions = {
 
 export const describeOverlap = (r: OverlapReport) =>
   `${r.overlapping_prompts} of ${r.prompts} IFS prompts (${r.exact_sources + r.near_sources} of ${r.sources} source instructions: ${r.exact_sources} exact, ${r.near_sources} near-duplicate) occur in the training data`;
+
+/** Where a model folder's training data is named, and what it names (paths resolved; format options of the run). */
+export interface TrainingDataRef {
+  /** the file that names the data (heed_training.json or the run's config.yaml) */
+  from: string;
+  paths: string[];
+  /** named paths that no longer exist (the check cannot use them) */
+  missing: string[];
+  opts: LoadOptions;
+}
+
+const dataPaths = (d: unknown): string[] => (d === undefined || d === null ? [] : (Array.isArray(d) ? d : [d]).map((e) => (typeof e === 'string' ? e : e && typeof e === 'object' && typeof (e as { path?: unknown }).path === 'string' ? (e as { path: string }).path : '')).filter(Boolean));
+
+/**
+ * The training data of a model folder that `heed train` wrote: a `data` list in its heed_training.json, else
+ * the `data` / `stages[].data` of the run folder's config.yaml one level up (runs/<name>/{final,best,step-N}).
+ * Undefined for folders heed did not train (a base model, a downloaded one).
+ */
+export async function trainingDataOf(modelDir: string): Promise<TrainingDataRef | undefined> {
+  const { existsSync, readFileSync } = await import('node:fs');
+  const { dirname, isAbsolute, join, resolve } = await import('node:path');
+  const pick = (from: string, base: string, raw: string[], o: Record<string, unknown>): TrainingDataRef | undefined => {
+    if (!raw.length) return undefined;
+    const paths = raw.map((p) => (isAbsolute(p) ? p : resolve(base, p)));
+    const opts: LoadOptions = {};
+    if (typeof o.format === 'string') opts.format = o.format as LoadOptions['format'];
+    if (o.fields && typeof o.fields === 'object') opts.fields = o.fields as LoadOptions['fields'];
+    if (o.roles && typeof o.roles === 'object') opts.roles = o.roles as LoadOptions['roles'];
+    return { from, paths: paths.filter((p) => existsSync(p)), missing: paths.filter((p) => !existsSync(p)), opts };
+  };
+  const rec = join(modelDir, 'heed_training.json');
+  let fromRecord: Record<string, unknown> | undefined;
+  if (existsSync(rec)) {
+    try {
+      fromRecord = JSON.parse(readFileSync(rec, 'utf8'));
+    } catch {
+      fromRecord = undefined;
+    }
+    const r = fromRecord && pick(rec, modelDir, dataPaths(fromRecord.data), fromRecord);
+    if (r) return r;
+  }
+  const cfgFile = join(dirname(resolve(modelDir)), 'config.yaml');
+  if (!fromRecord || !existsSync(cfgFile)) return undefined; // only folders heed trained
+  const YAML = (await import('yaml')).default;
+  let cfg: Record<string, unknown>;
+  try {
+    cfg = YAML.parse(readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  if (!cfg || typeof cfg !== 'object') return undefined;
+  const raw = [...dataPaths(cfg.data), ...(Array.isArray(cfg.stages) ? cfg.stages.flatMap((s) => dataPaths((s as { data?: unknown })?.data)) : [])];
+  return pick(cfgFile, dirname(cfgFile), [...new Set(raw)], cfg);
+}

@@ -43,7 +43,7 @@ export function loadIfsPairClassifier(path?: string): TextClassifier {
 }
 
 /** Read source rows from conversation files; bad rows are counted per file. */
-export function readSources(files: string[]): { rows: SourceRow[]; bad: Array<{ file: string; line: number; error: string }> } {
+export function readSources(files: string[], o: { needResponse?: boolean } = {}): { rows: SourceRow[]; bad: Array<{ file: string; line: number; error: string }> } {
   const rows: SourceRow[] = [];
   const bad: Array<{ file: string; line: number; error: string }> = [];
   for (const file of files) {
@@ -52,7 +52,7 @@ export function readSources(files: string[]): { rows: SourceRow[]; bad: Array<{ 
         bad.push({ file, line: r.line, error: r.error! });
         continue;
       }
-      const s = sourceFromRecord(r.value, `${file}:${r.line}`);
+      const s = sourceFromRecord(r.value, `${file}:${r.line}`, o.needResponse ?? true);
       if ('error' in s) bad.push({ file, line: r.line, error: s.error });
       else rows.push(s);
     }

@@ -125,7 +125,8 @@ export function rowRng(seed: number, id: string): Prng {
 }
 
 /** First user instruction and its response from a `messages` (or alpaca / prompt-completion) row. */
-export function sourceFromRecord(rec: Record<string, unknown>, fallbackId: string): SourceRow | { error: string } {
+/** A source row; `needResponse: false` (prompt sets: `heed ifs build`) takes instruction-only rows too (response ''). */
+export function sourceFromRecord(rec: Record<string, unknown>, fallbackId: string, needResponse = true): SourceRow | { error: string } {
   const id = typeof rec.id === 'string' || typeof rec.id === 'number' ? String(rec.id) : fallbackId;
   const dataset = typeof rec.dataset === 'string' ? rec.dataset : undefined;
   let instruction: unknown, response: unknown;
@@ -143,6 +144,7 @@ export function sourceFromRecord(rec: Record<string, unknown>, fallbackId: strin
     response = rec.completion ?? rec.response;
   } else return { error: 'no "messages", "instruction" or "prompt" field' };
   if (typeof instruction !== 'string') return { error: 'the user message has no text content' };
+  if (!needResponse && (response === undefined || response === null)) return { id, dataset, instruction: cleanInstruction(instruction), response: '' };
   if (typeof response !== 'string' || !response.trim()) return { error: 'no assistant response after the first user message' };
   return { id, dataset, instruction: cleanInstruction(instruction), response: response.trim() };
 }
