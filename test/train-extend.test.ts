@@ -154,3 +154,15 @@ test('heed train --resume --set: only steps (and patience) may change, said in o
   assert.equal(n.status, 2);
   assert.match(n.stderr, /steps must be a positive whole number/);
 });
+
+test('loggers: [tensorboard, csv] in a train config: metrics.csv and one event file, every step once after a resume', async () => {
+  const cfg = cfgOf({ steps: 4, save_every: 2, eval_every: 2, loggers: ['tensorboard', 'csv'] });
+  const interrupt = { stop: false };
+  const first = await train(cfg, { quiet: true, interrupt, callbacks: [{ name: 'stopper', onEval: (c) => void (c.step === 2 && (interrupt.stop = true)) }] });
+  assert.equal(first.interrupted, true);
+  const s = await train({ resume: first.run_dir }, { quiet: true });
+  const csv = readFileSync(join(s.run_dir, 'metrics.csv'), 'utf8').trim().split('\n');
+  assert.match(csv[0], /^step,.*loss/);
+  assert.deepEqual(csv.slice(1).map((l) => Number(l.split(',')[0])), [1, 2, 3, 4]);
+  assert.equal(readdirSync(s.run_dir).filter((f) => f.startsWith('events.out.tfevents.')).length, 1);
+});

@@ -104,6 +104,7 @@ export const trainConfigSchema = z
     save_every: z.number().int().positive().default(100).describe('checkpoint every N steps (and at every stage end)'),
     keep_last: z.number().int().min(1).default(2).describe('keep the last K checkpoints (plus the best)'),
     save_gguf: z.boolean().default(false).describe('also write <checkpoint>/model.gguf (f32, for llama.cpp / Ollama)'),
+    loggers: z.array(z.enum(['tensorboard', 'csv'])).default([]).describe('logs beside metrics.jsonl, updated every step: tensorboard (events.out.tfevents.* for tensorboard --logdir), csv (metrics.csv); docs/logs.md'),
     best_metric: z.string().default('eval_loss').describe('the metric that picks the best checkpoint: loss, eval_loss, and with early stopping ifs, ifs_partial, ifs_full (objecqa with objecqa on); default ifs with early stopping'),
     best_mode: z.enum(['min', 'max']).optional().describe('whether lower or higher is better; default: min for losses, else max'),
     lora: z

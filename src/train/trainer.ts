@@ -31,6 +31,7 @@ import { createRun, openRun, type ResumeRequest } from './run-folder.js';
 import { DeviceRun } from './train-step.js';
 import { evalBatches, evalDue, evaluatePoint, improvedBest, saveDue, type StopRequest } from './evaluation.js';
 import { appendMetrics, type MetricsRecord } from './metrics.js';
+import { RunLoggers, loggerKinds } from './loggers/index.js';
 import type { TrainEvent, TrainListener } from './events.js';
 
 export type { TrainEvent, TrainListener } from './events.js';
@@ -183,6 +184,8 @@ export async function train(cfgIn: TrainConfig | ResumeRequest, opts: TrainOptio
   const ifs = await ifsCallback(cfg, stages, log);
   if (ifs) callbacks.push(ifs.cb);
   if (resumeFrom && existsSync(metricsFile)) for (const cb of callbacks) cb.onResume?.(kept);
+  // TensorBoard / CSV (loggers: [...]): rebuilt from metrics.jsonl as it stands (cut back on resume), then every record
+  const loggers = RunLoggers.open(runDir, loggerKinds(cfg));
 
   // the generator reads the device's current weights through this read-only view (nothing assigns them)
   const generator = new EngineGenerator({
@@ -296,6 +299,7 @@ export async function train(cfgIn: TrainConfig | ResumeRequest, opts: TrainOptio
         }
       }
       appendMetrics(metricsFile, rec);
+      loggers.write(rec);
       emit({
         type: 'step',
         step: state.step,

@@ -12,9 +12,9 @@
  * `step` then a column per metric in order of first appearance, empty where a step has no value).
  * No tensors: records in, files out.
  */
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { z } from 'zod';
+import { readMetrics } from '../metrics.js';
 import { HeedError } from '../../errors.js';
 import { EventFileWriter } from './tensorboard.js';
 
@@ -22,35 +22,14 @@ export type LoggerKind = 'tensorboard' | 'csv';
 export const LOGGER_KINDS: LoggerKind[] = ['tensorboard', 'csv'];
 export type MetricsRecord = Record<string, unknown>;
 
-/** The config keys, for the train config schema to spread in: `log_tensorboard: true`, `log_csv: true` or `loggers: [tensorboard, csv]`. */
-export const loggersConfigShape = {
-  log_tensorboard: z.boolean().default(false),
-  log_csv: z.boolean().default(false),
-  loggers: z.array(z.enum(['tensorboard', 'csv'])).optional(),
-};
-
-/** The logger kinds a (validated) config asks for. */
-export function loggerKinds(c: { log_tensorboard?: boolean; log_csv?: boolean; loggers?: LoggerKind[] }): LoggerKind[] {
+/** The logger kinds a (validated) config asks for (`loggers: [tensorboard, csv]`), in a fixed order. */
+export function loggerKinds(c: { loggers?: readonly LoggerKind[] }): LoggerKind[] {
   const k = new Set<LoggerKind>(c.loggers ?? []);
-  if (c.log_tensorboard) k.add('tensorboard');
-  if (c.log_csv) k.add('csv');
   return LOGGER_KINDS.filter((x) => k.has(x));
 }
 
-/** The records of a metrics.jsonl; a torn last line (a run killed mid-write, or one still writing) is left out. */
-export function readMetricsRecords(file: string): MetricsRecord[] {
-  const out: MetricsRecord[] = [];
-  for (const l of readFileSync(file, 'utf8').split('\n')) {
-    if (!l.trim()) continue;
-    try {
-      const r = JSON.parse(l);
-      if (r && typeof r === 'object' && typeof r.step === 'number') out.push(r);
-    } catch {
-      // torn line
-    }
-  }
-  return out;
-}
+/** The records of a metrics.jsonl (src/train/metrics.ts: a torn last line — a run killed mid-write, or one still writing — is left out). */
+export const readMetricsRecords = (file: string): MetricsRecord[] => readMetrics(file).records;
 
 /** The numeric metrics of a record (not `step`, not strings such as stage_name), in record order. */
 export const scalarsOf = (rec: MetricsRecord): Array<[string, number]> => Object.entries(rec).filter((e): e is [string, number] => e[0] !== 'step' && typeof e[1] === 'number');
