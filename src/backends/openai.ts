@@ -11,6 +11,7 @@
  * The API key comes from the environment variable named by key_env; it is never logged, cached or written.
  */
 import OpenAI, { APIConnectionError, APIError } from 'openai';
+import { semaphore } from './semaphore.js';
 import { HeedError } from '../errors.js';
 import type { FinishReason, GenerateOptions, Generation, TextGenerator } from '../decode/generate.js';
 import { AnswerCache, cacheKey, defaultCacheDir } from './cache.js';
@@ -32,22 +33,7 @@ class BadReply extends Error {}
 /** An error that ends the whole run (the server refused the key, the model is unknown, …). */
 class Fatal extends Error {}
 
-/** At most n at once; a finished task hands its slot straight to the next waiting one. */
-export function semaphore(n: number) {
-  let active = 0;
-  const waiting: Array<() => void> = [];
-  return async <T>(f: () => Promise<T>): Promise<T> => {
-    if (active >= n) await new Promise<void>((ok) => waiting.push(ok));
-    else active++;
-    try {
-      return await f();
-    } finally {
-      const next = waiting.shift();
-      if (next) next();
-      else active--;
-    }
-  };
-}
+export { semaphore } from './semaphore.js';
 
 const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
 

@@ -5,7 +5,8 @@
  * train`), EngineGenerator (`heed generate`). WebGPU when the browser has it, else wasm, said on the page.
  */
 import './browser/globals.js'; // must stay the first import: process/Buffer before heed's modules load
-import { putFile, listFiles, fileBytes, readFileSync, existsSync, rmSync } from './browser/fs.js';
+import { putFile, listFiles, fileBytes, existsSync, rmSync } from './browser/fs.js';
+import { readMetrics } from '../train/metrics.js';
 import { initEngine, type EngineInfo } from '../engine/index.js';
 import { HeedError } from '../errors.js';
 import { loadTokenizer } from '../io/tokenizer.js';
@@ -128,8 +129,9 @@ async function maybeInspect() {
 }
 
 function drawLoss() {
-  if (!existsSync(`${RUNS}/web/metrics.jsonl`)) return 0;
-  const ms = (readFileSync(`${RUNS}/web/metrics.jsonl`, 'utf8') as string).trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  // the one metrics.jsonl reader (src/train/metrics.ts; a missing file is no records, a torn last line left out)
+  const ms = readMetrics(`${RUNS}/web/metrics.jsonl`).records as Array<Record<string, number>>;
+  if (!ms.length) return 0;
   $('loss').innerHTML = lineChart({ id: 'web-loss', title: 'Training loss (LoRA)', xLabel: 'step', yLabel: 'loss', series: [{ name: 'loss', points: ms.map((m) => [m.step, m.loss] as [number, number]) }], width: 530, height: 260 });
   $('loss').dataset.points = String(ms.length);
   drawIfs(ms);

@@ -11,7 +11,7 @@
 import type { GenerateOptions, Generation } from '../../decode/generate.js';
 import { generationError, type ModelBackend } from '../../backends/types.js';
 import { parseSpec } from '../../backends/spec.js';
-import { semaphore } from '../../backends/openai.js';
+import { semaphore } from '../../backends/semaphore.js';
 
 export interface JudgePrompt {
   system: string;

@@ -78,4 +78,11 @@ export function createHash(alg: string): Sha256 {
   if (alg.toLowerCase() !== 'sha256') throw new Error(`createHash: only sha256 is available in the browser (asked for ${alg})`);
   return new Sha256();
 }
-export default { createHash };
+/** node:crypto randomBytes from the page's Web Crypto (a Uint8Array; .toString('hex') as Buffer has it). */
+export function randomBytes(n: number): Uint8Array & { toString(enc?: string): string } {
+  const b = crypto.getRandomValues(new Uint8Array(n)) as Uint8Array & { toString(enc?: string): string };
+  b.toString = (enc?: string) => (enc === 'hex' ? Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('') : Array.prototype.join.call(b, ','));
+  return b;
+}
+
+export default { createHash, randomBytes };

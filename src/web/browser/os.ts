@@ -4,4 +4,6 @@ export const cpus = () => Array.from({ length: navigator.hardwareConcurrency || 
 export const availableParallelism = () => navigator.hardwareConcurrency || 1;
 export const tmpdir = () => '/tmp';
 export const platform = () => 'browser';
-export default { endianness, cpus, availableParallelism, tmpdir, platform };
+export const hostname = () => 'browser';
+export const homedir = () => '/home';
+export default { endianness, cpus, availableParallelism, tmpdir, platform, hostname, homedir };
