@@ -78,7 +78,8 @@ export class RunLoggers {
     if (csv) rmSync(csv.file, { force: true });
     const l = new RunLoggers(tb, csv, [...(tb ? [tb.file] : []), ...(csv ? [csv.file] : [])]);
     const m = join(runDir, 'metrics.jsonl');
-    l.write(existsSync(m) ? readMetricsRecords(m) : []);
+    // no logger asked for (the default): nothing to read or write
+    if (kinds.length && existsSync(m)) l.write(readMetricsRecords(m));
     return l;
   }
 
