@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { initEngine } from '../src/engine/index.js';
 import { validateTrainConfig } from '../src/train/config.js';
 import { exportTorchJob } from '../src/export/torch/export.js';
-import { readMetricsTolerant, watchRun } from '../src/export/torch/watch.js';
+import { watchRun } from '../src/export/torch/watch.js';
+import { readMetrics } from '../src/train/metrics.js';
 import { renderReport } from '../src/report/html.js';
 import { HeedError } from '../src/errors.js';
 import { ROOT, TINY, tmp } from './helpers.js';
@@ -63,7 +64,7 @@ test('heed watch stops a running 2-process job through STOP (IFS early stopping)
   assert.equal(sum.best.metric, 'ifs');
   assert.ok(existsSync(join(runDir, `step-${sum.steps}`)), 'a checkpoint at the stop');
   // watch's lines sit in the run's metrics; heed's held-out loss of the torch checkpoint = torch's own
-  const ms = readMetricsTolerant(join(runDir, 'metrics.jsonl')).records;
+  const ms = readMetrics(join(runDir, 'metrics.jsonl')).records;
   const w = ms.filter((m) => m.source === 'heed watch');
   assert.deepEqual(w.map((m) => m.step), [5, 10]);
   for (const m of w) {
@@ -85,7 +86,7 @@ test('heed watch stops a running 2-process job through STOP (IFS early stopping)
   const own = readFileSync(join(copy, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l && !l.includes('"heed watch"'));
   writeFileSync(join(copy, 'metrics.jsonl'), own.join('\n') + '\n');
   appendFileSync(join(copy, 'metrics.jsonl'), '{"step": 99, "lo');
-  assert.equal(readMetricsTolerant(join(copy, 'metrics.jsonl')).torn, true);
+  assert.equal(readMetrics(join(copy, 'metrics.jsonl')).torn, true);
   cpSync(join(copy, `step-${sum.steps}`), join(copy, 'step-5'), { recursive: true });
   const s2 = await watchRun(copy, { once: true, log: (l) => logs.push(l), beforeLoad: (d) => d.endsWith('step-5') && rmSync(d, { recursive: true }) });
   assert.deepEqual(s2.skipped.map((x) => x.step), [5]);

@@ -33,8 +33,6 @@ class BadReply extends Error {}
 /** An error that ends the whole run (the server refused the key, the model is unknown, …). */
 class Fatal extends Error {}
 
-export { semaphore } from './semaphore.js';
-
 const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
 
 /** Seconds from a Retry-After (delta-seconds or HTTP date) / retry-after-ms header, if any. */

@@ -45,8 +45,6 @@ export interface WatchSummary {
 /** A model to evaluate. Today a checkpoint folder evaluated in-process; other specs plug in here. */
 export type ModelSpec = { kind: 'dir'; dir: string };
 
-/** metrics.jsonl as far as it is complete (the trainer's reader: an incomplete last line is left for later, other bad lines counted). */
-export const readMetricsTolerant = readMetrics;
 
 export function readRunJob(runDir: string): JobJson & { job_dir?: string } {
   const file = join(runDir, 'job.json');
@@ -165,7 +163,7 @@ export async function watchRun(runDir: string, o: WatchOptions = {}): Promise<Wa
   const sum: WatchSummary = { evaluated: [], skipped: [], stopped: null, best: null, finished: false, torn_lines: 0, bad_lines: 0 };
   const done = new Set<number>();
   {
-    const prev = readMetricsTolerant(metricsFile).records.filter((r) => r.source === 'heed watch');
+    const prev = readMetrics(metricsFile).records.filter((r) => r.source === 'heed watch');
     cb.onResume(prev);
     for (const r of prev) done.add(r.step as number);
     if (prev.length) log(`heed watch: ${prev.length} evaluation(s) already in ${metricsFile}; continuing after step ${Math.max(...done)}`);
@@ -173,7 +171,7 @@ export async function watchRun(runDir: string, o: WatchOptions = {}): Promise<Wa
   const t0 = performance.now();
   let reportedBad = 0;
   for (;;) {
-    const m = readMetricsTolerant(metricsFile);
+    const m = readMetrics(metricsFile);
     if (m.torn) sum.torn_lines++;
     if (m.bad.length > reportedBad) {
       log(`heed watch: ${metricsFile}: ${m.bad.length} unreadable line(s) skipped (lines ${m.bad.slice(0, 5).join(', ')})`);
