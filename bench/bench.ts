@@ -91,7 +91,7 @@ async function heedChild(spec: ChildSpec): Promise<ChildResult> {
   }
 
   if (spec.measure === 'fwd') {
-    const { invFreqFor } = await import('../src/train/step.js');
+    const { invFreqFor } = await import('../src/models/run.js');
     const f = jit((p: Record<string, any>, ids: any, positions: any, qSeg: any, kSeg: any, qSlot: any, kSlot: any, invFreq: any) =>
       forward(c, p, { ids, positions, qSeg, kSeg, qSlot, kSlot }, { invFreq }).logits);
     const ids = randIds(B * T);

@@ -11,7 +11,8 @@ import { parseModelConfig } from '../src/models/config.js';
 import { randomParams } from '../src/models/random.js';
 import { toDevice } from '../src/models/load.js';
 import { weightedLoss } from '../src/train/loss.js';
-import { invFreqFor, toDeviceBatch } from '../src/train/step.js';
+import { toDeviceBatch } from '../src/train/step.js';
+import { invFreqFor } from '../src/models/run.js';
 import { TINY_CONFIGS } from '../src/models/tiny.js';
 import { SHARED, TINY } from './helpers.js';
 

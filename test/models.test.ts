@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import { initEngine, jit, valueAndGrad, toHost, fromHost, tree, np } from '../src/engine/index.js';
 import { loadModel, loadHostModel, saveHostModel, saveModel, toDevice, disposeParams } from '../src/models/load.js';
 import { parseModelConfig } from '../src/models/config.js';
-import { sequenceLogits } from '../src/models/run.js';
+import { invFreqFor, sequenceLogits } from '../src/models/run.js';
 import { EngineGenerator } from '../src/decode/generate.js';
 import { weightedLoss } from '../src/train/loss.js';
-import { toDeviceBatch, invFreqFor } from '../src/train/step.js';
+import { toDeviceBatch } from '../src/train/step.js';
 import { HeedError } from '../src/errors.js';
 import { ROOT, TINY, TINY_NAMES, maxAbsDiff, tmp } from './helpers.js';
 

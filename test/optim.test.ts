@@ -13,7 +13,8 @@ import { fromHost, initEngine, jit, np, toHost, tree, type Tensor } from '../src
 import { adamw, chain, clipByGlobalNorm, decays, globalNormSq, type Tree } from '../src/train/adamw.js';
 import { lrAt, type Schedule } from '../src/train/schedule.js';
 import { makeFused } from '../src/train/segmented.js';
-import { invFreqFor, toDeviceBatch } from '../src/train/step.js';
+import { toDeviceBatch } from '../src/train/step.js';
+import { invFreqFor } from '../src/models/run.js';
 import { loadHostModel, toDevice, toHostTensors } from '../src/models/load.js';
 import { mulberry32 } from '../src/models/random.js';
 import { PYTHON, torchMissing } from './export-torch-helpers.js';

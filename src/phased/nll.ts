@@ -9,7 +9,7 @@
 import { jit, fromHost, toHost, tree, type Tensor } from '../engine/index.js';
 import { loadModel, type Model } from '../models/load.js';
 import { tokenNll } from '../train/loss.js';
-import { invFreqFor } from '../train/step.js';
+import { invFreqFor } from '../models/run.js';
 import type { Params } from '../models/transformer.js';
 
 export interface NllItem {

@@ -42,8 +42,6 @@ export function toDeviceBatch(h: HostBatch): TrainBatch {
   };
 }
 
-/** (defined with the models: src/models/run.ts; re-exported for the trainer's callers) */
-export { invFreqFor };
 
 /**
  * Build loss-only and train-step functions for a model config. The optimizer runs inside the fused step, so

@@ -18,7 +18,8 @@ import { runsLayerByLayer, splitLayerName, type Params } from '../models/transfo
 import type { TrainBatch } from './loss.js';
 import { makeFused, makeSegmented } from './segmented.js';
 import { globalNormSq, type Optimizer } from './adamw.js';
-import { invFreqFor, toDeviceBatch } from './step.js';
+import { toDeviceBatch } from './step.js';
+import { invFreqFor } from '../models/run.js';
 
 /** A data batch on the device with loss weights `weights` (host alignment: weight of token t as a target). */
 const deviceBatch = (b: Batch, weights: Float32Array): TrainBatch => toDeviceBatch({ B: b.B, T: b.T, ids: b.ids, weights, positions: b.positions, segments: b.segments });
