@@ -125,11 +125,12 @@ export async function runScoring(rows: InstructionRow[], scorer: ScorerSpec, nam
   } else {
     const b = o.backend;
     if (!b) throw new Error('runScoring: judge needs a backend');
-    const { askStrict, limiter } = await import('../eval/judges/ask.js');
+    const { askStrict } = await import('../eval/judges/ask.js');
+    const { semaphore } = await import('../backends/semaphore.js');
     const { difficultyPrompt, parseDifficulty } = await import('../eval/judges/difficulty.js');
     const K = o.samples ?? 1;
     const temperature = o.temperature ?? (K > 1 ? 0.7 : 0);
-    const limit = limiter(o.concurrency ?? 4);
+    const limit = semaphore(o.concurrency ?? 4);
     await Promise.all(
       todo.map((r) =>
         limit(async () => {

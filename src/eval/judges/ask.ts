@@ -11,7 +11,6 @@
 import type { GenerateOptions, Generation } from '../../decode/generate.js';
 import { generationError, type ModelBackend } from '../../backends/types.js';
 import { parseSpec } from '../../backends/spec.js';
-import { semaphore } from '../../backends/semaphore.js';
 
 export interface JudgePrompt {
   system: string;
@@ -79,9 +78,6 @@ export async function askStrict<T>(b: ModelBackend, p: JudgePrompt, parse: (repl
   }
   return { ok: false, error: `${attempts.length} replies refused by the parser: ${attempts.map((x) => x.error).join('; ')}`, attempts };
 }
-
-/** At most n at once (the OpenAI client's semaphore). */
-export const limiter = semaphore;
 
 /** A refusal or non-answer, named as such in the failure reason. */
 export const looksLikeRefusal = (t: string): boolean => /\b(I (?:cannot|can't|can ?not|won't|am unable to)|I'm (?:sorry|unable)|as an AI)\b/i.test(t);

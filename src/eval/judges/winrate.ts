@@ -5,7 +5,8 @@
  * failed and left out of N, never guessed.
  */
 import type { ModelBackend } from '../../backends/types.js';
-import { askStrict, limiter } from './ask.js';
+import { askStrict } from './ask.js';
+import { semaphore } from '../../backends/semaphore.js';
 import { combineOrders, pairPrompt, parsePairScores, PAIR_MAX_TOKENS, winRate, type Outcome, type WinRate } from './pairwise.js';
 
 export interface Pair {
@@ -76,7 +77,7 @@ export interface WinRateResult {
 }
 
 export async function judgePairs(pairs: readonly Pair[], judge: PairJudge, o: { concurrency?: number; onProgress?: (d: number, t: number) => void; onJudgement?: (j: PairJudgement) => void } = {}): Promise<WinRateResult> {
-  const limit = limiter(o.concurrency ?? 4);
+  const limit = semaphore(o.concurrency ?? 4);
   let done = 0;
   const judgements = await Promise.all(
     pairs.map((p) =>

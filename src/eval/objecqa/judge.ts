@@ -12,8 +12,9 @@
 import { existsSync } from 'node:fs';
 import { HeedError } from '../../errors.js';
 import type { ModelBackend } from '../../backends/types.js';
-import { askStrict, limiter, looksLikeRefusal, type JudgePrompt, type Parsed } from '../judges/ask.js';
+import { askStrict, looksLikeRefusal, type JudgePrompt, type Parsed } from '../judges/ask.js';
 import { repoPath } from '../jsonl.js';
+import { semaphore } from '../../backends/semaphore.js';
 import { TextClassifier } from '../text-classifier.js';
 
 export type ObjecLabel = 'Objective' | 'Subjective';
@@ -96,7 +97,7 @@ export type LlmVerdict = { ok: true; label: ObjecLabel; reply: string; attempts:
  * are cached by the backend, so a re-run sends only what is missing.
  */
 export async function judgeWithLlm(b: ModelBackend, answers: readonly string[], o: { retries?: number; concurrency?: number; onProgress?: (done: number, total: number) => void } = {}): Promise<LlmVerdict[]> {
-  const limit = limiter(o.concurrency ?? 4);
+  const limit = semaphore(o.concurrency ?? 4);
   let done = 0;
   return Promise.all(
     answers.map((a) =>
