@@ -14,13 +14,12 @@
  */
 import { existsSync, readdirSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readMetrics } from '../metrics.js';
+import { readMetrics, type MetricsRecord } from '../metrics.js';
 import { HeedError } from '../../errors.js';
 import { EventFileWriter } from './tensorboard.js';
 
 export type LoggerKind = 'tensorboard' | 'csv';
 export const LOGGER_KINDS: LoggerKind[] = ['tensorboard', 'csv'];
-export type MetricsRecord = Record<string, unknown>;
 
 /** The logger kinds a (validated) config asks for (`loggers: [tensorboard, csv]`), in a fixed order. */
 export function loggerKinds(c: { loggers?: readonly LoggerKind[] }): LoggerKind[] {
@@ -29,7 +28,7 @@ export function loggerKinds(c: { loggers?: readonly LoggerKind[] }): LoggerKind[
 }
 
 /** The records of a metrics.jsonl (src/train/metrics.ts: a torn last line — a run killed mid-write, or one still writing — is left out). */
-export const readMetricsRecords = (file: string): MetricsRecord[] => readMetrics(file).records;
+const readMetricsRecords = (file: string): MetricsRecord[] => readMetrics(file).records;
 
 /** The numeric metrics of a record (not `step`, not strings such as stage_name), in record order. */
 export const scalarsOf = (rec: MetricsRecord): Array<[string, number]> => Object.entries(rec).filter((e): e is [string, number] => e[0] !== 'step' && typeof e[1] === 'number');
@@ -86,7 +85,7 @@ export class RunLoggers {
   write(recs: MetricsRecord | MetricsRecord[]): void {
     const rs = Array.isArray(recs) ? recs : [recs];
     const now = Date.now() / 1000;
-    if (this.tb) for (const r of rs) this.tb.scalars(r.step as number, scalarsOf(r), typeof r.wall_time === 'number' ? r.wall_time : now);
+    if (this.tb) for (const r of rs) this.tb.scalars(r.step, scalarsOf(r), typeof r.wall_time === 'number' ? r.wall_time : now);
     this.csv?.write(rs);
   }
 }
