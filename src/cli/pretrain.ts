@@ -83,7 +83,7 @@ export const command: Command = {
       opts,
       (p) => {
         bar ??= new Progress('pretrain', p.steps, quiet);
-        const fields: Record<string, string | number> = { loss: Number.isFinite(p.loss) ? p.loss : '-', 'held-out': p.heldOut ?? '-', 'tok/s': p.tokensPerSec, lr: p.lr };
+        const fields: Record<string, string | number> = { loss: Number.isFinite(p.loss) ? p.loss : '-', 'held-out': p.heldOut ?? '-', 'tok/s': Math.round(p.tokensPerSec), lr: p.lr };
         bar.update(p.step, fields, p.phase === 'eval');
       },
       log,
