@@ -107,22 +107,32 @@ test('kill -9 at random moments leaves the run resumable, and the resumed curve 
   const reference = metrics((await sharedDefault()).run_dir);
   const heed = (args: string[]) => spawn(process.execPath, [join(ROOT, 'bin/heed.js'), 'train', ...args, '--quiet'], { stdio: 'ignore' });
   const runDir = join(cfgDir, 'k');
+  const lines = () => (existsSync(join(runDir, 'metrics.jsonl')) ? readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').split('\n').length - 1 : 0);
   let kills = 0;
   let seed = 5;
-  const delay = () => 2500 + ((seed = (seed * 48271) % 2147483647) % 4000);
+  const rand = (n: number) => (seed = (seed * 48271) % 2147483647) % n;
+  const at: number[] = [];
   for (let attempt = 0; attempt < 4; attempt++) {
     const fresh = !existsSync(join(runDir, 'config.yaml'));
+    // three kills at seeded random moments of training — once step `target` is logged, 0-60 ms into the next
+    // step — then a run to the end. (Kills by the clock, 2.5-6.5 s after the start, outlived the run once its
+    // data were the rows it keeps; the chaos test kills at start-up and mid-checkpoint too.)
+    const done = lines();
+    const target = attempt < 3 ? Math.min(23, done + 1 + rand(Math.max(1, 23 - done))) : undefined;
     const child = heed(fresh ? [cfgFile] : ['--resume', runDir]);
-    const killAfter = attempt < 3 ? delay() : undefined; // three kills at random moments, then run to the end
     const code = await new Promise<number | null>((res) => {
-      const t = killAfter === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), killAfter);
-      child.on('exit', (c) => (clearTimeout(t), res(c)));
+      let t: NodeJS.Timeout | undefined;
+      const poll = target === undefined ? undefined : setInterval(() => {
+        if (lines() >= target) (clearInterval(poll), (t = setTimeout(() => child.kill('SIGKILL'), rand(60))));
+      }, 3);
+      child.on('exit', (c) => (clearInterval(poll), clearTimeout(t), res(c)));
     });
     if (code === 0) break;
     assert.equal(code, null, `a run exited with code ${code} instead of being killed`);
     kills++;
+    at.push(target!);
   }
-  assert.ok(kills >= 2, `killed ${kills} times`);
+  assert.equal(kills, 3, `killed ${kills} times (after steps ${at.join(', ')})`);
   const got = metrics(runDir);
   assert.deepEqual(got.map((m) => m.step), reference.map((m) => m.step));
   assert.deepEqual(got.map((m) => m.loss), reference.map((m) => m.loss));
