@@ -3,6 +3,10 @@
  * while a checkpoint is being written — and resumed with `heed train --resume` until it finishes, for full
  * fine-tuning, LoRA with clipping active, packing and a 2-stage run. Each must end bit-identical to an
  * uninterrupted run: every metrics.jsonl field (timings aside), the final weights, optimizer state and adapter.
+ * Coverage: every config is killed once at each moment type (start, mid-step, mid-checkpoint), in an order that
+ * rotates with the config, so that a start kill hits a fresh run in some configs and a resumed one in others;
+ * the exact moment within each type is seeded random. (It was 6 kills per config with the type drawn at random:
+ * twice the processes for no moment type more.)
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -25,7 +29,11 @@ const CONFIGS: Array<[string, Record<string, unknown>]> = [
   ['packing', { packing: true }],
   ['stages', { steps: undefined, data: undefined, stages: [{ name: 'a', data: SMALL, steps: 4 }, { name: 'b', data: SMALL, steps: 4, lr: 1e-3 }] }],
 ];
-const KILLS_PER_CONFIG = 6; // 24 in all
+type Moment = 'start' | 'step' | 'checkpoint';
+const MOMENTS: Moment[] = ['start', 'step', 'checkpoint'];
+/** the kill order of config i: every moment type once, rotated by i */
+const planFor = (i: number): Moment[] => MOMENTS.map((_, j) => MOMENTS[(i + j) % MOMENTS.length]);
+const KILLS_PER_CONFIG = MOMENTS.length; // 12 in all
 
 const metrics = (dir: string) =>
   readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => {
@@ -37,8 +45,6 @@ const finalFiles = (runDir: string) => {
   const ck = join(runDir, 'step-8');
   return Object.fromEntries(readdirSync(ck).filter((f) => f.endsWith('.safetensors')).map((f) => [f, readFileSync(join(ck, f))]));
 };
-
-type Moment = 'start' | 'step' | 'checkpoint';
 
 /** Run one `heed train` process; kill it at `moment` (undefined: let it finish). Resolves with the exit code and whether a checkpoint write was under way. */
 function runOnce(args: string[], runDir: string, rand: () => number, moment: Moment | undefined, totalSteps: number): Promise<{ code: number | null; signal: string | null; midCheckpoint: boolean }> {
@@ -86,12 +92,15 @@ function runOnce(args: string[], runDir: string, rand: () => number, moment: Mom
   });
 }
 
-test(`SIGKILL at ${CONFIGS.length * KILLS_PER_CONFIG} seeded random moments (start, mid-step, mid-checkpoint) → resumed runs are bit-identical to uninterrupted ones`, async () => {
+test(`SIGKILL at ${CONFIGS.length * KILLS_PER_CONFIG} seeded random moments (each config at start, mid-step and mid-checkpoint) → resumed runs are bit-identical to uninterrupted ones`, async () => {
   const rand = mulberry32(20261201);
   let kills = 0;
   let midCheckpoint = 0;
   const byMoment: Record<Moment, number> = { start: 0, step: 0, checkpoint: 0 };
-  for (const [name, over] of CONFIGS) {
+  const startKills = { fresh: 0, resumed: 0 };
+  for (const [ci, [name, over]] of CONFIGS.entries()) {
+    const plan = planFor(ci);
+    const mine: Record<Moment, number> = { start: 0, step: 0, checkpoint: 0 };
     const cfg = { ...common, ...over };
     const ref = await train(validateTrainConfig({ ...cfg, out: tmp('heed-chaos-ref-'), name: 'ref' }), { quiet: true });
     const want = finalFiles(ref.run_dir);
@@ -117,11 +126,13 @@ test(`SIGKILL at ${CONFIGS.length * KILLS_PER_CONFIG} seeded random moments (sta
       const runDir = join(dir, name);
       for (;;) {
         const fresh = !existsSync(join(runDir, 'config.yaml'));
-        const moment: Moment | undefined = k < KILLS_PER_CONFIG ? (['start', 'step', 'checkpoint', 'step', 'checkpoint'] as const)[Math.floor(rand() * 5)] : undefined;
+        const moment: Moment | undefined = k < KILLS_PER_CONFIG ? plan[k] : undefined;
         const r = await runOnce(fresh ? [file] : ['--resume', runDir], runDir, rand, moment, 8);
         if (r.signal === 'SIGKILL') {
           k++;
           byMoment[moment!]++;
+          mine[moment!]++;
+          if (moment === 'start') startKills[fresh ? 'fresh' : 'resumed']++;
           if (r.midCheckpoint) midCheckpoint++;
           continue;
         }
@@ -131,8 +142,10 @@ test(`SIGKILL at ${CONFIGS.length * KILLS_PER_CONFIG} seeded random moments (sta
       }
     }
     kills += k;
+    assert.deepEqual(mine, { start: 1, step: 1, checkpoint: 1 }, `${name}: killed once at each moment type`);
   }
-  console.error(`chaos: ${kills} kills (${Object.entries(byMoment).map(([m, n]) => `${m} ${n}`).join(', ')}), ${midCheckpoint} while a checkpoint was being written`);
-  assert.ok(kills >= 20);
+  console.error(`chaos: ${kills} kills (${Object.entries(byMoment).map(([m, n]) => `${m} ${n}`).join(', ')}; start kills: ${startKills.fresh} of a fresh run, ${startKills.resumed} of a resumed one), ${midCheckpoint} while a checkpoint was being written`);
+  assert.equal(kills, CONFIGS.length * KILLS_PER_CONFIG);
+  assert.ok(startKills.fresh >= 1 && startKills.resumed >= 1, 'a start kill of a fresh run and of a resumed run');
   assert.ok(midCheckpoint >= 1, 'at least one kill landed during a checkpoint write');
 });

@@ -18,7 +18,7 @@ import { loadTokenizer } from '../src/io/tokenizer.js';
 import type { HostTensor } from '../src/io/safetensors.js';
 import { mulberry32 } from '../src/models/random.js';
 import { initLora, loraModules, mergeLoraTensors } from '../src/train/lora.js';
-import { ROOT, TINY, tmp, maxAbsDiff } from './helpers.js';
+import { ROOT, TINY, tmp, maxAbsDiff, shortRows } from './helpers.js';
 import { compare, logprobDiff } from './gguf-compare.js';
 
 const have = await hasNodeLlamaCpp();
@@ -111,7 +111,7 @@ test('a merged LoRA model exported to GGUF runs in llama.cpp like the LoRA model
 test('LoRA run with early_stopping.ifs.engine: llama.cpp gives the in-process engine\'s IFS at every evaluation', { skip: skipLlama }, async () => {
   const { validateTrainConfig } = await import('../src/train/config.js');
   const { train } = await import('../src/train/trainer.js');
-  const cfg = (engine: string) => validateTrainConfig({ model: join(ROOT, 'models/tiny-dolly'), data: join(ROOT, '..', 'shared', 'data', 'dolly_3k.jsonl'), template: 'chatml', max_length: 64, truncation: 'drop', batch_size: 2, steps: 4, lr: 3e-2, eval_every: 2, save_every: 100, eval_max_rows: 4, seed: 1, lora: { r: 4, alpha: 8 }, out: tmp('heed-runs-lora-es-'), name: engine, early_stopping: { ifs: { budget: 8, max_tokens: 12, engine, measure_only: true, exclude_overlap: false } } });
+  const cfg = (engine: string) => validateTrainConfig({ model: join(ROOT, 'models/tiny-dolly'), data: shortRows(join(ROOT, '..', 'shared', 'data', 'dolly_3k.jsonl'), 64, join(ROOT, 'models/tiny-dolly')) /* the rows that can fit max_length 64: the same run (helpers.ts) */, template: 'chatml', max_length: 64, truncation: 'drop', batch_size: 2, steps: 4, lr: 3e-2, eval_every: 2, save_every: 100, eval_max_rows: 4, seed: 1, lora: { r: 4, alpha: 8 }, out: tmp('heed-runs-lora-es-'), name: engine, early_stopping: { ifs: { budget: 8, max_tokens: 12, engine, measure_only: true, exclude_overlap: false } } });
   const ifs = (dir: string) => readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.ifs !== undefined);
   const responses = (dir: string, step: number) => readFileSync(join(dir, 'ifs', `step-${step}.jsonl`), 'utf8').trim().split('\n').map((l) => JSON.parse(l).response as string);
   let t = performance.now();

@@ -16,7 +16,7 @@ import { exportGguf, type GgufDtype } from '../src/export/gguf.js';
 import { hasNodeLlamaCpp, openLlamaCpp } from '../src/backends/llamacpp.js';
 import { meta, writeGguf } from '../src/io/gguf.js';
 import { HeedError } from '../src/errors.js';
-import { ROOT, TINY, tmp } from './helpers.js';
+import { ROOT, TINY, tmp, shortRows } from './helpers.js';
 import { assertTiesOnly, compare, MAX_TOKENS, TIE } from './gguf-compare.js';
 
 /**
@@ -141,7 +141,7 @@ test('heed train with save_gguf: true writes <checkpoint>/model.gguf, which llam
   const { validateTrainConfig } = await import('../src/train/config.js');
   const { train } = await import('../src/train/trainer.js');
   const { existsSync } = await import('node:fs');
-  const s = await train(validateTrainConfig({ model: join(TINY, 'qwen2'), data: join(ROOT, '..', 'shared', 'data', 'dolly_3k.jsonl'), template: 'chatml', max_length: 64, truncation: 'drop', batch_size: 2, steps: 4, lr: 3e-3, eval_every: 4, save_every: 4, eval_max_rows: 4, seed: 1, save_gguf: true, out: tmp('heed-runs-gguf-'), name: 'g' }), { quiet: true });
+  const s = await train(validateTrainConfig({ model: join(TINY, 'qwen2'), data: shortRows(join(ROOT, '..', 'shared', 'data', 'dolly_3k.jsonl'), 64, join(TINY, 'qwen2')) /* the rows that can fit max_length 64: the same run (helpers.ts) */, template: 'chatml', max_length: 64, truncation: 'drop', batch_size: 2, steps: 4, lr: 3e-3, eval_every: 4, save_every: 4, eval_max_rows: 4, seed: 1, save_gguf: true, out: tmp('heed-runs-gguf-'), name: 'g' }), { quiet: true });
   const ck = join(s.run_dir, 'step-4');
   assert.ok(existsSync(join(ck, 'model.gguf')));
   const model = await loadModel(ck);
@@ -162,7 +162,7 @@ test('IFS early stopping through llama.cpp (engine: llama.cpp) gives the engine\
   const { train } = await import('../src/train/trainer.js');
   const { readFileSync } = await import('node:fs');
   // the shipped IFS prompts all come from dolly_3k: keep them (this test compares engines, not memorisation)
-  const cfg = (engine: string) => validateTrainConfig({ model: join(ROOT, 'models/tiny-dolly'), data: join(ROOT, '..', 'shared', 'data', 'dolly_3k.jsonl'), template: 'chatml', max_length: 64, truncation: 'drop', batch_size: 2, steps: 4, lr: 1e-3, eval_every: 2, save_every: 100, eval_max_rows: 4, seed: 1, out: tmp('heed-runs-es-'), name: engine, early_stopping: { ifs: { budget: 8, max_tokens: 12, engine, measure_only: true, exclude_overlap: false } } });
+  const cfg = (engine: string) => validateTrainConfig({ model: join(ROOT, 'models/tiny-dolly'), data: shortRows(join(ROOT, '..', 'shared', 'data', 'dolly_3k.jsonl'), 64, join(ROOT, 'models/tiny-dolly')) /* the rows that can fit max_length 64: the same run (helpers.ts) */, template: 'chatml', max_length: 64, truncation: 'drop', batch_size: 2, steps: 4, lr: 1e-3, eval_every: 2, save_every: 100, eval_max_rows: 4, seed: 1, out: tmp('heed-runs-es-'), name: engine, early_stopping: { ifs: { budget: 8, max_tokens: 12, engine, measure_only: true, exclude_overlap: false } } });
   const ifs = (dir: string) => readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.ifs !== undefined);
   let t = performance.now();
   const a = ifs((await train(cfg('engine'), { quiet: true })).run_dir);

@@ -10,11 +10,13 @@ import { loadHostModel } from '../src/models/load.js';
 import { readSafetensors } from '../src/io/safetensors.js';
 import { HeedError } from '../src/errors.js';
 import type { TrainerCallback } from '../src/train/callbacks.js';
-import { ROOT, SHARED, TINY, tmp, maxAbsDiff } from './helpers.js';
+import { ROOT, SHARED, TINY, tmp, maxAbsDiff, shortRows } from './helpers.js';
 
 await initEngine();
 
-const DOLLY = join(SHARED, 'data/dolly_3k.jsonl');
+// dolly_3k's rows that can fit max_length 96 (the runs below drop the others): the same runs, without tokenizing
+// the 2,900 rows they drop (helpers.ts)
+const DOLLY = shortRows(join(SHARED, 'data/dolly_3k.jsonl'), 96, join(TINY, 'llama-gqa'));
 const base = (over: Record<string, unknown> = {}) => ({
   model: join(TINY, 'llama-gqa'),
   data: DOLLY,
@@ -56,12 +58,21 @@ test('a short run: held-out output loss drops, the checkpoint is a loadable HF f
   assert.ok(existsSync(join(s.run_dir, sum.best.checkpoint)), 'best checkpoint kept');
 });
 
+// The default 24-step run, made once and shared (read only) by the tests that compare against it: the same-seed
+// run, the interrupted and resumed run and the killed and resumed run. Every run of base() writes its own folder.
+let defaultRun: ReturnType<typeof run> | undefined;
+const sharedDefault = () => (defaultRun ??= run());
+
 test('same seed and config → identical loss values; another seed differs', async () => {
-  const a = metrics((await run()).run_dir).map((m) => m.loss);
+  const a = metrics((await sharedDefault()).run_dir).map((m) => m.loss);
   const b = metrics((await run()).run_dir).map((m) => m.loss);
-  const c = metrics((await run({ seed: 4 })).run_dir).map((m) => m.loss);
+  assert.equal(a.length, 24);
   assert.deepEqual(a, b);
-  assert.notDeepEqual(a, c);
+  // another seed: 3 steps are enough to see it. Steps 1-3 are the warmup, whose lr does not depend on the
+  // number of steps, so a run that ignored the seed would repeat a's first three losses exactly.
+  const c = metrics((await run({ seed: 4, steps: 3, eval_every: 3, save_every: 3 })).run_dir).map((m) => m.loss);
+  assert.equal(c.length, 3);
+  assert.notDeepEqual(a.slice(0, 3), c);
 });
 
 test('gradient accumulation: batch 4 equals 2 micro-batches of 2 (token-normalised loss)', async () => {
@@ -71,7 +82,7 @@ test('gradient accumulation: batch 4 equals 2 micro-batches of 2 (token-normalis
 });
 
 test('interrupt + resume continues exactly: the loss curve equals the uninterrupted one', async () => {
-  const full = metrics((await run()).run_dir);
+  const full = metrics((await sharedDefault()).run_dir);
   const interrupt = { stop: false };
   const stopAt: TrainerCallback = { name: 'stop-at', async onEval(ctx) { if (ctx.step === 8) interrupt.stop = true; } };
   const first = await run({}, { interrupt, callbacks: [stopAt] });
@@ -89,31 +100,43 @@ test('interrupt + resume continues exactly: the loss curve equals the uninterrup
 test('kill -9 at random moments leaves the run resumable, and the resumed curve equals the uninterrupted one', async () => {
   const cfgDir = tmp('heed-kill-');
   const cfgFile = join(cfgDir, 'k.yaml');
-  const cfg = base({ steps: 30, save_every: 4, eval_every: 6, out: cfgDir, name: 'k' });
+  // the default config, checkpointing every 4 steps instead of 8 (saving does not touch the training numbers):
+  // the uninterrupted reference is the shared default run
+  const cfg = base({ save_every: 4, out: cfgDir, name: 'k' });
   writeFileSync(cfgFile, JSON.stringify(cfg));
-  const reference = metrics((await run({ steps: 30, save_every: 4, eval_every: 6 })).run_dir);
+  const reference = metrics((await sharedDefault()).run_dir);
   const heed = (args: string[]) => spawn(process.execPath, [join(ROOT, 'bin/heed.js'), 'train', ...args, '--quiet'], { stdio: 'ignore' });
   const runDir = join(cfgDir, 'k');
+  const lines = () => (existsSync(join(runDir, 'metrics.jsonl')) ? readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').split('\n').length - 1 : 0);
   let kills = 0;
   let seed = 5;
-  const delay = () => 2500 + ((seed = (seed * 48271) % 2147483647) % 4000);
+  const rand = (n: number) => (seed = (seed * 48271) % 2147483647) % n;
+  const at: number[] = [];
   for (let attempt = 0; attempt < 4; attempt++) {
     const fresh = !existsSync(join(runDir, 'config.yaml'));
+    // three kills at seeded random moments of training — once step `target` is logged, 0-60 ms into the next
+    // step — then a run to the end. (Kills by the clock, 2.5-6.5 s after the start, outlived the run once its
+    // data were the rows it keeps; the chaos test kills at start-up and mid-checkpoint too.)
+    const done = lines();
+    const target = attempt < 3 ? Math.min(23, done + 1 + rand(Math.max(1, 23 - done))) : undefined;
     const child = heed(fresh ? [cfgFile] : ['--resume', runDir]);
-    const killAfter = attempt < 3 ? delay() : undefined; // three kills at random moments, then run to the end
     const code = await new Promise<number | null>((res) => {
-      const t = killAfter === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), killAfter);
-      child.on('exit', (c) => (clearTimeout(t), res(c)));
+      let t: NodeJS.Timeout | undefined;
+      const poll = target === undefined ? undefined : setInterval(() => {
+        if (lines() >= target) (clearInterval(poll), (t = setTimeout(() => child.kill('SIGKILL'), rand(60))));
+      }, 3);
+      child.on('exit', (c) => (clearInterval(poll), clearTimeout(t), res(c)));
     });
     if (code === 0) break;
     assert.equal(code, null, `a run exited with code ${code} instead of being killed`);
     kills++;
+    at.push(target!);
   }
-  assert.ok(kills >= 2, `killed ${kills} times`);
+  assert.equal(kills, 3, `killed ${kills} times (after steps ${at.join(', ')})`);
   const got = metrics(runDir);
   assert.deepEqual(got.map((m) => m.step), reference.map((m) => m.step));
   assert.deepEqual(got.map((m) => m.loss), reference.map((m) => m.loss));
-  assert.ok(JSON.parse(readFileSync(join(runDir, 'summary.json'), 'utf8')).steps === 30);
+  assert.ok(JSON.parse(readFileSync(join(runDir, 'summary.json'), 'utf8')).steps === 24);
 });
 
 test('LoRA: only adapters train; merged checkpoint = base + (alpha/r)·B·A; PEFT adapter saved; loss drops', async () => {
