@@ -13,9 +13,14 @@ import { DEFAULT_FIELDS, FORMATS, type Format } from '../data/load.js';
 import { ROLES } from '../data/types.js';
 import { BUILTIN_TEMPLATES } from '../data/templates.js';
 import { didYouMean } from '../errors.js';
+import { defaultLoraTargets } from './lora.js';
 import { jsonSchemaOf, show, zodProblems, type Json } from '../zod-text.js';
 
 export { accepts } from '../zod-text.js';
+
+/** the default peak learning rates: full fine-tuning, and LoRA (measured on models/base-dolly: docs/train.md, "LoRA defaults") */
+export const FULL_DEFAULT_LR = 2e-4;
+export const LORA_DEFAULT_LR = 5e-3;
 
 /** a data file's weight is how many copies of its rows a stage trains on: bounded so it cannot exhaust memory */
 const MAX_DATA_WEIGHT = 1000;
@@ -83,7 +88,7 @@ export const trainConfigSchema = z
     grad_accum: z.number().int().positive().default(1).describe('micro-batches per optimizer step'),
     epochs: z.number().positive().optional().describe('length of a one-stage run in epochs (default 1 when steps is not set)'),
     steps: z.number().int().positive().optional().describe('length of a one-stage run in optimizer steps (instead of epochs)'),
-    lr: z.number().positive().default(2e-4).describe('peak learning rate'),
+    lr: z.number().positive().optional().describe(`peak learning rate (default ${FULL_DEFAULT_LR} for full fine-tuning, ${LORA_DEFAULT_LR} with lora: adapters start at zero and need the larger step)`),
     schedule: z.enum(SCHEDULES).default('cosine').describe('after warmup: constant, linear or cosine to min_lr_ratio·lr'),
     warmup_steps: z.number().int().min(0).default(0).describe('linear warmup steps (lr·t/warmup)'),
     min_lr_ratio: z.number().min(0).max(1).default(0).describe('the schedule ends at min_lr_ratio·lr'),
@@ -109,15 +114,19 @@ export const trainConfigSchema = z
     best_mode: z.enum(['min', 'max']).optional().describe('whether lower or higher is better; default: min for losses, else max'),
     lora: z
       .object({
-        r: z.number().int().positive().default(8).describe('LoRA rank'),
-        alpha: z.number().positive().default(16).describe('LoRA scale numerator (scale = alpha / r)'),
+        r: z.number().int().positive().default(16).describe('LoRA rank (default 16: on a 2M-parameter model r 16 on every linear layer learned ~3x as much per step as r 8 on attention; docs/train.md)'),
+        alpha: z.number().positive().default(32).describe('LoRA scale numerator: scale = alpha / r (default 32 = 2·r, scale 2)'),
         dropout: z.number().min(0).lt(1).default(0).describe('dropout on the LoRA input'),
-        targets: z.array(z.enum(['q', 'k', 'v', 'o', 'gate', 'up', 'down'])).min(1).default(['q', 'k', 'v', 'o']).describe('projections to adapt (GPT-2: q/k/v = the fused c_attn; no gate)'),
+        targets: z
+          .array(z.enum(['q', 'k', 'v', 'o', 'gate', 'up', 'down']))
+          .min(1)
+          .optional()
+          .describe("projections to adapt; default every linear layer of the model's family, resolved from its config.json and written to the run's config.yaml: Llama/Qwen2/Mistral q, k, v, o, gate, up, down; GPT-2 q, k, v (the fused c_attn), o, up, down (no gate)"),
       })
       .strict()
       .nullable()
       .default(null)
-      .describe('null: full fine-tuning; a mapping: LoRA (merged + PEFT adapter on save)'),
+      .describe(`null: full fine-tuning; a mapping: LoRA (merged + PEFT adapter on save); with LoRA, lr defaults to ${LORA_DEFAULT_LR}`),
     save_dtype: z.enum(['F32', 'F16', 'BF16']).default('F32').describe('checkpoint weights dtype (the optimizer file keeps exact f32 parameters)'),
     checkpointing: z.enum(['auto', 'layers', 'off']).default('auto').describe('layers: gradients block by block (memory of one block); off: one fused program; auto: layers from 8 layers or 20M parameters'),
     early_stopping: z.object({ ifs: ifsEarlyStopping.describe('IFS early stopping (ifs.md)') }).strict().nullable().default(null).describe('null, or {ifs: {...}}: evaluate IFS at every eval and stop when it plateaus'),
@@ -127,7 +136,10 @@ export const trainConfigSchema = z
   })
   .strict();
 
-export type TrainConfig = z.infer<typeof trainConfigSchema>;
+type ParsedConfig = z.infer<typeof trainConfigSchema>;
+/** A validated config: lr resolved (full fine-tuning or LoRA default); lora.targets resolved from the model's
+ * architecture when its config.json could be read (else the trainer resolves it: loraModules). */
+export type TrainConfig = Omit<ParsedConfig, 'lr'> & { lr: number };
 
 /** Parse `key=value` (dotted keys, YAML values) into the raw object. */
 export function applySet(raw: Record<string, unknown>, assignment: string): void {
@@ -221,16 +233,21 @@ function crossChecks(ctx: CheckContext, raw: Record<string, unknown>) {
     // early stopping and LoRA rules knowable before anything loads
     const lora = c.lora as { targets?: unknown } | null | undefined;
     if (lora && Array.isArray(lora.targets) && typeof c.model === 'string') {
-      const cfgFile = resolve(ctx.dir, c.model, 'config.json');
-      let modelType: unknown;
-      try {
-        modelType = existsSync(cfgFile) ? (JSON.parse(readFileSync(cfgFile, 'utf8')) as { model_type?: unknown }).model_type : undefined;
-      } catch {
-        modelType = undefined; // a broken config.json is reported when the model loads
-      }
-      if (modelType === 'gpt2' && lora.targets.includes('gate')) add(['lora', 'targets'], `"gate" does not exist in GPT-2 models (${c.model} is gpt2): use q, k, v (the fused c_attn), o, up, down`);
+      if (modelArchOf(ctx.dir, c.model) === 'gpt2' && lora.targets.includes('gate')) add(['lora', 'targets'], `"gate" does not exist in GPT-2 models (${c.model} is gpt2): use q, k, v (the fused c_attn), o, up, down`);
     }
   };
+}
+
+/** The architecture family of a model folder from its config.json's model_type (undefined when it cannot be read: the trainer reports that). */
+function modelArchOf(dir: string, model: string): 'gpt2' | 'llama' | undefined {
+  const cfgFile = resolve(dir, model, 'config.json');
+  try {
+    if (!existsSync(cfgFile)) return undefined;
+    const t = (JSON.parse(readFileSync(cfgFile, 'utf8')) as { model_type?: unknown }).model_type;
+    return t === 'gpt2' ? 'gpt2' : typeof t === 'string' ? 'llama' : undefined;
+  } catch {
+    return undefined; // a broken config.json is reported when the model loads
+  }
 }
 
 /** Load, override and validate a config; relative paths resolve against the config file's folder. */
@@ -260,10 +277,14 @@ export function validateTrainConfig(raw: Record<string, unknown>, file = 'config
   const c = r.data as TrainConfig;
   const dir = baseDir ?? (file === 'config' ? process.cwd() : dirname(resolve(file)));
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(dir, p));
+  const arch = c.lora && !c.lora.targets ? modelArchOf(dir, c.model) : undefined;
+  const lora = c.lora && { ...c.lora, targets: c.lora.targets ?? (arch ? defaultLoraTargets(arch) : undefined) };
   const fixData = (d: z.infer<typeof dataList>) => (Array.isArray(d) ? d : [d]).map((e) => (typeof e === 'string' ? { path: abs(e), weight: 1 } : { path: abs(e.path), weight: e.weight }));
   return {
     ...c,
     model: abs(c.model),
+    lr: c.lr ?? (c.lora ? LORA_DEFAULT_LR : FULL_DEFAULT_LR),
+    lora,
     data: c.data ? fixData(c.data) : undefined,
     stages: c.stages?.map((s) => ({ ...s, data: fixData(s.data) })),
     eval: c.eval && 'file' in c.eval ? { file: abs(c.eval.file) } : c.eval,

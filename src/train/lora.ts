@@ -14,11 +14,25 @@ import { mulberry32 } from '../models/random.js';
 
 export type LoraTarget = 'q' | 'k' | 'v' | 'o' | 'gate' | 'up' | 'down';
 
+/** every projection name a LoRA config may target (the Llama family's seven linear layers) */
+export const LORA_TARGETS: readonly LoraTarget[] = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'];
+
 export interface LoraConfig {
   r: number;
   alpha: number;
   dropout: number;
-  targets: LoraTarget[];
+  /** unset: every linear layer of the model's family (defaultLoraTargets) */
+  targets?: LoraTarget[];
+}
+
+/**
+ * The default `lora.targets`: every linear layer of the architecture's blocks. Llama family (llama, qwen2,
+ * mistral): q, k, v, o, gate, up, down (q_proj … down_proj); GPT-2: q, k, v (one fused c_attn), o (attn.c_proj),
+ * up (mlp.c_fc), down (mlp.c_proj) — it has no gate. On a 2M-parameter model adapters on every linear layer
+ * learned ~3x as much per step as attention-only ones (docs/train.md, "LoRA defaults").
+ */
+export function defaultLoraTargets(arch: ModelConfig['arch']): LoraTarget[] {
+  return arch === 'gpt2' ? ['q', 'k', 'v', 'o', 'up', 'down'] : [...LORA_TARGETS];
 }
 
 const LLAMA: Record<LoraTarget, string> = { q: 'self_attn.q_proj', k: 'self_attn.k_proj', v: 'self_attn.v_proj', o: 'self_attn.o_proj', gate: 'mlp.gate_proj', up: 'mlp.up_proj', down: 'mlp.down_proj' };
@@ -33,8 +47,12 @@ export interface LoraModule {
   conv1d: boolean;
 }
 
-/** The modules a LoRA config targets (GPT-2: q/k/v share the fused c_attn; gate does not exist). */
-export function loraModules(c: ModelConfig, targets: LoraTarget[], weightShape: (name: string) => number[]): LoraModule[] {
+/**
+ * The modules a LoRA config targets (GPT-2: q/k/v share the fused c_attn; gate does not exist); `targets`
+ * unset: every linear layer of the model's family (defaultLoraTargets).
+ */
+export function loraModules(c: ModelConfig, targets: LoraTarget[] | undefined, weightShape: (name: string) => number[]): LoraModule[] {
+  targets ??= defaultLoraTargets(c.arch);
   const out: LoraModule[] = [];
   const seen = new Set<string>();
   for (let l = 0; l < c.layers; l++) {
@@ -89,6 +107,28 @@ export function mergeLora(base: Map<string, HostTensor>, adapters: Map<string, H
   return out;
 }
 
+/**
+ * PEFT `target_modules` for the adapted modules: the module's own name (q_proj, c_attn …), which PEFT matches
+ * as a suffix of every module path; where that name also belongs to an unadapted module (GPT-2's c_proj is both
+ * attn.c_proj, target o, and mlp.c_proj, target down) the parent is kept (attn.c_proj), so PEFT adapts exactly
+ * the modules the adapter file holds.
+ */
+export function peftTargetModules(moduleNames: string[]): string[] {
+  const parentsOf = new Map<string, Set<string>>();
+  for (const n of moduleNames) {
+    const parts = n.split('.');
+    const leaf = parts.at(-1)!;
+    if (!parentsOf.has(leaf)) parentsOf.set(leaf, new Set());
+    parentsOf.get(leaf)!.add(parts.at(-2) ?? '');
+  }
+  const out: string[] = [];
+  for (const [leaf, parents] of parentsOf) {
+    if (leaf === 'c_proj' && parents.size === 1) out.push(`${[...parents][0]}.c_proj`);
+    else out.push(leaf);
+  }
+  return out;
+}
+
 /** Save adapters in PEFT's layout so `PeftModel.from_pretrained(base, dir)` loads them. */
 export function savePeftAdapter(dir: string, adapters: Map<string, HostTensor>, lc: LoraConfig, c: ModelConfig, namePrefix: string, baseModel: string): void {
   const named = new Map<string, HostTensor>();
@@ -97,7 +137,7 @@ export function savePeftAdapter(dir: string, adapters: Map<string, HostTensor>, 
     named.set(`base_model.model.${namePrefix}${m[1]}.lora_${m[2]}.weight`, t);
   }
   writeSafetensors(join(dir, 'adapter_model.safetensors'), named, { dtype: 'F32' });
-  const targetModules = [...new Set([...adapters.keys()].map((k) => k.replace(/\.lora_[AB]$/, '').split('.').pop()!))];
+  const targetModules = peftTargetModules([...adapters.keys()].filter((k) => k.endsWith('.lora_A')).map((k) => k.slice(0, -'.lora_A'.length)));
   writeFileSync(
     join(dir, 'adapter_config.json'),
     JSON.stringify({ peft_type: 'LORA', task_type: 'CAUSAL_LM', base_model_name_or_path: baseModel, r: lc.r, lora_alpha: lc.alpha, lora_dropout: lc.dropout, target_modules: targetModules, bias: 'none', fan_in_fan_out: c.arch === 'gpt2', inference_mode: true }, null, 2) + '\n',

@@ -189,7 +189,7 @@ async function startTraining() {
     model: MODEL, data: DATA, template: ($('template') as HTMLSelectElement).value, mask: ($('mask') as HTMLSelectElement).value,
     max_length: Number(($('max-length') as HTMLInputElement).value), truncation: 'drop', batch_size: 2, steps, lr: Number(($('lr') as HTMLInputElement).value),
     warmup_steps: Math.min(5, steps - 1), eval_every: every > 0 ? every : steps + 1, save_every: steps + 1, ...ifs, seed: 1, out: RUNS, name: 'web', device: info.device,
-    lora: { r: 8, alpha: 16 },
+    lora: { r: 8, alpha: 16, targets: ['q', 'k', 'v', 'o'] }, // attention only, as src/web/memory.ts estimates (the CLI's default adapts every linear layer)
   });
   const timer = setInterval(drawLoss, 250);
   running = true;
