@@ -8,12 +8,12 @@
  *   FOLD=0|1 N=6000 T=64 nice -n 10 node --import tsx scripts/ifs-transformer.ts
  *
  * N: training examples encoded (a seeded sample of the fold's training examples), T: tokens per text.
- * Encoded features are cached under $CACHE (default /tmp/heed-ifs-transformer). Prints one line per variant:
+ * Encoded features are cached under $CACHE (default <os tmpdir>/heed-ifs-transformer). Prints one line per variant:
  * accuracy, false-answer rate per negative type, recall, on the fold's test examples.
  */
 import { mkdirSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cpus, loadavg } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { startEngine } from '../src/cli/common.js';
 import { fromHost, jit, nn, np, toHost, tree, valueAndGrad, type Tensor } from '../src/engine/index.js';
 import { adamw, chain, type OptState } from '../src/train/adamw.js';
@@ -32,7 +32,7 @@ const FOLD = Number(process.env.FOLD ?? 0);
 const N = Number(process.env.N ?? 6000);
 const T = Number(process.env.T ?? 64);
 const LAYERS = [2, 4];
-const CACHE = process.env.CACHE ?? '/tmp/heed-ifs-transformer';
+const CACHE = process.env.CACHE ?? join(tmpdir(), 'heed-ifs-transformer');
 mkdirSync(CACHE, { recursive: true });
 const seed = 0;
 const log = (s: string) => console.error(s);
