@@ -81,10 +81,38 @@ export interface GemmPlan {
   batch: number[];
   aB: number[];
   bB: number[];
+  /** the output's shape, and the views added to the product in order (the epilogue `acc + D1 + D2`) */
+  outShape: number[];
+  epi: { gid: number; off: number; strides: number[] }[];
+}
+
+const isAcc = (e: Alu): boolean => e.op === 'Variable' && e.arg === 'acc';
+const hasAcc = (e: Alu): boolean => isAcc(e) || e.src.some(hasAcc);
+
+/**
+ * The epilogue as the views added to the accumulator, innermost first (`acc`, `acc + D`, `D2 + (acc + D1)`), or
+ * null for anything else (scales, activations, sums of views added before the accumulator: other roundings).
+ */
+function epilogueTerms(e: Alu): Alu[] | null {
+  const out: Alu[] = [];
+  let cur = e;
+  while (!isAcc(cur)) {
+    if (cur.op !== 'Add' || cur.src.length !== 2) return null;
+    const [x, y] = cur.src;
+    const xa = hasAcc(x);
+    if (xa === hasAcc(y)) return null;
+    const other = xa ? y : x;
+    if (other.op !== 'GlobalView') return null;
+    out.unshift(other);
+    cur = xa ? x : y;
+  }
+  return out;
 }
 
 const status: NativeStatus = { active: false, isa: null, reason: 'not started', claimed: 0, fallback: {} };
 const plans = new Map<string, GemmPlan | string | null>();
+const debug = process.env.HEED_DEBUG_KERNELS === '1';
+const examples = new Map<string, string>(); // HEED_DEBUG_KERNELS=1: one kernel per fallback reason, printed at exit
 let routing = false; // plans are handed to the workers only while true (the self-check runs wasm first)
 
 export function nativeStatus(): NativeStatus {
@@ -104,8 +132,9 @@ export function planKernel(k: KernelLike, chunk: Pick<Chunk, 'b' | 'E' | 'U'>, a
   const exp = k.exp;
   if (exp.op !== 'Mul') return null;
   if (exp.src.length !== 2 || exp.src.some((s) => s.op !== 'GlobalView')) return 'operands not two plain views';
-  if (!(re.epilogue.op === 'Variable' && re.epilogue.arg === 'acc')) return 'epilogue';
-  if (exp.dtype !== 'float32' || re.dtype !== 'float32' || re.epilogue.dtype !== 'float32' || exp.src.some((s) => s.dtype !== 'float32')) return 'dtype';
+  const epiTerms = epilogueTerms(re.epilogue);
+  if (!epiTerms) return 'epilogue';
+  if (exp.dtype !== 'float32' || re.dtype !== 'float32' || re.epilogue.dtype !== 'float32' || [...exp.src, ...epiTerms].some((s) => s.dtype !== 'float32')) return 'dtype';
   const views: ViewLike[] = [];
   const gids: number[] = [];
   for (const gv of exp.src) {
@@ -126,28 +155,45 @@ export function planKernel(k: KernelLike, chunk: Pick<Chunk, 'b' | 'E' | 'U'>, a
   if (outs !== k.size || K < 1) return 'shape';
   const expected = [...chunk.b(shape.slice(0, -1), chunk.E.gidx), chunk.E.ridx].map((e) => (e as unknown as { simplify(): Alu }).simplify());
   for (const gv of exp.src) if (!chunk.U(gv.src, expected)) return 'indexing';
+  // epilogue terms: views over the output, indexed by the output position
+  const outShape = shape.slice(0, -1);
+  const expectedOut = chunk.b(outShape, chunk.E.gidx).map((e) => (e as unknown as { simplify(): Alu }).simplify());
+  const epi: GemmPlan['epi'] = [];
+  for (const gv of epiTerms) {
+    const [gid, st] = gv.arg as [number, { views?: ViewLike[] }];
+    if (!Number.isInteger(gid) || gid < 0 || gid >= k.nargs || !Array.isArray(st?.views) || st.views.length !== 1) return 'epilogue view';
+    const v = st.views[0];
+    if (v.mask !== null || !chunk.U(v.shape, outShape) || !chunk.U(gv.src, expectedOut)) return 'epilogue view';
+    if (!Number.isInteger(v.offset) || v.offset < 0 || v.strides.some((x) => !Number.isInteger(x) || x < 0)) return 'epilogue view';
+    epi.push({ gid, off: v.offset, strides: v.strides });
+  }
   for (const v of views) if (!Number.isInteger(v.offset) || v.offset < 0 || v.strides.some((s) => !Number.isInteger(s) || s < 0)) return 'negative or odd strides';
-  // output axes (size 1 dropped): batch (both operands move, or neither), owned by operand 0, owned by operand 1
+  // output axes (size 1 dropped): batch (both operands move, or neither), owned by operand 0, owned by operand 1;
+  // neighbours of one kind merge when they are one axis in disguise for both operands (e.g. GQA's group and T axes)
   const [s0, s1] = [views[0].strides, views[1].strides];
-  const axes: { i: number; kind: 'batch' | 0 | 1 }[] = [];
+  type Axis = { n: number; s: [number, number]; kind: 'batch' | 0 | 1 };
+  const axes: Axis[] = [];
   for (let i = 0; i < nd - 1; i++) {
     if (shape[i] === 1) continue;
-    axes.push({ i, kind: (s0[i] > 0) === (s1[i] > 0) ? 'batch' : s0[i] > 0 ? 0 : 1 });
+    const ax: Axis = { n: shape[i], s: [s0[i], s1[i]], kind: (s0[i] > 0) === (s1[i] > 0) ? 'batch' : s0[i] > 0 ? 0 : 1 };
+    const prev = axes[axes.length - 1];
+    if (prev && prev.kind === ax.kind && prev.s[0] === ax.s[0] * ax.n && prev.s[1] === ax.s[1] * ax.n) {
+      prev.n *= ax.n;
+      prev.s = ax.s;
+    } else axes.push(ax);
   }
   const firstNon = axes.findIndex((a) => a.kind !== 'batch');
-  if (firstNon < 0) return 'no matrix axes';
+  if (firstNon < 0) return null; // a dot product per output (e.g. Σ x·x): not a matrix product
   const mat = axes.slice(firstNon);
   if (mat.some((a) => a.kind === 'batch')) return 'batch axis inside the matrix';
   if (mat.length > 2 || (mat.length === 2 && mat[0].kind === mat[1].kind)) return 'more than one row or column axis';
   const rowOp = mat[0].kind as 0 | 1;
   const colOp = (1 - rowOp) as 0 | 1;
-  const rowAxis = mat[0].i;
-  const colAxis = mat.length === 2 ? mat[1].i : -1;
-  const M = shape[rowAxis];
-  const N = colAxis >= 0 ? shape[colAxis] : 1;
+  const M = mat[0].n;
+  const N = mat.length === 2 ? mat[1].n : 1;
   const A = views[rowOp], B = views[colOp];
-  const sM = A.strides[rowAxis], sKa = A.strides[nd - 1];
-  const sN = colAxis >= 0 ? B.strides[colAxis] : 0, sKb = B.strides[nd - 1];
+  const sM = mat[0].s[rowOp], sKa = A.strides[nd - 1];
+  const sN = mat.length === 2 ? mat[1].s[colOp] : 0, sKb = B.strides[nd - 1];
   let ta: boolean, lda: number, tb: boolean, ldb: number;
   if (sKa === 1) [ta, lda] = [false, sM];
   else if (sM === 1) [ta, lda] = [true, sKa];
@@ -156,9 +202,9 @@ export function planKernel(k: KernelLike, chunk: Pick<Chunk, 'b' | 'E' | 'U'>, a
   else if (sN === 1) [tb, ldb] = [false, sKb];
   else if (sKb === 1) [tb, ldb] = [true, sN];
   else return 'strides (neither operand axis contiguous)';
-  const bAxes = axes.slice(0, firstNon).map((a) => a.i);
+  const bAxes = axes.slice(0, firstNon);
   const max = 2 ** 31 - 1;
-  if ([M, N, K, lda, ldb, ...bAxes.map((i) => s0[i]), ...bAxes.map((i) => s1[i])].some((x) => x > max)) return 'too large';
+  if ([M, N, K, lda, ldb, ...bAxes.flatMap((a) => a.s)].some((x) => x > max)) return 'too large';
   return {
     addon,
     a: gids[rowOp],
@@ -172,9 +218,11 @@ export function planKernel(k: KernelLike, chunk: Pick<Chunk, 'b' | 'E' | 'U'>, a
     ldb,
     aOff: A.offset,
     bOff: B.offset,
-    batch: bAxes.map((i) => shape[i]),
-    aB: bAxes.map((i) => A.strides[i]),
-    bB: bAxes.map((i) => B.strides[i]),
+    batch: bAxes.map((a) => a.n),
+    aB: bAxes.map((a) => a.s[rowOp]),
+    bB: bAxes.map((a) => a.s[colOp]),
+    outShape,
+    epi,
   };
 }
 
@@ -236,7 +284,10 @@ export async function startNative(threads: number, engine: Engine): Promise<Nati
         }
         plans.set(hash, plan);
       }
-      if (typeof plan === 'string') fellBack(plan);
+      if (typeof plan === 'string') {
+        fellBack(plan);
+        if (debug && !examples.has(plan)) examples.set(plan, String(e.source).replace(/\s+/g, ' ').slice(0, 600));
+      }
       else if (plan) {
         if (e.data?.sync || outputs.length !== 1) {
           fellBack(e.data?.sync ? 'synchronous dispatch' : 'outputs');
@@ -267,10 +318,11 @@ export async function startNative(threads: number, engine: Engine): Promise<Nati
   status.reason = '';
   status.claimed = 0;
   status.fallback = {};
-  if (process.env.HEED_DEBUG_KERNELS === '1') {
+  if (debug) {
     process.on('exit', () => {
       const fb = Object.entries(status.fallback).map(([r, n]) => `${r} ${n}`).join(', ');
       console.error(`heed: native GEMM (${status.isa}): ${status.claimed} matmul kernels native, ${Object.values(status.fallback).reduce((a, b) => a + b, 0)} wasm${fb ? ` (${fb})` : ''}`);
+      for (const [r, k] of examples) console.error(`heed:   wasm (${r}): ${k}`);
     });
   }
   return status;

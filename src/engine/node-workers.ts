@@ -49,6 +49,19 @@ function heedGemm(m) {
     }
     i = base + stop;
   }
+  if (p.epi.length) {
+    const C = new Float32Array(buf, C0, end), os = p.outShape, nd = os.length, last = os[nd - 1];
+    for (const e of p.epi) {
+      const D = view(ptrs[e.gid]), st = e.strides, sl = st[nd - 1];
+      let j = m.begin;
+      while (j < end) {
+        let rem = j, idx = e.off;
+        for (let d = nd - 1; d >= 0; d--) { const x = rem % os[d]; rem = (rem - x) / os[d]; idx += x * st[d]; }
+        const runEnd = Math.min(end, j - (j % last) + last);
+        for (; j < runEnd; j++, idx += sl) C[j] += D[idx];
+      }
+    }
+  }
   return true;
 }
 function heedOnMessage(m) {
