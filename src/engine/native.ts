@@ -16,7 +16,7 @@
  * self-check (x·Wᵀ, dY·W, dYᵀ·X and a batched product, jitted, native against wasm) fails (one line says so).
  */
 import { HeedError } from '../errors.js';
-import { setKernelRoute } from './node-workers.js';
+import { nativeGemmMs, setKernelRoute } from './node-workers.js';
 
 export interface NativeStatus {
   /** true when matmul kernels are routed to the native addon */
@@ -29,6 +29,8 @@ export interface NativeStatus {
   claimed: number;
   /** multiply-reduce kernel dispatches left to wasm, by reason */
   fallback: Record<string, number>;
+  /** milliseconds the workers spent in native GEMMs (summed over workers; divide by threads for wall time) */
+  readonly gemmMs: number;
 }
 
 interface Alu {
@@ -109,7 +111,17 @@ function epilogueTerms(e: Alu): Alu[] | null {
   return out;
 }
 
-const status: NativeStatus = { active: false, isa: null, reason: 'not started', claimed: 0, fallback: {} };
+let gemmMsAtStart = 0;
+const status: NativeStatus = {
+  active: false,
+  isa: null,
+  reason: 'not started',
+  claimed: 0,
+  fallback: {},
+  get gemmMs() {
+    return nativeGemmMs() - gemmMsAtStart;
+  },
+};
 const plans = new Map<string, GemmPlan | string | null>();
 const debug = process.env.HEED_DEBUG_KERNELS === '1';
 const examples = new Map<string, string>(); // HEED_DEBUG_KERNELS=1: one kernel per fallback reason, printed at exit
@@ -248,12 +260,18 @@ export async function startNative(threads: number, engine: Engine): Promise<Nati
     if (print) console.error(`heed: native GEMM kernels not available: ${why}; using the wasm engine`);
     return status;
   };
-  // @ts-ignore -- plain ESM JavaScript next to the addon, typed by its JSDoc
-  const { loadNativeGemm, lastReason, ADDON_PATH } = (await import('../../native/load.mjs')) as {
+  let loader: {
     loadNativeGemm: (o?: { quiet?: boolean }) => null | { info(): { isa: string }; gemmLd?: unknown };
     lastReason: () => string;
     ADDON_PATH: string;
   };
+  try {
+    // @ts-ignore -- plain ESM JavaScript next to the addon (native/, beside src/ and dist/), typed by its JSDoc
+    loader = (await import('../../native/load.mjs')) as typeof loader;
+  } catch (e) {
+    return say(`native/load.mjs is not part of this installation (${(e as Error).message.split('\n')[0]})`, process.env.HEED_NATIVE !== '0');
+  }
+  const { loadNativeGemm, lastReason, ADDON_PATH } = loader;
   const addon = loadNativeGemm({ quiet: true });
   if (!addon) return say(lastReason(), process.env.HEED_NATIVE !== '0');
   status.isa = addon.info().isa;
@@ -318,6 +336,7 @@ export async function startNative(threads: number, engine: Engine): Promise<Nati
   status.reason = '';
   status.claimed = 0;
   status.fallback = {};
+  gemmMsAtStart = nativeGemmMs();
   if (debug) {
     process.on('exit', () => {
       const fb = Object.entries(status.fallback).map(([r, n]) => `${r} ${n}`).join(', ');

@@ -68,7 +68,8 @@ function heedOnMessage(m) {
   if (m && m.type === 'init') heedMemory = m.memory;
   if (m && m.heedGemm) {
     try {
-      if (heedGemm(m)) { postMessage({ type: 'done', ok: true }); return; }
+      const t0 = performance.now();
+      if (heedGemm(m)) { postMessage({ type: 'done', ok: true, heedGemmMs: performance.now() - t0 }); return; }
     } catch (e) {
       if (!heedWarned) { heedWarned = true; console.error('heed: native GEMM failed in a worker (' + String(e) + '); running that kernel in wasm'); }
     }
@@ -90,6 +91,11 @@ parentPort.on('message', (m) => {
 /** Set by src/engine/native.ts: a GEMM plan for a kernel hash, or undefined (the wasm kernel runs). */
 type KernelRoute = (kernelHash: string) => object | undefined;
 let kernelRoute: KernelRoute | null = null;
+let gemmMs = 0;
+/** Milliseconds the workers spent in native GEMM kernels so far (summed over workers). */
+export function nativeGemmMs(): number {
+  return gemmMs;
+}
 export function setKernelRoute(route: KernelRoute | null): void {
   kernelRoute = route;
 }
@@ -107,6 +113,8 @@ class NodeWebWorker {
     this.w.on('message', (m) => {
       // jax-js answers every message it posts with exactly one reply; idle workers must not keep Node alive
       if (--this.pending === 0) this.w.unref();
+      const ms = (m as { heedGemmMs?: number } | null)?.heedGemmMs;
+      if (ms !== undefined) gemmMs += ms;
       this.onmessage?.({ data: m });
     });
     this.w.on('error', (e) => this.onerror?.({ message: e.message }));
