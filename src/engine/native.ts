@@ -160,7 +160,8 @@ export function planKernel(k: KernelLike, chunk: Pick<Chunk, 'b' | 'E' | 'U'>, a
   }
   const shape = views[0].shape;
   const nd = shape.length;
-  if (nd < 2 || !chunk.U(shape, views[1].shape) || shape[nd - 1] !== re.size) return 'shape';
+  if (nd < 2) return null; // one sum over everything (e.g. Σ g² of the gradient norm): not a matrix product
+  if (!chunk.U(shape, views[1].shape) || shape[nd - 1] !== re.size) return 'shape';
   const K = re.size;
   let outs = 1;
   for (let i = 0; i < nd - 1; i++) outs *= shape[i];
