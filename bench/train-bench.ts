@@ -137,13 +137,17 @@ async function trainChild(spec: TrainSpec): Promise<ChildResult> {
   // eval_every 1 with eval: null makes the trainer call onEval after every step and do nothing else (no eval rows,
   // no best checkpoint). The callback timestamps the step and ends the run (by throwing) before the trainer's
   // final checkpoint, once enough steps are timed.
-  const marks: { step: number; t: number; rssMb?: number; hwmMb: number; gemmMs: number }[] = [];
+  const marks: { step: number; t: number; rssMb?: number; hwmMb: number; gemmMs: number; cpuMs: number }[] = [];
+  const cpuMs = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  };
   const logs: string[] = [];
   const tStart = performance.now();
   const cb = {
     name: 'train-bench',
     async onEval(ctx: { step: number }) {
-      marks.push({ step: ctx.step, t: performance.now(), ...rssNow(), gemmMs: info.native?.gemmMs ?? 0 });
+      marks.push({ step: ctx.step, t: performance.now(), ...rssNow(), gemmMs: info.native?.gemmMs ?? 0, cpuMs: cpuMs() });
       // seconds of the steps after the dropped ones (from the end of step `drop` to now)
       const from = spec.drop > 0 ? marks[spec.drop - 1]?.t : tStart;
       const timedS = from === undefined ? 0 : (performance.now() - from) / 1000;
@@ -174,7 +178,7 @@ async function trainChild(spec: TrainSpec): Promise<ChildResult> {
   if (!timed.length) throw new Error(`no timed step (metrics.jsonl has ${recs.length} records)`);
   const md = median(timed.map((s) => s.ms));
   // wall time between consecutive steps' callbacks (everything the loop does, the deferred AdamW included)
-  const wall = marks.slice(1).map((m, i) => ({ step: m.step, ms: m.t - marks[i].t, gemmMs: (m.gemmMs - marks[i].gemmMs) / info.threads })).filter((w) => w.step > spec.drop);
+  const wall = marks.slice(1).map((m, i) => ({ step: m.step, ms: m.t - marks[i].t, gemmMs: (m.gemmMs - marks[i].gemmMs) / info.threads, cpuMs: m.cpuMs - marks[i].cpuMs })).filter((w) => w.step > spec.drop);
   const trainable = /([\d,]+) (?:trainable )?parameters/.exec(logs.find((l) => /parameters/.test(l)) ?? '')?.[1];
   const last = marks[marks.length - 1];
   return {
@@ -186,6 +190,8 @@ async function trainChild(spec: TrainSpec): Promise<ChildResult> {
     kernels: info.kernels, nativeIsa: info.native?.isa ?? null, nativeReason: info.native?.reason || undefined,
     nativeClaimed: info.native?.claimed, nativeFallback: info.native?.fallback,
     gemmMsPerStep: info.kernels === 'native' ? median(wall.map((w) => w.gemmMs)) : undefined,
+    // CPU time of the whole process (all threads) between step callbacks: less sensitive to other load than wall time
+    cpuMedianMs: median(wall.map((w) => w.cpuMs)),
     trainableParams: trainable ? Number(trainable.replace(/,/g, '')) : undefined,
     tokPerS: (B * T) / (md / 1000), medianMs: md, timesMs: timed.map((s) => s.ms),
     realTokPerS: median(timed.map((s) => s.realTokPerS)), fill: median(steps.map((s) => s.fill)),
@@ -268,7 +274,7 @@ const millions = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : `${(n /
 
 function table(rows: CaseResult[]): string {
   const both = rows.some((r) => r.heedWasm);
-  const head = ['case', 'params', 'trainable', 'batch B×T', 'heed tok/s', ...(both ? ['heed wasm tok/s', 'native / wasm', 'GEMM share (native)'] : []), 'torch tok/s', 'ratio', ...(both ? ['ratio wasm'] : []), 'peak RSS MB heed / torch', 'compile s (heed)'];
+  const head = ['case', 'params', 'trainable', 'batch B×T', 'heed tok/s', ...(both ? ['heed wasm tok/s', 'native / wasm (wall)', 'native / wasm (CPU time)', 'GEMM share (native)'] : []), 'torch tok/s', 'ratio', ...(both ? ['ratio wasm'] : []), 'peak RSS MB heed / torch', 'compile s (heed)'];
   const lines = rows.map((r) => {
     const star = (x: number | undefined, other?: ChildResult) => {
       const t = fmt(x, 2);
@@ -277,7 +283,9 @@ function table(rows: CaseResult[]): string {
     const ratio = star(r.ratio, r.heed);
     const compile = r.heed?.ok && typeof r.heed.firstMs === 'number' ? fmt((r.heed.firstMs - (r.heed.medianMs ?? 0)) / 1000, 1) : '—';
     const share = r.heed?.ok && typeof r.heed.gemmMsPerStep === 'number' && r.heed.wallMedianMs ? `${((100 * (r.heed.gemmMsPerStep as number)) / (r.heed.wallMedianMs as number)).toFixed(0)}%` : '—';
-    const extra = both ? [cell(r.heedWasm, '—'), fmt(r.nativeSpeedup, 2), share] : [];
+    const cpu = (x?: ChildResult) => (x?.ok && typeof x.cpuMedianMs === 'number' ? (x.cpuMedianMs as number) : undefined);
+    const cpuRatio = cpu(r.heed) && cpu(r.heedWasm) ? cpu(r.heedWasm)! / cpu(r.heed)! : undefined;
+    const extra = both ? [cell(r.heedWasm, '—'), fmt(r.nativeSpeedup, 2), fmt(cpuRatio, 2), share] : [];
     return [r.id, millions(r.params), millions(r.trainableParams), r.batch.join('×'), cell(r.heed), ...extra, cell(r.torch, r.torch === undefined ? '—' : 'skipped'), ratio, ...(both ? [star(r.ratioWasm, r.heedWasm)] : []), `${mb(r.heed)} / ${mb(r.torch)}`, compile];
   });
   return markdownTable(head, lines);

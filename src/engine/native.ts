@@ -200,6 +200,8 @@ export function planKernel(k: KernelLike, chunk: Pick<Chunk, 'b' | 'E' | 'U'>, a
   const mat = axes.slice(firstNon);
   if (mat.some((a) => a.kind === 'batch')) return 'batch axis inside the matrix';
   if (mat.length > 2 || (mat.length === 2 && mat[0].kind === mat[1].kind)) return 'more than one row or column axis';
+  // a matrix-vector product (decoding one token): memory-bound, the tiled kernel would compute 16 columns for one
+  if (mat.length === 1) return 'matrix-vector';
   const rowOp = mat[0].kind as 0 | 1;
   const colOp = (1 - rowOp) as 0 | 1;
   const M = mat[0].n;
