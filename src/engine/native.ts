@@ -83,29 +83,31 @@ export interface GemmPlan {
   batch: number[];
   aB: number[];
   bB: number[];
-  /** the output's shape, and the views added to the product in order (the epilogue `acc + D1 + D2`) */
+  /** the output's shape, and the epilogue's steps in order: views added (`acc + D`), constant scales (`acc * c`) */
   outShape: number[];
-  epi: { gid: number; off: number; strides: number[] }[];
+  epi: ({ gid: number; off: number; strides: number[] } | { mul: number })[];
 }
 
 const isAcc = (e: Alu): boolean => e.op === 'Variable' && e.arg === 'acc';
 const hasAcc = (e: Alu): boolean => isAcc(e) || e.src.some(hasAcc);
 
 /**
- * The epilogue as the views added to the accumulator, innermost first (`acc`, `acc + D`, `D2 + (acc + D1)`), or
- * null for anything else (scales, activations, sums of views added before the accumulator: other roundings).
+ * The epilogue as the steps applied to the accumulator, innermost first: views added (`acc + D`,
+ * `D2 + (acc + D1)`) and constant scales (`acc * 2`, LoRA's alpha/r), or null for anything else (activations,
+ * sums of views added before the accumulator: other roundings).
  */
-function epilogueTerms(e: Alu): Alu[] | null {
-  const out: Alu[] = [];
+function epilogueTerms(e: Alu): (Alu | number)[] | null {
+  const out: (Alu | number)[] = [];
   let cur = e;
   while (!isAcc(cur)) {
-    if (cur.op !== 'Add' || cur.src.length !== 2) return null;
+    if ((cur.op !== 'Add' && cur.op !== 'Mul') || cur.src.length !== 2) return null;
     const [x, y] = cur.src;
     const xa = hasAcc(x);
     if (xa === hasAcc(y)) return null;
     const other = xa ? y : x;
-    if (other.op !== 'GlobalView') return null;
-    out.unshift(other);
+    if (cur.op === 'Add' && other.op === 'GlobalView') out.unshift(other);
+    else if (cur.op === 'Mul' && other.op === 'Const' && typeof other.arg === 'number' && other.dtype === 'float32') out.unshift(other.arg);
+    else return null;
     cur = xa ? x : y;
   }
   return out;
@@ -146,7 +148,7 @@ export function planKernel(k: KernelLike, chunk: Pick<Chunk, 'b' | 'E' | 'U'>, a
   if (exp.src.length !== 2 || exp.src.some((s) => s.op !== 'GlobalView')) return 'operands not two plain views';
   const epiTerms = epilogueTerms(re.epilogue);
   if (!epiTerms) return 'epilogue';
-  if (exp.dtype !== 'float32' || re.dtype !== 'float32' || re.epilogue.dtype !== 'float32' || [...exp.src, ...epiTerms].some((s) => s.dtype !== 'float32')) return 'dtype';
+  if (exp.dtype !== 'float32' || re.dtype !== 'float32' || re.epilogue.dtype !== 'float32' || [...exp.src, ...epiTerms].some((s) => typeof s !== 'number' && s.dtype !== 'float32')) return 'dtype';
   const views: ViewLike[] = [];
   const gids: number[] = [];
   for (const gv of exp.src) {
@@ -173,6 +175,10 @@ export function planKernel(k: KernelLike, chunk: Pick<Chunk, 'b' | 'E' | 'U'>, a
   const expectedOut = chunk.b(outShape, chunk.E.gidx).map((e) => (e as unknown as { simplify(): Alu }).simplify());
   const epi: GemmPlan['epi'] = [];
   for (const gv of epiTerms) {
+    if (typeof gv === 'number') {
+      epi.push({ mul: gv });
+      continue;
+    }
     const [gid, st] = gv.arg as [number, { views?: ViewLike[] }];
     if (!Number.isInteger(gid) || gid < 0 || gid >= k.nargs || !Array.isArray(st?.views) || st.views.length !== 1) return 'epilogue view';
     const v = st.views[0];

@@ -52,6 +52,7 @@ function heedGemm(m) {
   if (p.epi.length) {
     const C = new Float32Array(buf, C0, end), os = p.outShape, nd = os.length, last = os[nd - 1];
     for (const e of p.epi) {
+      if (e.mul !== undefined) { for (let j = m.begin; j < end; j++) C[j] *= e.mul; continue; }
       const D = view(ptrs[e.gid]), st = e.strides, sl = st[nd - 1];
       let j = m.begin;
       while (j < end) {
