@@ -23,7 +23,7 @@
  */
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { LLAMA_30M, PROBE, QWEN25_05B, SMOLLM2_135M, smollm2Config } from './shapes.js';
@@ -460,7 +460,7 @@ async function main() {
     native: { mode: nativeMode, kernels: rows.find((r) => r.heed?.kernels)?.heed?.kernels, isa: rows.find((r) => r.heed?.nativeIsa)?.heed?.nativeIsa ?? null, loadAvgAtStart, loadAvgAtEnd: os.loadavg() },
     step: {
       what: 'heed: src/train/trainer.ts train() (segmented gradients, grad norm + clipping, per-tensor AdamW) on LIMA rows (template chatml, mask output, packing, max_length T, batch_size B); torch: the same model in bench/torch_bench.py, cross-entropy on random ids (B x T), backward, clip_grad_norm_, AdamW',
-      adamw: ADAMW, gradClip: GRAD_CLIP, data: LIMA, checkpointing: values.checkpointing ?? 'trainer default (auto: layer by layer from 8 layers or 20M parameters, else one fused program)',
+      adamw: ADAMW, gradClip: GRAD_CLIP, data: relative(ROOT, LIMA), checkpointing: values.checkpointing ?? 'trainer default (auto: layer by layer from 8 layers or 20M parameters, else one fused program)',
       tokPerS: 'B*T / median step time; heed step time = tokens / tokens_per_s of metrics.jsonl, first `drop` steps excluded; realTokPerS counts non-padding tokens only',
     },
     cases: rows,
