@@ -7,8 +7,11 @@
  *   npm run bench:train                          # all cases + full-fine-tuning search (long: ~30-60 min on 2 cores)
  *   npm run bench:train -- --quick               # fewer steps, no search, no 4x256 LoRA case
  *   npm run bench:train -- --cases probe,llama --no-torch --no-save
+ *   npm run bench:train -- --quick --native both --save-as train-native-DATE.json   # wasm and native kernels, same run
  *   other flags: --search-budget S (default 900), --idle-wait S (default 20), --keep-tmp, --checkpointing auto|layers|off
- *   (the trainer's key; default: the trainer's default); HEED_THREADS sets the
+ *   (the trainer's key; default: the trainer's default), --native on|off|both (matmul kernels: the engine's default
+ *   [native when the addon is built], HEED_NATIVE=0, or each heed case twice: wasm first, then native), --save-as NAME
+ *   (results file under bench/results/; train-latest.json is then left alone); HEED_THREADS sets the
  *   thread count of both engines (default: all cores), HEED_BENCH_PYTHON the python with torch
  *
  * Each heed case runs in its own child process (peak RSS per case; "Allocation exceeds the 4 GiB memory32
@@ -20,7 +23,7 @@
  */
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { LLAMA_30M, PROBE, QWEN25_05B, SMOLLM2_135M, smollm2Config } from './shapes.js';
@@ -134,13 +137,17 @@ async function trainChild(spec: TrainSpec): Promise<ChildResult> {
   // eval_every 1 with eval: null makes the trainer call onEval after every step and do nothing else (no eval rows,
   // no best checkpoint). The callback timestamps the step and ends the run (by throwing) before the trainer's
   // final checkpoint, once enough steps are timed.
-  const marks: { step: number; t: number; rssMb?: number; hwmMb: number }[] = [];
+  const marks: { step: number; t: number; rssMb?: number; hwmMb: number; gemmMs: number; cpuMs: number }[] = [];
+  const cpuMs = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  };
   const logs: string[] = [];
   const tStart = performance.now();
   const cb = {
     name: 'train-bench',
     async onEval(ctx: { step: number }) {
-      marks.push({ step: ctx.step, t: performance.now(), ...rssNow() });
+      marks.push({ step: ctx.step, t: performance.now(), ...rssNow(), gemmMs: info.native?.gemmMs ?? 0, cpuMs: cpuMs() });
       // seconds of the steps after the dropped ones (from the end of step `drop` to now)
       const from = spec.drop > 0 ? marks[spec.drop - 1]?.t : tStart;
       const timedS = from === undefined ? 0 : (performance.now() - from) / 1000;
@@ -171,13 +178,20 @@ async function trainChild(spec: TrainSpec): Promise<ChildResult> {
   if (!timed.length) throw new Error(`no timed step (metrics.jsonl has ${recs.length} records)`);
   const md = median(timed.map((s) => s.ms));
   // wall time between consecutive steps' callbacks (everything the loop does, the deferred AdamW included)
-  const wall = marks.slice(1).map((m, i) => ({ step: m.step, ms: m.t - marks[i].t })).filter((w) => w.step > spec.drop);
+  const wall = marks.slice(1).map((m, i) => ({ step: m.step, ms: m.t - marks[i].t, gemmMs: (m.gemmMs - marks[i].gemmMs) / info.threads, cpuMs: m.cpuMs - marks[i].cpuMs })).filter((w) => w.step > spec.drop);
   const trainable = /([\d,]+) (?:trainable )?parameters/.exec(logs.find((l) => /parameters/.test(l)) ?? '')?.[1];
   const last = marks[marks.length - 1];
   return {
     ok: true,
-    engine: `heed train (@jax-js/jax ${info.version}, ${info.device}${info.relaxedSimd ? ', relaxed SIMD' : ''}, segmented grads)`,
+    engine: `heed train (@jax-js/jax ${info.version}, ${info.device}${info.relaxedSimd ? ', relaxed SIMD' : ''}, ${info.kernels === 'native' ? `native GEMM kernels (${info.native?.isa})` : 'wasm kernels'}, segmented grads)`,
     version: info.version, threads: info.threads, batch: spec.batch,
+    // which matmul kernels ran: the native addon's ISA, why the route was off, kernels claimed / left to wasm, and the
+    // native GEMM wall time per timed step (worker time / threads) beside the step's wall time
+    kernels: info.kernels, nativeIsa: info.native?.isa ?? null, nativeReason: info.native?.reason || undefined,
+    nativeClaimed: info.native?.claimed, nativeFallback: info.native?.fallback,
+    gemmMsPerStep: info.kernels === 'native' ? median(wall.map((w) => w.gemmMs)) : undefined,
+    // CPU time of the whole process (all threads) between step callbacks: less sensitive to other load than wall time
+    cpuMedianMs: median(wall.map((w) => w.cpuMs)),
     trainableParams: trainable ? Number(trainable.replace(/,/g, '')) : undefined,
     tokPerS: (B * T) / (md / 1000), medianMs: md, timesMs: timed.map((s) => s.ms),
     realTokPerS: median(timed.map((s) => s.realTokPerS)), fill: median(steps.map((s) => s.fill)),
@@ -194,8 +208,8 @@ async function trainChild(spec: TrainSpec): Promise<ChildResult> {
 // ---------------------------------------------------------------------------------------------------------
 
 const SELF = fileURLToPath(import.meta.url);
-const runChild = (flag: string, spec: object, timeoutS: number, threads: number) =>
-  runProcess(process.execPath, [...process.execArgv, SELF, flag, JSON.stringify(spec)], { ...process.env, HEED_THREADS: String(threads) }, timeoutS);
+const runChild = (flag: string, spec: object, timeoutS: number, threads: number, env: Record<string, string> = {}) =>
+  runProcess(process.execPath, [...process.execArgv, SELF, flag, JSON.stringify(spec)], { ...process.env, HEED_THREADS: String(threads), ...env }, timeoutS);
 
 function cases(quick: boolean): TrainCase[] {
   const lora16: LoraSpec = { r: 16, alpha: 32, targets: LORA_TARGETS };
@@ -222,8 +236,13 @@ interface CaseResult {
   batch: [number, number];
   lora: LoraSpec | null;
   heed?: ChildResult;
+  /** with --native both: the same case on jax-js's wasm kernels (HEED_NATIVE=0), run just before `heed` */
+  heedWasm?: ChildResult;
   torch?: ChildResult;
   ratio?: number;
+  ratioWasm?: number;
+  /** heed (native) tok/s over heedWasm tok/s */
+  nativeSpeedup?: number;
   model?: ChildResult;
 }
 
@@ -254,12 +273,20 @@ const mb = (r?: ChildResult) => (r?.ok || r?.peakRssMb ? fmt(r?.peakRssMb) : '�
 const millions = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : `${(n / 1e3).toFixed(0)}K`);
 
 function table(rows: CaseResult[]): string {
-  const head = ['case', 'params', 'trainable', 'batch B×T', 'heed tok/s', 'torch tok/s', 'ratio', 'peak RSS MB heed / torch', 'compile s (heed)'];
+  const both = rows.some((r) => r.heedWasm);
+  const head = ['case', 'params', 'trainable', 'batch B×T', 'heed tok/s', ...(both ? ['heed wasm tok/s', 'native / wasm (wall)', 'native / wasm (CPU time)', 'GEMM share (native)'] : []), 'torch tok/s', 'ratio', ...(both ? ['ratio wasm'] : []), 'peak RSS MB heed / torch', 'compile s (heed)'];
   const lines = rows.map((r) => {
-    let ratio = fmt(r.ratio, 2);
-    if (ratio !== '—' && Math.max(otherOf(r.heed), otherOf(r.torch)) > BUSY) ratio += '*';
+    const star = (x: number | undefined, other?: ChildResult) => {
+      const t = fmt(x, 2);
+      return t !== '—' && Math.max(otherOf(other), otherOf(r.torch)) > BUSY ? t + '*' : t;
+    };
+    const ratio = star(r.ratio, r.heed);
     const compile = r.heed?.ok && typeof r.heed.firstMs === 'number' ? fmt((r.heed.firstMs - (r.heed.medianMs ?? 0)) / 1000, 1) : '—';
-    return [r.id, millions(r.params), millions(r.trainableParams), r.batch.join('×'), cell(r.heed), cell(r.torch, r.torch === undefined ? '—' : 'skipped'), ratio, `${mb(r.heed)} / ${mb(r.torch)}`, compile];
+    const share = r.heed?.ok && typeof r.heed.gemmMsPerStep === 'number' && r.heed.wallMedianMs ? `${((100 * (r.heed.gemmMsPerStep as number)) / (r.heed.wallMedianMs as number)).toFixed(0)}%` : '—';
+    const cpu = (x?: ChildResult) => (x?.ok && typeof x.cpuMedianMs === 'number' ? (x.cpuMedianMs as number) : undefined);
+    const cpuRatio = cpu(r.heed) && cpu(r.heedWasm) ? cpu(r.heedWasm)! / cpu(r.heed)! : undefined;
+    const extra = both ? [cell(r.heedWasm, '—'), fmt(r.nativeSpeedup, 2), fmt(cpuRatio, 2), share] : [];
+    return [r.id, millions(r.params), millions(r.trainableParams), r.batch.join('×'), cell(r.heed), ...extra, cell(r.torch, r.torch === undefined ? '—' : 'skipped'), ratio, ...(both ? [star(r.ratioWasm, r.heedWasm)] : []), `${mb(r.heed)} / ${mb(r.torch)}`, compile];
   });
   return markdownTable(head, lines);
 }
@@ -276,6 +303,8 @@ async function main() {
       'idle-wait': { type: 'string', default: process.env.HEED_BENCH_IDLE_WAIT ?? '20' },
       'keep-tmp': { type: 'boolean', default: false },
       checkpointing: { type: 'string' },
+      native: { type: 'string', default: 'on' },
+      'save-as': { type: 'string' },
       child: { type: 'string' },
       'make-model': { type: 'string' },
     },
@@ -284,7 +313,12 @@ async function main() {
   if (values.child) return childMain(() => trainChild(JSON.parse(values.child!) as TrainSpec));
 
   const quick = values.quick!;
+  const nativeMode = values.native!;
+  if (!['on', 'off', 'both'].includes(nativeMode)) throw new Error(`--native ${nativeMode}: use on, off or both`);
+  const saveAs = values['save-as'];
+  if (saveAs !== undefined && !/^[\w.-]+\.json$/.test(saveAs)) throw new Error(`--save-as ${saveAs}: a file name ending in .json (saved under bench/results/)`);
   const t0 = performance.now();
+  const loadAvgAtStart = os.loadavg();
   const log = makeLog(t0);
   const threads = benchThreads();
   const idleWait = Number(values['idle-wait']);
@@ -328,14 +362,14 @@ async function main() {
     return current;
   };
   let nRuns = 0;
-  const runHeed = async (c: { config: Record<string, unknown>; tokenizer: TokenizerKind; batch: [number, number]; lora: LoraSpec | null; drop: number; minTimed: number; maxTimed: number; budgetS: number; timeoutS: number }): Promise<{ heed: ChildResult; model: ChildResult }> => {
+  const runHeed = async (c: { config: Record<string, unknown>; tokenizer: TokenizerKind; batch: [number, number]; lora: LoraSpec | null; drop: number; minTimed: number; maxTimed: number; budgetS: number; timeoutS: number }, env: Record<string, string> = nativeMode === 'off' ? { HEED_NATIVE: '0' } : {}): Promise<{ heed: ChildResult; model: ChildResult }> => {
     const m = await modelFor(c.config, c.tokenizer);
     if (!m.res.ok) return { heed: { ok: false, error: `writing the model folder failed: ${m.res.error}`, doesNotFit: false }, model: m.res };
     const outDir = join(tmp, `run-${nRuns++}`);
     mkdirSync(outDir, { recursive: true });
     const idle = idleWait > 0 ? await waitIdle(idleWait) : undefined;
     const spec: TrainSpec = { modelDir: m.dir, outDir, batch: c.batch, lora: c.lora, drop: c.drop, minTimed: c.minTimed, maxTimed: c.maxTimed, budgetS: c.budgetS, threads, checkpointing: values.checkpointing };
-    const r = await runChild('--child', spec, c.timeoutS, threads);
+    const r = await runChild('--child', spec, c.timeoutS, threads, env);
     rmSync(outDir, { recursive: true, force: true });
     if (idle) Object.assign(r, idle);
     return { heed: r, model: m.res };
@@ -346,6 +380,10 @@ async function main() {
   for (const c of selected) {
     const row: CaseResult = { id: c.id, shape: c.shape, note: c.note, config: c.config, params: parameterCount(parseModelConfig(c.config)), trainableParams: trainableOf(c.config, c.lora), batch: c.batch, lora: c.lora };
     rows.push(row);
+    if (nativeMode === 'both') {
+      row.heedWasm = (await runHeed(c, { HEED_NATIVE: '0' })).heed;
+      log(`${c.id} heed (wasm kernels): ${row.heedWasm.ok ? `${fmt(row.heedWasm.tokPerS)} tok/s (median step ${fmt(row.heedWasm.medianMs)} ms)` : row.heedWasm.error}${other(row.heedWasm)}`);
+    }
     const { heed, model } = await runHeed(c);
     row.heed = heed;
     row.model = model;
@@ -359,6 +397,8 @@ async function main() {
       log(`${c.id} torch: ${r.ok ? `${fmt(r.tokPerS)} tok/s (median step ${fmt(r.medianMs)} ms), peak RSS ${fmt(r.peakRssMb)} MB, loss ${(r.loss ?? []).map((x) => x.toFixed(3)).join(' ')}` : r.error} (${fmt(r.wallS, 1)} s${other(r)})`);
     }
     if (row.heed?.ok && row.torch?.ok && row.heed.tokPerS && row.torch.tokPerS) row.ratio = row.heed.tokPerS / row.torch.tokPerS;
+    if (row.heedWasm?.ok && row.torch?.ok && row.heedWasm.tokPerS && row.torch.tokPerS) row.ratioWasm = row.heedWasm.tokPerS / row.torch.tokPerS;
+    if (row.heedWasm?.ok && row.heed?.ok && row.heedWasm.tokPerS && row.heed.tokPerS) row.nativeSpeedup = row.heed.tokPerS / row.heedWasm.tokPerS;
   }
 
   // largest full fine-tuning: SmolLM2-135M width with its 49,152 vocabulary, bisecting on the depth at 1x256
@@ -417,9 +457,10 @@ async function main() {
   const result = {
     date: new Date().toISOString(), quick, elapsedS, machine: machineInfo(), threads, torch: torchVersion,
     heedEngine: rows.find((r) => r.heed?.engine)?.heed?.engine,
+    native: { mode: nativeMode, kernels: rows.find((r) => r.heed?.kernels)?.heed?.kernels, isa: rows.find((r) => r.heed?.nativeIsa)?.heed?.nativeIsa ?? null, loadAvgAtStart, loadAvgAtEnd: os.loadavg() },
     step: {
       what: 'heed: src/train/trainer.ts train() (segmented gradients, grad norm + clipping, per-tensor AdamW) on LIMA rows (template chatml, mask output, packing, max_length T, batch_size B); torch: the same model in bench/torch_bench.py, cross-entropy on random ids (B x T), backward, clip_grad_norm_, AdamW',
-      adamw: ADAMW, gradClip: GRAD_CLIP, data: LIMA, checkpointing: values.checkpointing ?? 'trainer default (auto: layer by layer from 8 layers or 20M parameters, else one fused program)',
+      adamw: ADAMW, gradClip: GRAD_CLIP, data: relative(ROOT, LIMA), checkpointing: values.checkpointing ?? 'trainer default (auto: layer by layer from 8 layers or 20M parameters, else one fused program)',
       tokPerS: 'B*T / median step time; heed step time = tokens / tokens_per_s of metrics.jsonl, first `drop` steps excluded; realTokPerS counts non-padding tokens only',
     },
     cases: rows,
@@ -428,10 +469,10 @@ async function main() {
   if (!values['no-save']) {
     const dir = `${HERE}results`;
     mkdirSync(dir, { recursive: true });
-    const file = `${dir}/train-${stamp()}.json`;
+    const file = `${dir}/${saveAs ?? `train-${stamp()}.json`}`;
     writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
-    writeFileSync(`${dir}/train-latest.json`, JSON.stringify(result, null, 2) + '\n');
-    console.log(`saved ${file} and bench/results/train-latest.json`);
+    if (saveAs === undefined) writeFileSync(`${dir}/train-latest.json`, JSON.stringify(result, null, 2) + '\n');
+    console.log(`saved ${file}${saveAs === undefined ? ' and bench/results/train-latest.json' : ''}`);
   }
 }
 

@@ -160,8 +160,8 @@ const char* isaName() {
 }
 
 template <int NR>
-void gemmThreads(const Mat& a, const Mat& b, float* c, int M, int N, int K, int threads, Kern kern) {
-  if (K == 0) { std::memset(c, 0, sizeof(float) * (size_t)M * N); return; }
+void gemmThreads(const Mat& a, const Mat& b, float* c, int M, int N, int K, int threads, Kern kern, int ldc) {
+  if (K == 0) { for (int i = 0; i < M; i++) std::memset(c + (size_t)i * ldc, 0, sizeof(float) * (size_t)N); return; }
   // split the larger of M, N into `threads` parts (in whole register tiles)
   std::vector<std::thread> pool;
   bool splitM = M >= N;
@@ -171,8 +171,8 @@ void gemmThreads(const Mat& a, const Mat& b, float* c, int M, int N, int K, int 
   for (int t = 0; t < threads; t++) {
     int s = std::min(len, (int)((long)tiles * t / threads) * unit), e = std::min(len, (int)((long)tiles * (t + 1) / threads) * unit);
     auto job = [=, &a, &b] {
-      if (splitM) gemmBlock<NR>(a, b, c, N, K, s, e, 0, N, kern);
-      else gemmBlock<NR>(a, b, c, N, K, 0, M, s, e, kern);
+      if (splitM) gemmBlock<NR>(a, b, c, ldc, K, s, e, 0, N, kern);
+      else gemmBlock<NR>(a, b, c, ldc, K, 0, M, s, e, kern);
     };
     if (t == threads - 1) job(); else pool.emplace_back(job);
   }
@@ -181,12 +181,18 @@ void gemmThreads(const Mat& a, const Mat& b, float* c, int M, int N, int K, int 
 
 std::string forcedIsa;  // HEED_NATIVE_ISA=avx512f|avx2+fma|sse, or setIsa() (tests and benchmarks)
 
-void gemm(bool transA, bool transB, int M, int N, int K, const float* A, const float* B, float* C, int threads) {
-  Mat a{A, transA, transA ? M : K}, b{B, transB, transB ? K : N};
+// C[i * ldc + j] = sum_k op(A)(i, k) * op(B)(k, j); A(i, k) = A[i * lda + k] (transA: A[k * lda + i]),
+// B(k, j) = B[k * ldb + j] (transB: B[j * ldb + k]). Any non-negative leading dimensions (views, slices).
+void gemmLd(bool transA, bool transB, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc, int threads) {
+  Mat a{A, transA, lda}, b{B, transB, ldb};
   std::string isa = forcedIsa.empty() ? isaName() : forcedIsa;
-  if (isa == "avx512f" && __builtin_cpu_supports("avx512f")) gemmThreads<32>(a, b, C, M, N, K, threads, kern512);
-  else if ((isa == "avx512f" || isa == "avx2+fma" || isa == "avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) gemmThreads<16>(a, b, C, M, N, K, threads, kern256);
-  else gemmThreads<8>(a, b, C, M, N, K, threads, kern128);
+  if (isa == "avx512f" && __builtin_cpu_supports("avx512f")) gemmThreads<32>(a, b, C, M, N, K, threads, kern512, ldc);
+  else if ((isa == "avx512f" || isa == "avx2+fma" || isa == "avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) gemmThreads<16>(a, b, C, M, N, K, threads, kern256, ldc);
+  else gemmThreads<8>(a, b, C, M, N, K, threads, kern128, ldc);
+}
+
+void gemm(bool transA, bool transB, int M, int N, int K, const float* A, const float* B, float* C, int threads) {
+  gemmLd(transA, transB, M, N, K, A, transA ? M : K, B, transB ? K : N, C, N, threads);
 }
 
 // ---- N-API ----
@@ -228,6 +234,37 @@ napi_value Gemm(napi_env env, napi_callback_info info) {
   if (!f32arg(env, argv[5], (size_t)M * K, "A", &A) || !f32arg(env, argv[6], (size_t)K * N, "B", &B) || !f32arg(env, argv[7], (size_t)M * N, "C", &C)) return nullptr;
   if ((size_t)M * N == 0) return nullptr;
   gemm(ta, tb, M, N, K, A, B, C, std::max(1, threads));
+  return nullptr;
+}
+
+// gemmLd(transA, transB, M, N, K, A, lda, B, ldb, C, ldc, threads): as gemm with explicit leading dimensions
+// (elements). The arrays must hold every element the strides reach (checked).
+napi_value GemmLd(napi_env env, napi_callback_info info) {
+  size_t argc = 12;
+  napi_value argv[12];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc < 12) { napi_throw_type_error(env, nullptr, "heed_gemm: gemmLd(transA, transB, M, N, K, A, lda, B, ldb, C, ldc, threads)"); return nullptr; }
+  bool ta, tb;
+  int32_t M, N, K, lda, ldb, ldc, threads;
+  CHECK(napi_get_value_bool(env, argv[0], &ta));
+  CHECK(napi_get_value_bool(env, argv[1], &tb));
+  CHECK(napi_get_value_int32(env, argv[2], &M));
+  CHECK(napi_get_value_int32(env, argv[3], &N));
+  CHECK(napi_get_value_int32(env, argv[4], &K));
+  CHECK(napi_get_value_int32(env, argv[6], &lda));
+  CHECK(napi_get_value_int32(env, argv[8], &ldb));
+  CHECK(napi_get_value_int32(env, argv[10], &ldc));
+  CHECK(napi_get_value_int32(env, argv[11], &threads));
+  if (M < 0 || N < 0 || K < 0 || lda < 0 || ldb < 0 || ldc < 0) { napi_throw_range_error(env, nullptr, "heed_gemm: negative dimension or leading dimension"); return nullptr; }
+  if ((size_t)M * N == 0) return nullptr;
+  // elements reached: the largest index + 1 of each operand
+  auto reach = [](bool t, int rows, int cols, int ld) -> size_t {  // rows x cols logical, stored row-major (t: transposed)
+    if (rows == 0 || cols == 0) return 0;
+    return t ? (size_t)(cols - 1) * ld + rows : (size_t)(rows - 1) * ld + cols;
+  };
+  float *A = nullptr, *B = nullptr, *C = nullptr;
+  if (!f32arg(env, argv[5], K ? reach(ta, M, K, lda) : 0, "A", &A) || !f32arg(env, argv[7], K ? reach(tb, K, N, ldb) : 0, "B", &B) || !f32arg(env, argv[9], reach(false, M, N, ldc), "C", &C)) return nullptr;
+  gemmLd(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, std::max(1, threads));
   return nullptr;
 }
 
@@ -298,6 +335,8 @@ napi_value Init(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "gemm", NAPI_AUTO_LENGTH, Gemm, nullptr, &fn);
   napi_set_named_property(env, exports, "gemm", fn);
+  napi_create_function(env, "gemmLd", NAPI_AUTO_LENGTH, GemmLd, nullptr, &fn);
+  napi_set_named_property(env, exports, "gemmLd", fn);
   napi_create_function(env, "setIsa", NAPI_AUTO_LENGTH, SetIsa, nullptr, &fn);
   napi_set_named_property(env, exports, "setIsa", fn);
   napi_create_function(env, "fmaPeak", NAPI_AUTO_LENGTH, FmaPeak, nullptr, &fn);

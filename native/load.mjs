@@ -15,7 +15,7 @@ let told = false;
 
 /**
  * @param {{ file?: string, quiet?: boolean }} [opts] file: another addon path (tests); quiet: no message
- * @returns {null | { gemm(ta: boolean, tb: boolean, M: number, N: number, K: number, A: Float32Array, B: Float32Array, C: Float32Array, threads?: number): void, info(): { isa: string, hardwareThreads: number }, setIsa(name: string): string, fmaPeak(iters?: number): number }}
+ * @returns {null | { gemm(ta: boolean, tb: boolean, M: number, N: number, K: number, A: Float32Array, B: Float32Array, C: Float32Array, threads?: number): void, gemmLd(ta: boolean, tb: boolean, M: number, N: number, K: number, A: Float32Array, lda: number, B: Float32Array, ldb: number, C: Float32Array, ldc: number, threads: number): void, info(): { isa: string, hardwareThreads: number }, setIsa(name: string): string, fmaPeak(iters?: number): number }}
  */
 export function loadNativeGemm(opts = {}) {
   const file = opts.file ?? ADDON_PATH;

@@ -14,6 +14,11 @@ import { loadNativeGemm, lastReason } from '../native/load.mjs';
 const native = loadNativeGemm({ quiet: true });
 const skip = native ? false : `native addon not built (${lastReason()}): run npm run build:native`;
 
+// .ci/run builds the addon and sets HEED_REQUIRE_NATIVE=1: there a missing addon is a failure, not a skip
+test('the addon loads when required (HEED_REQUIRE_NATIVE=1)', { skip: process.env.HEED_REQUIRE_NATIVE === '1' ? false : skip }, () => {
+  assert.ok(native, `HEED_REQUIRE_NATIVE=1 but the addon does not load: ${lastReason()}`);
+});
+
 function rand(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
   let s = seed;
@@ -104,6 +109,32 @@ test('native GEMM: K = 0 gives zeros; a training-size product agrees with the re
     for (let k = 0; k < K; k++) x += A[i * K + k] * B[j * K + k];
     assert.ok(Math.abs(D[i * N + j] - x) < 1e-4, `C[${i},${j}] = ${D[i * N + j]}, reference ${x}`);
   }
+});
+
+test('gemmLd: sub-matrices with leading dimensions (the engine route), every layout; C outside the block untouched', { skip }, () => {
+  const g = native!;
+  for (const [M, N, K] of [[5, 3, 2], [13, 40, 257], [37, 53, 70]] as [number, number, number][])
+    for (const ta of [false, true])
+      for (const tb of [false, true]) {
+        // op(A) is the [M, K] block at row/column 1 of a larger stored matrix; likewise op(B) and C
+        const lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 2;
+        const Afull = rand((ta ? K : M) * lda + lda + 1, 3), Bfull = rand((tb ? N : K) * ldb + ldb + 1, 4);
+        const A = Afull.subarray(lda + 1), B = Bfull.subarray(ldb + 1);
+        const C = new Float32Array(M * ldc).fill(Number.NaN);
+        g.gemmLd(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, 2);
+        // the dense copies and the plain gemm as the reference
+        const Ad = new Float32Array(M * K), Bd = new Float32Array(K * N);
+        for (let i = 0; i < M; i++) for (let k = 0; k < K; k++) Ad[ta ? k * M + i : i * K + k] = ta ? A[k * lda + i] : A[i * lda + k];
+        for (let k = 0; k < K; k++) for (let j = 0; j < N; j++) Bd[tb ? j * K + k : k * N + j] = tb ? B[j * ldb + k] : B[k * ldb + j];
+        const { C: R, mag } = reference(ta, tb, M, N, K, Ad, Bd);
+        for (let i = 0; i < M; i++)
+          for (let j = 0; j < ldc; j++) {
+            const v = C[i * ldc + j];
+            if (j >= N) assert.ok(Number.isNaN(v), `wrote outside the block at ${i},${j}`);
+            else assert.ok(Math.abs(v - R[i * N + j]) <= 1e-6 * mag[i * N + j] + 1e-6, `${ta}/${tb} ${M}x${N}x${K}: C[${i},${j}] = ${v}, reference ${R[i * N + j]}`);
+          }
+      }
+  assert.throws(() => g.gemmLd(false, false, 2, 2, 2, new Float32Array(4), 3, new Float32Array(4), 2, new Float32Array(4), 2, 1), /A must be a Float32Array of at least 5 elements/);
 });
 
 test('native GEMM rejects bad arguments with a clear error', { skip }, () => {

@@ -37,6 +37,12 @@ export interface EngineInfo {
   relaxedSimd: boolean;
   available: string[];
   version: string;
+  /**
+   * Matmul kernels: 'native' when jax-js's wasm matmul kernels run on the native GEMM addon (src/engine/native.ts),
+   * else 'wasm'. `native` holds the addon's ISA, why the route is off, and live counts of kernels claimed / left to wasm.
+   */
+  kernels: 'native' | 'wasm';
+  native?: import('./native.js').NativeStatus;
 }
 
 let current: EngineInfo | undefined;
@@ -119,7 +125,12 @@ export async function initEngine(opts: { device?: DeviceName; threads?: number }
     throw new HeedError(`device ${device} could not be started (available: ${available.join(', ') || 'none'})`, device === 'webgpu' ? 'use --device wasm' : 'report this with --debug output');
   }
   jax.defaultDevice(device);
-  current = { device, threads, relaxedSimd, available, version: ENGINE_VERSION };
+  let native: import('./native.js').NativeStatus | undefined;
+  if (isNode && device === 'wasm') {
+    const { startNative } = await import('./native.js');
+    native = await startNative(threads, { jit: jit as never, np: np as never, fromHost: fromHost as never, toHost: toHost as never });
+  }
+  current = { device, threads, relaxedSimd, available, version: ENGINE_VERSION, kernels: native?.active ? 'native' : 'wasm', native };
   return current;
 }
 

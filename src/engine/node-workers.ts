@@ -13,17 +13,93 @@ const { parentPort } = require('node:worker_threads');
 globalThis.self = globalThis;
 globalThis.postMessage = (m) => parentPort.postMessage(m);
 let pending = [];
+// native GEMM route (src/engine/native.ts): a kernel message with a heedGemm plan runs the addon on views of the
+// shared wasm memory for outputs [begin, end) and answers as the wasm kernel would; any failure runs the wasm kernel
+let heedMemory = null, heedAddon, heedRow = new Float32Array(0), heedWarned = false;
+function heedGemm(m) {
+  const p = m.heedGemm;
+  if (heedAddon === undefined) { try { heedAddon = require(p.addon); } catch { heedAddon = null; } }
+  if (!heedAddon || !heedMemory) return false;
+  const buf = heedMemory.buffer, ptrs = m.ptrs, M = p.M, N = p.N, K = p.K, MN = M * N;
+  const view = (byte) => new Float32Array(buf, byte, (buf.byteLength - byte) >> 2);
+  const A0 = ptrs[p.a], B0 = ptrs[p.b], C0 = ptrs[ptrs.length - 1];
+  if (heedRow.length < N) heedRow = new Float32Array(N);
+  let i = m.begin;
+  const end = m.end;
+  while (i < end) {
+    const bi = Math.floor(i / MN);
+    let ao = p.aOff, bo = p.bOff, rem = bi;
+    for (let d = p.batch.length - 1; d >= 0; d--) { const x = rem % p.batch[d]; rem = (rem - x) / p.batch[d]; ao += x * p.aB[d]; bo += x * p.bB[d]; }
+    const base = bi * MN, stop = Math.min(end, base + MN) - base;
+    let r = i - base;
+    const Bv = view(B0 + 4 * bo);
+    const aAt = (row) => view(A0 + 4 * (ao + (p.ta ? row : row * p.lda)));
+    while (r < stop) {
+      const row = Math.floor(r / N), col = r - row * N;
+      if (col === 0 && stop - r >= N) {
+        const rows = Math.floor((stop - r) / N);
+        heedAddon.gemmLd(p.ta, p.tb, rows, N, K, aAt(row), p.lda, Bv, p.ldb, view(C0 + 4 * (base + r)), N, 1);
+        r += rows * N;
+      } else {
+        const to = Math.min(N, stop - row * N);
+        heedAddon.gemmLd(p.ta, p.tb, 1, N, K, aAt(row), p.lda, Bv, p.ldb, heedRow, N, 1);
+        new Float32Array(buf, C0 + 4 * (base + r), to - col).set(heedRow.subarray(col, to));
+        r = row * N + to;
+      }
+    }
+    i = base + stop;
+  }
+  if (p.epi.length) {
+    const C = new Float32Array(buf, C0, end), os = p.outShape, nd = os.length, last = os[nd - 1];
+    for (const e of p.epi) {
+      if (e.mul !== undefined) { for (let j = m.begin; j < end; j++) C[j] *= e.mul; continue; }
+      const D = view(ptrs[e.gid]), st = e.strides, sl = st[nd - 1];
+      let j = m.begin;
+      while (j < end) {
+        let rem = j, idx = e.off;
+        for (let d = nd - 1; d >= 0; d--) { const x = rem % os[d]; rem = (rem - x) / os[d]; idx += x * st[d]; }
+        const runEnd = Math.min(end, j - (j % last) + last);
+        for (; j < runEnd; j++, idx += sl) C[j] += D[idx];
+      }
+    }
+  }
+  return true;
+}
+function heedOnMessage(m) {
+  if (m && m.type === 'init') heedMemory = m.memory;
+  if (m && m.heedGemm) {
+    try {
+      const t0 = performance.now();
+      if (heedGemm(m)) { postMessage({ type: 'done', ok: true, heedGemmMs: performance.now() - t0 }); return; }
+    } catch (e) {
+      if (!heedWarned) { heedWarned = true; console.error('heed: native GEMM failed in a worker (' + String(e) + '); running that kernel in wasm'); }
+    }
+  }
+  self.onmessage({ data: m });
+}
 parentPort.on('message', (m) => {
   if (pending) {
     if (m && m.__heedWorkerSource !== undefined) {
       (0, eval)(m.__heedWorkerSource);
       const q = pending; pending = null;
-      for (const x of q) self.onmessage({ data: x });
+      for (const x of q) heedOnMessage(x);
     } else pending.push(m);
     return;
   }
-  self.onmessage({ data: m });
+  heedOnMessage(m);
 });`;
+
+/** Set by src/engine/native.ts: a GEMM plan for a kernel hash, or undefined (the wasm kernel runs). */
+type KernelRoute = (kernelHash: string) => object | undefined;
+let kernelRoute: KernelRoute | null = null;
+let gemmMs = 0;
+/** Milliseconds the workers spent in native GEMM kernels so far (summed over workers). */
+export function nativeGemmMs(): number {
+  return gemmMs;
+}
+export function setKernelRoute(route: KernelRoute | null): void {
+  kernelRoute = route;
+}
 
 type Handler = ((e: { data: unknown }) => void) | null;
 
@@ -38,6 +114,8 @@ class NodeWebWorker {
     this.w.on('message', (m) => {
       // jax-js answers every message it posts with exactly one reply; idle workers must not keep Node alive
       if (--this.pending === 0) this.w.unref();
+      const ms = (m as { heedGemmMs?: number } | null)?.heedGemmMs;
+      if (ms !== undefined) gemmMs += ms;
       this.onmessage?.({ data: m });
     });
     this.w.on('error', (e) => this.onerror?.({ message: e.message }));
@@ -47,6 +125,11 @@ class NodeWebWorker {
   private pending = 0;
   postMessage(m: unknown): void {
     if (this.pending++ === 0) this.w.ref();
+    if (kernelRoute) {
+      const k = m as { type?: string; kernelHash?: string };
+      const plan = k?.type === 'kernel' && k.kernelHash !== undefined ? kernelRoute(k.kernelHash) : undefined;
+      if (plan) m = { ...k, heedGemm: plan };
+    }
     this.w.postMessage(m);
   }
   terminate(): void {

@@ -1,0 +1,199 @@
+/**
+ * The native GEMM route under jax-js (src/engine/native.ts): with the addon built (`npm run build:native`), the
+ * engine runs its matmul kernels natively by default; these tests compare that path with jax-js's own wasm kernels
+ * (HEED_NATIVE=0) in child processes of this file (one engine per process):
+ * - logits of every tiny architecture within 1e-4, and the loss and every gradient of a packed batch within
+ *   |Δ| ≤ 1e-4 · max|g| + 1e-6 per tensor;
+ * - a short training run's (8 steps) loss curve within 1e-4 of the wasm one (not identical: the native kernels ran);
+ * - a run killed with SIGKILL mid-run on the native path and resumed gives exactly (bit for bit) the losses of its
+ *   uninterrupted native run.
+ * Without the addon the tests are skipped with the reason (counted); HEED_REQUIRE_NATIVE=1 (set by .ci/run, which
+ * builds the addon) makes that a failure.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadNativeGemm, lastReason } from '../native/load.mjs';
+import { SHARED, TINY, TINY_NAMES, tmp } from './helpers.js';
+
+const SELF = fileURLToPath(import.meta.url);
+const DOLLY = join(SHARED, 'data/dolly_3k.jsonl');
+
+const STEPS = 8;
+/** the short run: llama-gqa (GQA attention, causal mask epilogue) on 160 Dolly rows, checkpoints every 4 steps */
+const trainConfig = (out: string, data: string) => ({
+  model: join(TINY, 'llama-gqa'),
+  data,
+  template: 'chatml',
+  max_length: 64,
+  truncation: 'truncate-right',
+  batch_size: 4,
+  steps: STEPS,
+  lr: 3e-3,
+  warmup_steps: 2,
+  eval_every: 2,
+  save_every: 4,
+  eval_max_rows: 8,
+  seed: 3,
+  out,
+  name: 'r',
+});
+
+type Engine = { kernels: string; native?: { active: boolean; reason: string; claimed: number; fallback: Record<string, number>; isa: string | null } };
+interface ChildOut {
+  engine: Engine;
+  values?: Record<string, number[]>;
+  losses?: number[];
+  evalLosses?: number[];
+  runDir?: string;
+  /** kernels left to wasm during the numbers part */
+  numbersFallback?: Record<string, number>;
+}
+
+// ------------------------------------------------------------------------------------------------ children
+async function child(mode: string, outFile: string): Promise<void> {
+  const { initEngine, jit, valueAndGrad, toHost, tree } = await import('../src/engine/index.js');
+  const engine = (await initEngine()) as unknown as Engine;
+  const out: ChildOut = { engine };
+  const metrics = (dir: string) => readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+  if (mode === 'numbers' || mode === 'all') {
+    const { loadModel, disposeParams } = await import('../src/models/load.js');
+    const { invFreqFor, sequenceLogits } = await import('../src/models/run.js');
+    const { weightedLoss } = await import('../src/train/loss.js');
+    const { toDeviceBatch } = await import('../src/train/step.js');
+    const values: Record<string, number[]> = {};
+    for (const name of TINY_NAMES) {
+      const model = await loadModel(join(TINY, name));
+      const c = model.config;
+      const lg = await sequenceLogits(c, model.params, [[5, 9, 33, 70, 2, 101, 44, 8, 9, 12, 200, 3], [7, 7, 1, 250, 18]]);
+      values[`${name} logits`] = lg.flatMap((r) => Array.from(r));
+      const B = 2, T = 10;
+      const ids = Int32Array.from({ length: B * T }, (_, i) => 3 + ((i * 37) % 250));
+      const weights = Float32Array.from({ length: B * T }, (_, i) => (i % 3 === 0 ? 0 : 1));
+      const segments = Int32Array.from({ length: B * T }, (_, i) => (i % T < 6 ? 0 : 1)); // two packed rows per sequence
+      const positions = Int32Array.from({ length: B * T }, (_, i) => (i % T < 6 ? i % T : (i % T) - 6));
+      const f = jit(valueAndGrad((p: Record<string, any>, b: any, fr: any) => weightedLoss(c, p, b, fr)));
+      const [loss, grads] = f(tree.ref(model.params), toDeviceBatch({ B, T, ids, weights, segments, positions }), invFreqFor(c)) as [any, Record<string, any>];
+      values[`${name} loss`] = Array.from(await toHost(loss));
+      for (const k of Object.keys(grads).sort()) values[`${name} grad ${k}`] = Array.from(await toHost(grads[k]));
+      disposeParams(model.params);
+    }
+    out.values = values;
+    out.numbersFallback = { ...engine.native?.fallback };
+  }
+  if (mode === 'train' || mode === 'kill' || mode === 'all') {
+    const { validateTrainConfig } = await import('../src/train/config.js');
+    const { train } = await import('../src/train/trainer.js');
+    const dir = process.env.HEED_NATIVE_RUN_OUT ?? tmp('heed-native-');
+    // kill: SIGKILL itself mid-run (after the step-4 checkpoint, at step 6), as a crash or `kill -9` would
+    const killer = { name: 'kill', async onEval(ctx: { step: number }) { if (mode === 'kill' && ctx.step === 6) process.kill(process.pid, 'SIGKILL'); } };
+    const s = await train(validateTrainConfig(trainConfig(dir, process.env.HEED_NATIVE_DATA!)), { quiet: true, callbacks: [killer] });
+    out.runDir = s.run_dir;
+  } else if (mode === 'resume') {
+    const { train } = await import('../src/train/trainer.js');
+    const s = await train({ resume: process.env.HEED_NATIVE_RESUME! }, { quiet: true });
+    out.runDir = s.run_dir;
+  } else if (mode !== 'numbers' && mode !== 'all') throw new Error(`unknown child mode ${mode}`);
+  if (out.runDir) {
+    const m = metrics(out.runDir);
+    out.losses = m.filter((r) => r.loss !== undefined).map((r) => r.loss);
+    out.evalLosses = m.filter((r) => r.eval_loss !== undefined).map((r) => r.eval_loss);
+  }
+  writeFileSync(outFile, JSON.stringify(out));
+}
+
+if (process.env.HEED_NATIVE_CHILD) {
+  await child(process.env.HEED_NATIVE_CHILD, process.env.HEED_NATIVE_OUT!);
+  process.exit(0);
+}
+
+// ------------------------------------------------------------------------------------------------ tests
+const addon = loadNativeGemm({ quiet: true });
+const required = process.env.HEED_REQUIRE_NATIVE === '1';
+const skip = addon || required ? false : `native addon not built (${lastReason()}): run npm run build:native`;
+
+/** run this file as a child in `mode`; resolves with its output (or null and the exit signal when it was killed) */
+function runChild(mode: string, env: Record<string, string>): Promise<{ out: ChildOut | null; code: number | null; signal: string | null; stderr: string }> {
+  const outFile = join(tmp('heed-native-out-'), 'out.json');
+  const e: Record<string, string | undefined> = { ...process.env, HEED_NATIVE_CHILD: mode, HEED_NATIVE_OUT: outFile, ...env };
+  delete e.NODE_TEST_CONTEXT; // the child is a script, not a test file
+  const p = spawn(process.execPath, ['--import', 'tsx', SELF], { env: e, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  p.stderr.on('data', (d) => (stderr += d));
+  return new Promise((res) => p.on('exit', (code, signal) => res({ out: existsSync(outFile) ? (JSON.parse(readFileSync(outFile, 'utf8')) as ChildOut) : null, code, signal, stderr })));
+}
+
+const dataDir = tmp('heed-native-data-');
+const DATA = join(dataDir, 'rows.jsonl');
+writeFileSync(DATA, readFileSync(DOLLY, 'utf8').split('\n').slice(0, 160).join('\n') + '\n');
+const NATIVE = { HEED_NATIVE: '1', HEED_THREADS: '2', HEED_NATIVE_DATA: DATA };
+const WASM = { HEED_NATIVE: '0', HEED_THREADS: '2', HEED_NATIVE_DATA: DATA };
+/** one native and one wasm child (numbers + the short run each), shared by the two tests below */
+let pair: ReturnType<typeof both> | undefined;
+const both = () => Promise.all([runChild('all', NATIVE), runChild('all', WASM)]);
+
+function assertNative(o: ChildOut | null, stderr: string): asserts o is ChildOut {
+  assert.ok(o, `the native child wrote no result: ${stderr.slice(-2000)}`);
+  assert.equal(o.engine.kernels, 'native', `the route is off: ${o.engine.native?.reason}`);
+  assert.ok(o.engine.native!.claimed > 0, 'no matmul kernel ran natively');
+}
+
+test('the native route is available when required (HEED_REQUIRE_NATIVE=1)', { skip: required ? false : skip }, () => {
+  assert.ok(addon, `HEED_REQUIRE_NATIVE=1 but the addon does not load: ${lastReason()}`);
+});
+
+test('native kernels: logits of every tiny architecture within 1e-4 of wasm; loss and gradients within 1e-4 relative', { skip }, async () => {
+  assert.ok(addon, `the addon does not load: ${lastReason()}`);
+  const [n, w] = await (pair ??= both());
+  assertNative(n.out, n.stderr);
+  assert.ok(w.out, `the wasm child wrote no result: ${w.stderr.slice(-2000)}`);
+  assert.equal(w.out.engine.kernels, 'wasm');
+  assert.equal(w.out.engine.native?.reason, 'HEED_NATIVE=0');
+  const nv = n.out.values!, wv = w.out.values!;
+  assert.deepEqual(Object.keys(nv), Object.keys(wv));
+  let differs = false;
+  for (const k of Object.keys(wv)) {
+    const a = nv[k], b = wv[k];
+    assert.equal(a.length, b.length, k);
+    let d = 0, scale = 0;
+    for (let i = 0; i < b.length; i++) {
+      d = Math.max(d, Math.abs(a[i] - b[i]));
+      scale = Math.max(scale, Math.abs(b[i]));
+      if (a[i] !== b[i]) differs = true;
+    }
+    const tol = k.endsWith(' logits') ? 1e-4 : 1e-4 * scale + 1e-6;
+    assert.ok(d <= tol, `${k}: max abs diff ${d} > ${tol}`);
+  }
+  assert.ok(differs, 'native and wasm results are bit-identical everywhere: the native kernels did not run');
+  // every architecture's products were claimed except the loss's softmax-gradient reduction (not a product)
+  const fb = n.out.numbersFallback!;
+  assert.ok(Object.keys(fb).every((r) => r === 'operands not two plain views'), `unexpected fallbacks: ${JSON.stringify(fb)}`);
+});
+
+test('native kernels: a short training run follows the wasm loss curve; kill -9 + resume on native is bit-identical', { skip }, async () => {
+  assert.ok(addon, `the addon does not load: ${lastReason()}`);
+  const [n, w] = await (pair ??= both());
+  assertNative(n.out, n.stderr);
+  assert.ok(w.out, `the wasm child wrote no result: ${w.stderr.slice(-2000)}`);
+  const nl = n.out.losses!, wl = w.out.losses!;
+  assert.equal(nl.length, STEPS);
+  assert.equal(wl.length, STEPS);
+  for (let i = 0; i < STEPS; i++) assert.ok(Math.abs(nl[i] - wl[i]) <= 1e-4, `step ${i + 1}: native loss ${nl[i]} vs wasm ${wl[i]}`);
+  assert.ok(nl[STEPS - 1] < nl[0], `the loss did not drop: ${nl}`);
+  assert.ok(nl.some((x, i) => x !== wl[i]), 'native and wasm loss curves are bit-identical: the native kernels did not run');
+  for (let i = 0; i < n.out.evalLosses!.length; i++) assert.ok(Math.abs(n.out.evalLosses![i] - w.out.evalLosses![i]) <= 1e-4);
+
+  // the same run on the native path, killed (SIGKILL) at step 6, then resumed from its step-4 checkpoint
+  const out = tmp('heed-native-kill-');
+  const k = await runChild('kill', { ...NATIVE, HEED_NATIVE_RUN_OUT: out });
+  assert.equal(k.signal, 'SIGKILL', `the run was not killed (exit ${k.code}): ${k.stderr.slice(-1000)}`);
+  const runDir = join(out, 'r');
+  assert.ok(existsSync(join(runDir, 'step-4')), 'no step-4 checkpoint before the kill');
+  const r = await runChild('resume', { ...NATIVE, HEED_NATIVE_RESUME: runDir });
+  assertNative(r.out, r.stderr);
+  assert.deepEqual(r.out.losses, nl, 'the resumed native run differs from the uninterrupted native run');
+  assert.deepEqual(r.out.evalLosses, n.out.evalLosses);
+});
