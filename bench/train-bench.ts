@@ -470,8 +470,10 @@ async function main() {
     const dir = `${HERE}results`;
     mkdirSync(dir, { recursive: true });
     const file = `${dir}/${saveAs ?? `train-${stamp()}.json`}`;
-    writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
-    if (saveAs === undefined) writeFileSync(`${dir}/train-latest.json`, JSON.stringify(result, null, 2) + '\n');
+    // the trainer's log lines name files by absolute path: committed results name them relative to the repository
+    const text = JSON.stringify(result, null, 2).split(tmp + '/').join('<tmp>/').split(join(ROOT, '..') + '/').join('../').split(ROOT + '/').join('') + '\n';
+    writeFileSync(file, text);
+    if (saveAs === undefined) writeFileSync(`${dir}/train-latest.json`, text);
     console.log(`saved ${file}${saveAs === undefined ? ' and bench/results/train-latest.json' : ''}`);
   }
 }
