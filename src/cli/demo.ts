@@ -20,7 +20,7 @@ export const command: Command = {
   options,
   async run(argv) {
     const { values } = parse(argv, options, usage, false);
-    await startEngine('wasm', values.threads);
+    await startEngine('wasm', values.threads, { announceNative: true });
     const { runDemo, formatDemoTable } = await import('../demo/demo.js');
     const out = values.out ?? 'runs/demo';
     const s = (await runDemo({ out, fast: values.fast, model: values.model, quiet: values.quiet })) as { table: import('../report/html.js').Table; early_stopping: { triggered: boolean; step: number | null; reason: string | null }; seconds: number };

@@ -76,14 +76,14 @@ export const command: Command = {
     const log = (s: string) => {
       if (!quiet) console.error(s);
     };
-    const info = await startEngine(undefined, values.threads);
+    const info = await startEngine(undefined, values.threads, { announceNative: true });
     log(`engine: ${info.device}, ${info.threads} threads`);
     let bar: Progress | undefined;
     const res = await pretrain(
       opts,
       (p) => {
         bar ??= new Progress('pretrain', p.steps, quiet);
-        const fields: Record<string, string | number> = { loss: Number.isFinite(p.loss) ? p.loss : '-', 'held-out': p.heldOut ?? '-', 'tok/s': Math.round(p.tokensPerSec), lr: p.lr };
+        const fields: Record<string, string | number> = { loss: Number.isFinite(p.loss) ? p.loss : '-', 'held-out': p.heldOut ?? '-', 'tok/s': Math.round(p.tokensPerSec).toString(), lr: p.lr };
         bar.update(p.step, fields, p.phase === 'eval');
       },
       log,

@@ -82,7 +82,7 @@ export function trainProgress(o: { quiet?: boolean; label?: string; stream?: Pro
         if (e.evalLoss !== undefined) evalLoss = e.evalLoss;
         if (e.ifs) ifs = e.ifs;
         const perStep = e.sessionSteps > 0 ? e.sessionSeconds / e.sessionSteps : NaN;
-        const fields: Record<string, string | number> = { loss: e.loss, ...(evalLoss !== undefined ? { eval: evalLoss } : {}), ...(ifs ? { ifs: `${ifs.value.toFixed(2)}@${ifs.step}` } : {}), 'tok/s': Math.round(e.tokensPerS) };
+        const fields: Record<string, string | number> = { loss: e.loss, ...(evalLoss !== undefined ? { eval: evalLoss } : {}), ...(ifs ? { ifs: `${ifs.value.toFixed(2)}@${ifs.step}` } : {}), 'tok/s': Math.round(e.tokensPerS).toString() };
         bar?.show(e.step, fields, e.stageEnd || e.evalLoss !== undefined || pendingStop !== undefined, e.sessionSeconds, perStep * (e.totalSteps - e.step));
         if (pendingStop !== undefined) {
           bar?.done();

@@ -47,7 +47,7 @@ export const command: Command = {
       // --strict: fail when any row is dropped (an explicit --set max_drop_share=... still wins)
       input = loadTrainConfig(positionals[0], [...(values.strict ? ['max_drop_share=0'] : []), ...(values.set ?? [])]);
     }
-    await startEngine('device' in input ? input.device : 'wasm', values.threads);
+    await startEngine('device' in input ? input.device : 'wasm', values.threads, { announceNative: true });
     const interrupt = { stop: false };
     const onSigint = () => {
       if (interrupt.stop) process.exit(130);

@@ -25,6 +25,9 @@ export interface NativeStatus {
   isa: string | null;
   /** why the route is off ('' when active) */
   reason: string;
+  /** true when the addon is simply not built or not installed (the ordinary state of a bare install, and not
+   * printed here: the training commands say it once, where the speed matters — see src/cli/common.ts) */
+  unavailable: boolean;
   /** multiply-reduce kernel dispatches run natively */
   claimed: number;
   /** multiply-reduce kernel dispatches left to wasm, by reason */
@@ -118,6 +121,7 @@ const status: NativeStatus = {
   active: false,
   isa: null,
   reason: 'not started',
+  unavailable: false,
   claimed: 0,
   fallback: {},
   get gemmMs() {
@@ -278,11 +282,15 @@ export async function startNative(threads: number, engine: Engine): Promise<Nati
     // @ts-ignore -- plain ESM JavaScript next to the addon (native/, beside src/ and dist/), typed by its JSDoc
     loader = (await import('../../native/load.mjs')) as typeof loader;
   } catch (e) {
-    return say(`native/load.mjs is not part of this installation (${(e as Error).message.split('\n')[0]})`, process.env.HEED_NATIVE !== '0');
+    status.unavailable = process.env.HEED_NATIVE !== '0';
+    return say(`native/load.mjs is not part of this installation (${(e as Error).message.split('\n')[0]})`, false);
   }
   const { loadNativeGemm, lastReason, ADDON_PATH } = loader;
   const addon = loadNativeGemm({ quiet: true });
-  if (!addon) return say(lastReason(), process.env.HEED_NATIVE !== '0');
+  if (!addon) {
+    status.unavailable = process.env.HEED_NATIVE !== '0';
+    return say(lastReason(), false);
+  }
   status.isa = addon.info().isa;
   if (typeof addon.gemmLd !== 'function') return say('the addon is older than this heed (no gemmLd); rebuild it with npm run build:native', true);
   if (typeof (globalThis as { Worker?: unknown }).Worker === 'undefined' || threads <= 1) {
