@@ -41,15 +41,17 @@ export function samplingFlags(values: Record<string, unknown>): SamplingOptions 
   };
 }
 
-/**
- * Start the engine. `announceNative`: the commands that train (train, pretrain, demo) say once, on stderr, when
- * the optional native matmul kernels are not built — there they make training 2–2.5× faster; other commands
- * stay quiet about it (their errors stay one line).
- */
-export async function startEngine(device: unknown, threads?: unknown, o: { announceNative?: boolean } = {}) {
+export async function startEngine(device: unknown, threads?: unknown) {
   const d = (device ?? 'wasm') as string;
   if (!['wasm', 'webgpu', 'cpu'].includes(d)) throw new HeedError(`--device must be wasm, webgpu or cpu, got "${d}"`, 'use --device wasm (CPU, default) or --device webgpu');
-  const info = await initEngine({ device: d as DeviceName, threads: num(threads, 'threads', { int: true, min: 1 }) });
-  if (o.announceNative && info.native?.unavailable) console.error(`heed: native GEMM kernels not available: ${info.native.reason}; using the wasm engine`);
-  return info;
+  return initEngine({ device: d as DeviceName, threads: num(threads, 'threads', { int: true, min: 1 }) });
+}
+
+/**
+ * After a run of a command that trains (train, pretrain, demo): one line on stderr when the optional native
+ * matmul kernels are not built (they make training 2–2.5× faster). Said after the run, never before an error,
+ * so that errors stay one line; other commands do not say it.
+ */
+export function nativeNote(info: Awaited<ReturnType<typeof initEngine>>): void {
+  if (info.native?.unavailable) console.error(`heed: native GEMM kernels not available: ${info.native.reason}; the run used the wasm engine`);
 }

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Command } from './main.js';
 import { flags, parse } from './args.js';
-import { startEngine, threadsOption } from './common.js';
+import { nativeNote, startEngine, threadsOption } from './common.js';
 
 const usage = 'heed demo [--out runs/demo] [--fast] [--model DIR] [--quiet]';
 
@@ -20,13 +20,14 @@ export const command: Command = {
   options,
   async run(argv) {
     const { values } = parse(argv, options, usage, false);
-    await startEngine('wasm', values.threads, { announceNative: true });
+    const engine = await startEngine('wasm', values.threads);
     const { runDemo, formatDemoTable } = await import('../demo/demo.js');
     const out = values.out ?? 'runs/demo';
     const s = (await runDemo({ out, fast: values.fast, model: values.model, quiet: values.quiet })) as { table: import('../report/html.js').Table; early_stopping: { triggered: boolean; step: number | null; reason: string | null }; seconds: number };
     console.log('\n' + formatDemoTable(s.table));
     console.log(`\nearly stopping: ${s.early_stopping.triggered ? `triggered at step ${s.early_stopping.step}` : 'not triggered'}`);
     console.log(`report: ${join(out, 'report.html')}   numbers: ${join(out, 'summary.json')}   time: ${s.seconds.toFixed(0)} s`);
+    if (!values.quiet) nativeNote(engine);
     return 0;
   },
 };

@@ -1,6 +1,6 @@
 import type { Command } from './main.js';
 import { flags, parse, num } from './args.js';
-import { startEngine, threadsOption } from './common.js';
+import { nativeNote, startEngine, threadsOption } from './common.js';
 import { Progress, clock } from './progress.js';
 import { HeedError } from '../errors.js';
 
@@ -76,7 +76,7 @@ export const command: Command = {
     const log = (s: string) => {
       if (!quiet) console.error(s);
     };
-    const info = await startEngine(undefined, values.threads, { announceNative: true });
+    const info = await startEngine(undefined, values.threads);
     log(`engine: ${info.device}, ${info.threads} threads`);
     let bar: Progress | undefined;
     const res = await pretrain(
@@ -89,6 +89,7 @@ export const command: Command = {
       log,
     );
     bar?.done();
+    if (!quiet) nativeNote(info);
     const last = res.curve[res.curve.length - 1];
     if (res.samples && !quiet) {
       const { formatSampleReport } = await import('../pretrain/samples.js');

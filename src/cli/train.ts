@@ -1,6 +1,6 @@
 import type { Command } from './main.js';
 import { flags, hint, parse } from './args.js';
-import { startEngine, threadsOption } from './common.js';
+import { nativeNote, startEngine, threadsOption } from './common.js';
 import { HeedError } from '../errors.js';
 
 const usage = 'heed train <config.yaml> [--set key=value]... [--strict] [--quiet]   |   heed train --resume runs/<name> [--set steps=N] [--quiet]';
@@ -47,7 +47,7 @@ export const command: Command = {
       // --strict: fail when any row is dropped (an explicit --set max_drop_share=... still wins)
       input = loadTrainConfig(positionals[0], [...(values.strict ? ['max_drop_share=0'] : []), ...(values.set ?? [])]);
     }
-    await startEngine('device' in input ? input.device : 'wasm', values.threads, { announceNative: true });
+    const engine = await startEngine('device' in input ? input.device : 'wasm', values.threads);
     const interrupt = { stop: false };
     const onSigint = () => {
       if (interrupt.stop) process.exit(130);
@@ -68,6 +68,7 @@ export const command: Command = {
     console.log(`final: ${Object.entries(s.final).map(([k, v]) => `${k} ${fmt(v)}`).join('   ')}`);
     if (s.best) console.log(`best ${s.best.metric}: ${fmt(s.best.value)} at step ${s.best.step} (${s.run_dir}/${s.best.checkpoint})`);
     if (s.stopped_early) console.log(`stopped early at step ${s.stopped_early.step}: ${s.stopped_early.reason}`);
+    if (!values.quiet) nativeNote(engine);
     if (s.interrupted) {
       console.log(`interrupted: checkpoint ${s.last_checkpoint}; continue with: ${hint(`train --resume ${s.run_dir}`)}`);
       return 130;
