@@ -214,17 +214,17 @@ export function planKernel(k: KernelLike, chunk: Pick<Chunk, 'b' | 'E' | 'U'>, a
   if (mat.length === 1) return 'matrix-vector';
   const rowOp = mat[0].kind as 0 | 1;
   const colOp = (1 - rowOp) as 0 | 1;
+  // here mat is one row axis and one column axis (a single axis returned 'matrix-vector' above)
   const M = mat[0].n;
-  const N = mat.length === 2 ? mat[1].n : 1;
+  const N = mat[1].n;
   const A = views[rowOp], B = views[colOp];
   const sM = mat[0].s[rowOp], sKa = A.strides[nd - 1];
-  const sN = mat.length === 2 ? mat[1].s[colOp] : 0, sKb = B.strides[nd - 1];
+  const sN = mat[1].s[colOp], sKb = B.strides[nd - 1];
   let ta: boolean, lda: number, tb: boolean, ldb: number;
   if (sKa === 1) [ta, lda] = [false, sM];
   else if (sM === 1) [ta, lda] = [true, sKa];
   else return 'strides (neither operand axis contiguous)';
-  if (N === 1) [tb, ldb] = [false, sKb];
-  else if (sN === 1) [tb, ldb] = [false, sKb];
+  if (sN === 1) [tb, ldb] = [false, sKb];
   else if (sKb === 1) [tb, ldb] = [true, sN];
   else return 'strides (neither operand axis contiguous)';
   const bAxes = axes.slice(0, firstNon);
