@@ -13,7 +13,7 @@ import { DEFAULT_FIELDS, FORMATS, type Format } from '../data/load.js';
 import { ROLES } from '../data/types.js';
 import { BUILTIN_TEMPLATES } from '../data/templates.js';
 import { didYouMean } from '../errors.js';
-import { defaultLoraTargets } from './lora.js';
+import { defaultLoraTargets, LORA_TARGETS, type LoraTarget } from './lora.js';
 import { jsonSchemaOf, show, zodProblems, type Json } from '../zod-text.js';
 
 export { accepts } from '../zod-text.js';
@@ -118,7 +118,7 @@ export const trainConfigSchema = z
         alpha: z.number().positive().default(32).describe('LoRA scale numerator: scale = alpha / r (default 32 = 2·r, scale 2)'),
         dropout: z.number().min(0).lt(1).default(0).describe('dropout on the LoRA input'),
         targets: z
-          .array(z.enum(['q', 'k', 'v', 'o', 'gate', 'up', 'down']))
+          .array(z.enum(LORA_TARGETS as [LoraTarget, ...LoraTarget[]]))
           .min(1)
           .optional()
           .describe("projections to adapt; default every linear layer of the model's family, resolved from its config.json and written to the run's config.yaml: Llama/Qwen2/Mistral q, k, v, o, gate, up, down; GPT-2 q, k, v (the fused c_attn), o, up, down (no gate)"),
