@@ -168,6 +168,125 @@ export function stamp(): string {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}-${p(d.getMinutes())}-${p(d.getSeconds())}`;
 }
 
+/** one GEMM C[M,N] = op(A)·op(B) (ta: A stored [K,M]; tb: B stored [N,K]) */
+export interface GemmShape {
+  kind: 'fwd' | 'dX' | 'dW';
+  M: number;
+  N: number;
+  K: number;
+  ta: boolean;
+  tb: boolean;
+}
+
+/** the three GEMMs of a linear layer W[out,in] over `tokens` rows: fwd X·Wᵀ, dX = dY·W, dW = dYᵀ·X */
+export function linearGemms(inDim: number, outDim: number, tokens: number): GemmShape[] {
+  return [
+    { kind: 'fwd', M: tokens, N: outDim, K: inDim, ta: false, tb: true },
+    { kind: 'dX', M: tokens, N: inDim, K: outDim, ta: false, tb: false },
+    { kind: 'dW', M: outDim, N: inDim, K: tokens, ta: true, tb: false },
+  ];
+}
+
+/**
+ * The GEMM shape at which bench:train measures PyTorch's (and the native addon's) own sgemm speed in the same run:
+ * SmolLM2-135M's gate/up projection (576 → 1536) over 1024 tokens (4×256), all three GEMMs.
+ */
+export const TRAIN_SGEMM = { layer: 'smollm2-135M gate/up_proj (576 -> 1536), 1024 tokens', inDim: 576, outDim: 1536, tokens: 1024 };
+
+/** the FP32 FMA peak per core from /proc/cpuinfo (nominal): GHz x 2 FMA pipes x lanes (16 with AVX-512F, 8 with AVX2+FMA) x 2 flops */
+export interface FmaPeak {
+  ghz?: number;
+  lanes: number;
+  /** the figure to use: measured when measured, else nominal */
+  perCore?: number;
+  nominalPerCore?: number;
+  measuredPerCore?: number;
+  note: string;
+}
+export function fmaPeak(): FmaPeak {
+  let flags = '', mhz: number | undefined;
+  try {
+    const info = readFileSync('/proc/cpuinfo', 'utf8');
+    flags = /^flags\s*:(.*)$/m.exec(info)?.[1] ?? '';
+    mhz = Number(/^cpu MHz\s*:\s*([\d.]+)/m.exec(info)?.[1]);
+  } catch { /* not Linux */ }
+  const avx512 = / avx512f /.test(flags + ' '), fma = / fma /.test(flags + ' ');
+  const lanes = avx512 ? 16 : fma ? 8 : 4;
+  const ghz = mhz ? mhz / 1000 : undefined;
+  return {
+    ghz, lanes, perCore: ghz ? ghz * 2 * lanes * 2 : undefined, nominalPerCore: ghz ? +(ghz * 2 * lanes * 2).toFixed(1) : undefined,
+    note: `${avx512 ? 'AVX-512F' : fma ? 'AVX2+FMA' : 'no FMA'}; /proc/cpuinfo "cpu MHz" (${mhz ?? '?'}) x 2 FMA pipes x ${lanes} lanes x 2 flops, assumes 2 FMA pipes per core (Zen 3/4, Skylake-SP and later); boost clocks would raise it`,
+  };
+}
+
+/**
+ * fmaPeak() with the per-core figure measured where the native addon is built: its fmaPeak() runs 12 independent
+ * AVX2 FMA chains timed by the thread's CPU clock (the core's FP32 FMA rate at the clock it really runs, robust
+ * to other load), best of 3. Without the addon the nominal figure stays, and the note says so.
+ */
+export function measuredFmaPeak(addon: { fmaPeak(iters?: number): number } | null | undefined): FmaPeak {
+  const peak = fmaPeak();
+  if (!addon) return { ...peak, note: `nominal (native addon not built, nothing measured): ${peak.note}` };
+  const measured = Math.max(...[0, 1, 2].map(() => addon.fmaPeak(20_000_000)));
+  if (measured > 0) Object.assign(peak, { measuredPerCore: +measured.toFixed(1), perCore: +measured.toFixed(1), note: `measured: 12 independent AVX2 FMA chains timed by thread CPU time (native fmaPeak), best of 3; nominal ${peak.note}` });
+  return peak;
+}
+
+/** one GEMM's timings: every timed call's wall ms (the first, warm-up call excluded), best and median GFLOP/s */
+export interface SgemmResult extends GemmShape {
+  ms: number[];
+  bestGflops: number;
+  medianGflops: number;
+}
+const gflopsOf = (g: GemmShape, ms: number) => (2 * g.M * g.N * g.K) / ms / 1e6;
+const summarise = (g: GemmShape, ms: number[]): SgemmResult => ({ ...g, ms: ms.map((x) => +x.toFixed(3)), bestGflops: +gflopsOf(g, Math.min(...ms)).toFixed(1), medianGflops: +gflopsOf(g, median(ms)).toFixed(1) });
+
+/**
+ * PyTorch's own sgemm speed (torch.mm, its BLAS) at `gemms`, in one short child (bench/torch_gemm.py, the GEMM
+ * server of bench:gemm) with OMP_NUM_THREADS = threads. Returns the BLAS library it loaded and each GEMM's timings,
+ * or an error string.
+ */
+export async function torchSgemm(gemms: GemmShape[], threads: number, reps = 5, budgetS = 2, timeoutS = 120): Promise<{ blas: string[]; gemms: SgemmResult[] } | string> {
+  const ver = await runProcess(PYTHON, [`${HERE}torch_gemm.py`, '--version'], process.env, 60);
+  if (!ver.ok) return `PyTorch not available (${ver.error})`;
+  return new Promise((resolve) => {
+    const child = spawn(PYTHON, [`${HERE}torch_gemm.py`, String(threads)], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, OMP_NUM_THREADS: String(threads) } });
+    let out = '', err = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutS * 1000);
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('error', (e) => { clearTimeout(timer); resolve(`${PYTHON}: ${e.message}`); });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      const answers = out.split('\n').filter((l) => l.startsWith(RESULT_TAG)).map((l) => JSON.parse(l.slice(RESULT_TAG.length)) as { ok: boolean; ready?: boolean; ms?: number[]; error?: string });
+      const res = answers.filter((a) => !a.ready);
+      const bad = res.find((a) => !a.ok);
+      if (bad || res.length !== gemms.length) return resolve(`torch_gemm.py: ${bad?.error ?? `${res.length} of ${gemms.length} answers (exit ${code}): ${err.trim().split('\n').slice(-2).join(' | ')}`}`);
+      resolve({ blas: (ver.blas as string[] | undefined) ?? [], gemms: gemms.map((g, i) => summarise(g, res[i].ms!)) });
+    });
+    for (const g of gemms) child.stdin.write(JSON.stringify({ M: g.M, N: g.N, K: g.K, ta: g.ta, tb: g.tb, reps, budgetS }) + '\n');
+    child.stdin.end();
+  });
+}
+
+/** the native addon's gemm at `gemms` (threads as given), timed here; the first call of each is a warm-up */
+export function nativeSgemm(addon: { gemm(ta: boolean, tb: boolean, M: number, N: number, K: number, A: Float32Array, B: Float32Array, C: Float32Array, threads?: number): void }, gemms: GemmShape[], threads: number, reps = 5, budgetS = 2): SgemmResult[] {
+  return gemms.map((g) => {
+    const A = new Float32Array(g.M * g.K).map((_, i) => ((i * 2654435761) % 1000) / 1000 - 0.5);
+    const B = new Float32Array(g.K * g.N).map((_, i) => ((i * 40503) % 1000) / 1000 - 0.5);
+    const C = new Float32Array(g.M * g.N);
+    addon.gemm(g.ta, g.tb, g.M, g.N, g.K, A, B, C, threads);
+    const ms: number[] = [];
+    const end = performance.now() + budgetS * 1000;
+    while (ms.length < reps && (ms.length < 2 || performance.now() < end)) {
+      const t0 = performance.now();
+      addon.gemm(g.ta, g.tb, g.M, g.N, g.K, A, B, C, threads);
+      ms.push(performance.now() - t0);
+    }
+    return summarise(g, ms);
+  });
+}
+
 export const machineInfo = () => ({ cpu: os.cpus()[0]?.model, cores: os.cpus().length, memGiB: os.totalmem() / 2 ** 30, node: process.version, platform: `${os.platform()} ${os.release()}` });
 
 /** a logger prefixing seconds since t0, on stderr */

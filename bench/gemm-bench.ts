@@ -19,11 +19,11 @@
  */
 import { initEngine, np, jit, blockUntilReady, fromHost, toHost, type Tensor } from '../src/engine/index.js';
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { HERE, PYTHON, ROOT, benchThreads, busyCpuS, fmt, machineInfo, makeLog, markdownTable, stamp } from './common.js';
+import { HERE, PYTHON, ROOT, benchThreads, busyCpuS, fmaPeak, fmt, linearGemms, machineInfo, makeLog, markdownTable, measuredFmaPeak, stamp } from './common.js';
 import { WasmGemm, packB, wasmSimdPeak } from './wasm-gemm.js';
 import { lastReason, loadNativeGemm } from '../native/load.mjs';
 
@@ -70,11 +70,7 @@ const LINEARS: Record<string, Linear[]> = {
 };
 
 function gemmsOf(shape: string): Gemm[] {
-  return LINEARS[shape].flatMap((l) => [
-    { shape, layer: l.layer, kind: 'fwd' as Kind, M: T, N: l.out, K: l.in, ta: false, tb: true, count: l.count },
-    { shape, layer: l.layer, kind: 'dX' as Kind, M: T, N: l.in, K: l.out, ta: false, tb: false, count: l.count },
-    { shape, layer: l.layer, kind: 'dW' as Kind, M: l.out, N: l.in, K: T, ta: true, tb: false, count: l.count },
-  ]);
+  return LINEARS[shape].flatMap((l) => linearGemms(l.in, l.out, T).map((g) => ({ shape, layer: l.layer, count: l.count, ...g })));
 }
 const flops = (g: Gemm) => 2 * g.M * g.N * g.K;
 
@@ -95,23 +91,6 @@ const reps = Number(arg('--reps') ?? (quick ? 3 : 5));
 const budgetS = Number(arg('--budget') ?? 4);
 const threads = benchThreads();
 const log = makeLog(performance.now());
-
-/** the machine's FP32 FMA peak: cores x GHz x 2 FMA pipes x lanes x 2 flops (lanes 16 with AVX-512F, 8 with AVX2+FMA) */
-function fmaPeak(): { ghz?: number; lanes: number; perCore?: number; nominalPerCore?: number; measuredPerCore?: number; note: string } {
-  let flags = '', mhz: number | undefined;
-  try {
-    const info = readFileSync('/proc/cpuinfo', 'utf8');
-    flags = /^flags\s*:(.*)$/m.exec(info)?.[1] ?? '';
-    mhz = Number(/^cpu MHz\s*:\s*([\d.]+)/m.exec(info)?.[1]);
-  } catch { /* not Linux */ }
-  const avx512 = / avx512f /.test(flags + ' '), fma = / fma /.test(flags + ' ');
-  const lanes = avx512 ? 16 : fma ? 8 : 4;
-  const ghz = mhz ? mhz / 1000 : undefined;
-  return {
-    ghz, lanes, perCore: ghz ? ghz * 2 * lanes * 2 : undefined, nominalPerCore: ghz ? +(ghz * 2 * lanes * 2).toFixed(1) : undefined,
-    note: `${avx512 ? 'AVX-512F' : fma ? 'AVX2+FMA' : 'no FMA'}; /proc/cpuinfo "cpu MHz" (${mhz ?? '?'}) x 2 FMA pipes x ${lanes} lanes x 2 flops, assumes 2 FMA pipes per core (Zen 3/4, Skylake-SP and later); boost clocks would raise it`,
-  };
-}
 
 function randomF32(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
@@ -291,9 +270,9 @@ async function main(): Promise<void> {
         runners.native = nativeRunner(m);
         info.nativeIsa = m.info().isa;
         // the core's FMA throughput measured by CPU time (robust to other load); replaces the nominal-clock estimate
-        const measured = Math.max(...[0, 1, 2].map(() => m.fmaPeak(20_000_000)));
-        if (measured > 0) Object.assign(peak, { measuredPerCore: +measured.toFixed(1), perCore: +measured.toFixed(1), note: `measured: 12 independent AVX2 FMA chains timed by thread CPU time (native fmaPeak), best of 3; nominal ${peak.note}` });
-        log(`measured FP32 FMA peak: ${fmt(measured, 1)} GFLOP/s per core (AVX2, 8 lanes x 2 pipes)`);
+        const measured = measuredFmaPeak(m);
+        if (measured.measuredPerCore) Object.assign(peak, measured);
+        log(`measured FP32 FMA peak: ${fmt(measured.measuredPerCore, 1)} GFLOP/s per core (AVX2, 8 lanes x 2 pipes)`);
       }
     } else if (e === 'torch') {
       const t = await torchServer();

@@ -27,7 +27,8 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { LLAMA_30M, PROBE, QWEN25_05B, SMOLLM2_135M, smollm2Config } from './shapes.js';
-import { HERE, PYTHON, ROOT, benchThreads, childMain, fmt, machineInfo, makeLog, markdownTable, median, peakRssMb, runProcess, runTorch, stamp, torchAvailable, waitIdle, type ChildResult } from './common.js';
+import { HERE, PYTHON, ROOT, TRAIN_SGEMM, benchThreads, busyCpuS, childMain, fmt, linearGemms, machineInfo, makeLog, markdownTable, measuredFmaPeak, median, nativeSgemm, peakRssMb, runProcess, runTorch, stamp, torchAvailable, torchSgemm, waitIdle, type ChildResult, type FmaPeak, type SgemmResult } from './common.js';
+import { flopRate, matmulParamsOf, trainFlopsPerToken, type StepFlops } from './flops.js';
 
 const LIMA = join(ROOT, '..', 'shared', 'data', 'lima.jsonl');
 const SMOL_TOKENIZER = join(ROOT, '..', 'shared', 'tokenizers', 'SmolLM2-135M-Instruct', 'tokenizer.json');
@@ -71,6 +72,8 @@ interface TrainSpec extends Pick<TrainCase, 'batch' | 'lora' | 'drop' | 'minTime
   threads: number;
   /** the trainer's `checkpointing` key (auto | layers | off); undefined: its default */
   checkpointing?: string;
+  /** --profile: time every kernel by kind (bench/kernel-profile.ts) */
+  profile?: boolean;
 }
 
 interface MakeModelSpec {
@@ -120,7 +123,10 @@ async function trainChild(spec: TrainSpec): Promise<ChildResult> {
   const { initEngine } = await import('../src/engine/index.js');
   const { validateTrainConfig } = await import('../src/train/config.js');
   const { train } = await import('../src/train/trainer.js');
+  const prof = spec.profile ? await import('./kernel-profile.js') : undefined;
+  await prof?.installProfiler(spec.threads);
   const info = await initEngine({ threads: spec.threads });
+  await prof?.attachProfiler();
   const [B, T] = spec.batch;
   const maxSteps = spec.drop + spec.maxTimed + 1;
   const cfg = validateTrainConfig(
@@ -179,6 +185,9 @@ async function trainChild(spec: TrainSpec): Promise<ChildResult> {
   const md = median(timed.map((s) => s.ms));
   // wall time between consecutive steps' callbacks (everything the loop does, the deferred AdamW included)
   const wall = marks.slice(1).map((m, i) => ({ step: m.step, ms: m.t - marks[i].t, gemmMs: (m.gemmMs - marks[i].gemmMs) / info.threads, cpuMs: m.cpuMs - marks[i].cpuMs })).filter((w) => w.step > spec.drop);
+  // --profile: each timed step's window between step callbacks, by kernel kind
+  const profSteps = prof ? marks.slice(1).map((m, i) => ({ step: m.step, p: prof.profileWindow(marks[i].t, m.t) })).filter((x) => x.step > spec.drop) : [];
+  const profile = prof && profSteps.length ? { steps: profSteps.map((x) => ({ step: x.step, ...x.p })), median: prof.medianProfile(profSteps.map((x) => x.p)), rows: prof.profileRows(prof.medianProfile(profSteps.map((x) => x.p))) } : undefined;
   const trainable = /([\d,]+) (?:trainable )?parameters/.exec(logs.find((l) => /parameters/.test(l)) ?? '')?.[1];
   const last = marks[marks.length - 1];
   return {
@@ -200,6 +209,7 @@ async function trainChild(spec: TrainSpec): Promise<ChildResult> {
     loss: steps.map((s) => s.loss), gradNorm: steps.map((s) => s.gradNorm), stepsRun: last.step,
     rssAtStepsMb: marks.map((m) => Math.round(m.rssMb ?? NaN)), peakRssMb: Math.max(last.hwmMb, peakRssMb()),
     log: logs.filter((l) => /^(model|plan|data)/.test(l)),
+    profile,
   };
 }
 
@@ -222,7 +232,7 @@ function cases(quick: boolean): TrainCase[] {
     { id: 'smollm2-135M-lora16-1x256', group: 'smollm2-lora', shape: SMOLLM2_135M.name, note: SMOLLM2_135M.note, config: SMOLLM2_135M.config, tokenizer: 'smollm2', batch: [1, 256], lora: lora16, ...big, torch: true, timeoutS: 1200 },
   ];
   if (!quick) out.push({ id: 'smollm2-135M-lora16-4x256', group: 'smollm2-lora', shape: SMOLLM2_135M.name, note: SMOLLM2_135M.note, config: SMOLLM2_135M.config, tokenizer: 'smollm2', batch: [4, 256], lora: lora16, ...big, minTimed: 2, maxTimed: quick ? 2 : 3, torch: true, timeoutS: 1800 });
-  for (const T of [128, 256]) out.push({ id: `qwen2.5-0.5B-lora16-1x${T}`, group: 'qwen-lora', shape: QWEN25_05B.name, note: QWEN25_05B.note, config: QWEN25_05B.config, tokenizer: 'smollm2', batch: [1, T], lora: lora16, ...probe, torch: false, timeoutS: 1200 });
+  for (const T of [128, 256]) out.push({ id: `qwen2.5-0.5B-lora16-1x${T}`, group: 'qwen-lora', shape: QWEN25_05B.name, note: QWEN25_05B.note, config: QWEN25_05B.config, tokenizer: 'smollm2', batch: [1, T], lora: lora16, ...probe, torch: true, timeoutS: 1200 });
   return out;
 }
 
@@ -244,6 +254,14 @@ interface CaseResult {
   /** heed (native) tok/s over heedWasm tok/s */
   nativeSpeedup?: number;
   model?: ChildResult;
+  /** model FLOPs of one step (bench/flops.ts: per token x B·T) and each engine's model FLOP/s, also as a share of the FMA peak */
+  flops?: StepFlops & { matmulParams: number; perStep: number };
+  heedGflops?: number;
+  heedPeakShare?: number;
+  heedWasmGflops?: number;
+  heedWasmPeakShare?: number;
+  torchGflops?: number;
+  torchPeakShare?: number;
 }
 
 interface SearchProbe {
@@ -274,7 +292,8 @@ const millions = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : `${(n /
 
 function table(rows: CaseResult[]): string {
   const both = rows.some((r) => r.heedWasm);
-  const head = ['case', 'params', 'trainable', 'batch B×T', 'heed tok/s', ...(both ? ['heed wasm tok/s', 'native / wasm (wall)', 'native / wasm (CPU time)', 'GEMM share (native)'] : []), 'torch tok/s', 'ratio', ...(both ? ['ratio wasm'] : []), 'peak RSS MB heed / torch', 'compile s (heed)'];
+  const head = ['case', 'params', 'trainable', 'batch B×T', 'heed tok/s', ...(both ? ['heed wasm tok/s', 'native / wasm (wall)', 'native / wasm (CPU time)', 'GEMM share (native)'] : []), 'torch tok/s', 'ratio', ...(both ? ['ratio wasm'] : []), 'model GFLOP/step', 'heed GFLOP/s (% peak)', ...(both ? ['heed wasm GFLOP/s (% peak)'] : []), 'torch GFLOP/s (% peak)', 'peak RSS MB heed / torch', 'compile s (heed)'];
+  const rate = (g?: number, share?: number) => (g === undefined ? '—' : `${fmt(g, g < 10 ? 1 : 0)} (${share === undefined ? '?' : `${fmt(100 * share, share < 0.1 ? 1 : 0)}%`})`);
   const lines = rows.map((r) => {
     const star = (x: number | undefined, other?: ChildResult) => {
       const t = fmt(x, 2);
@@ -286,7 +305,8 @@ function table(rows: CaseResult[]): string {
     const cpu = (x?: ChildResult) => (x?.ok && typeof x.cpuMedianMs === 'number' ? (x.cpuMedianMs as number) : undefined);
     const cpuRatio = cpu(r.heed) && cpu(r.heedWasm) ? cpu(r.heedWasm)! / cpu(r.heed)! : undefined;
     const extra = both ? [cell(r.heedWasm, '—'), fmt(r.nativeSpeedup, 2), fmt(cpuRatio, 2), share] : [];
-    return [r.id, millions(r.params), millions(r.trainableParams), r.batch.join('×'), cell(r.heed), ...extra, cell(r.torch, r.torch === undefined ? '—' : 'skipped'), ratio, ...(both ? [star(r.ratioWasm, r.heedWasm)] : []), `${mb(r.heed)} / ${mb(r.torch)}`, compile];
+    const flop = [r.flops ? fmt(r.flops.perStep / 1e9, 1) : '—', rate(r.heedGflops, r.heedPeakShare), ...(both ? [rate(r.heedWasmGflops, r.heedWasmPeakShare)] : []), rate(r.torchGflops, r.torchPeakShare)];
+    return [r.id, millions(r.params), millions(r.trainableParams), r.batch.join('×'), cell(r.heed), ...extra, cell(r.torch, r.torch === undefined ? '—' : 'skipped'), ratio, ...(both ? [star(r.ratioWasm, r.heedWasm)] : []), ...flop, `${mb(r.heed)} / ${mb(r.torch)}`, compile];
   });
   return markdownTable(head, lines);
 }
@@ -305,6 +325,7 @@ async function main() {
       checkpointing: { type: 'string' },
       native: { type: 'string', default: 'on' },
       'save-as': { type: 'string' },
+      profile: { type: 'boolean', default: false },
       child: { type: 'string' },
       'make-model': { type: 'string' },
     },
@@ -333,6 +354,39 @@ async function main() {
   if (!values['no-torch'] && !torchVersion) console.log(`note: ${PYTHON} has no usable torch: PyTorch columns are skipped (Debian: apt-get install python3-torch libopenblas0-openmp)`);
   log(`threads ${threads}, torch ${torchVersion ?? 'absent'}, cases ${selected.map((c) => c.id).join(', ')}${runSearch ? ', full-search' : ''}${quick ? ' (quick)' : ''}`);
 
+  // the machine's ceiling and PyTorch's own sgemm speed, measured in this run (issue 17: every result records the CPU
+  // model, PyTorch's sgemm GFLOP/s and heed's share of the FMA peak beside the ratio)
+  // @ts-ignore -- plain ESM JavaScript next to the addon, typed by its JSDoc
+  const { loadNativeGemm, ADDON_PATH } = (await import('../native/load.mjs')) as { loadNativeGemm: (o?: { quiet?: boolean; file?: string }) => Parameters<typeof nativeSgemm>[0] & { fmaPeak(iters?: number): number } | null; ADDON_PATH: string };
+  const addon = loadNativeGemm({ quiet: true, file: ADDON_PATH }); // the peak and the native sgemm, whatever HEED_NATIVE says
+  const peak: FmaPeak & { threads: number; totalGflops?: number } = { ...measuredFmaPeak(addon), threads };
+  peak.totalGflops = peak.perCore ? +(peak.perCore * threads).toFixed(1) : undefined;
+  const sgemmGemms = linearGemms(TRAIN_SGEMM.inDim, TRAIN_SGEMM.outDim, TRAIN_SGEMM.tokens);
+  const sgemmTotal = (gs: SgemmResult[]) => {
+    const flop = gs.reduce((a, g) => a + 2 * g.M * g.N * g.K, 0);
+    const ms = gs.reduce((a, g) => a + Math.min(...g.ms), 0);
+    const gflops = +(flop / ms / 1e6).toFixed(1);
+    return { gflops, peakShare: peak.totalGflops ? +(gflops / peak.totalGflops).toFixed(3) : undefined };
+  };
+  const measureSgemm = async (when: 'start' | 'end') => {
+    const idle = idleWait > 0 ? await waitIdle(idleWait) : undefined;
+    const b0 = busyCpuS();
+    const w0 = performance.now();
+    const t = torchVersion ? await torchSgemm(sgemmGemms, threads) : `no torch${values['no-torch'] ? ' (--no-torch)' : ''}`;
+    const n = addon ? nativeSgemm(addon, sgemmGemms, threads) : undefined;
+    const b1 = busyCpuS();
+    const wallS = (performance.now() - w0) / 1000;
+    const torch = typeof t === 'string' ? { error: t } : { blas: t.blas, ...sgemmTotal(t.gemms), gemms: t.gemms };
+    const native = n ? { isa: (addon as unknown as { info(): { isa: string } }).info().isa, ...sgemmTotal(n), gemms: n } : { error: 'native addon not built (npm run build:native)' };
+    // all cores busy (this process, torch's child and others) while it ran: a quiet measurement reads about threads / cores
+    const busyShare = b0 !== undefined && b1 !== undefined ? +((b1 - b0) / (wallS * os.cpus().length)).toFixed(2) : undefined;
+    return { when, shape: TRAIN_SGEMM.layer, threads, torch, native, wallS: +wallS.toFixed(1), busyShare, loadAvg: os.loadavg().map((x) => +x.toFixed(2)), ...idle };
+  };
+  const sgemm = [await measureSgemm('start')];
+  const sgemmLine = (m: (typeof sgemm)[number]) => `sgemm at ${m.shape} (fwd, dX, dW; best of ${sgemmGemms.length} x up to 5 calls), ${threads} threads: PyTorch ${'gflops' in m.torch ? `${fmt(m.torch.gflops)} GFLOP/s (${m.torch.peakShare === undefined ? '?' : fmt(100 * m.torch.peakShare)}% of peak; ${(m.torch.blas ?? []).join(', ') || 'BLAS ?'})` : m.torch.error}; native addon ${'gflops' in m.native ? `${fmt(m.native.gflops)} GFLOP/s (${m.native.peakShare === undefined ? '?' : fmt(100 * m.native.peakShare)}%, ${m.native.isa})` : m.native.error}`;
+  log(`FP32 FMA peak ${fmt(peak.perCore, 1)} GFLOP/s per core x ${threads} threads = ${fmt(peak.totalGflops)} GFLOP/s (${peak.note})`);
+  log(sgemmLine(sgemm[0]));
+
   const tmp = mkdtempSync(join(os.tmpdir(), 'heed-train-bench-'));
   const cleanup = () => {
     if (!values['keep-tmp']) rmSync(tmp, { recursive: true, force: true });
@@ -347,6 +401,19 @@ async function main() {
     if (!lora) return parameterCount(c);
     const shapes = expectedShapes(c);
     return loraModules(c, lora.targets as never, (n) => shapes.get(n)!).reduce((a, m) => a + lora.r * (m.inDim + m.outDim), 0);
+  };
+
+  // model FLOPs of a case's step (bench/flops.ts) and each engine's model FLOP/s over its median step time
+  const caseFlops = (c: TrainCase, row: CaseResult): Partial<CaseResult> => {
+    const mc = parseModelConfig(c.config);
+    const matmulParams = matmulParamsOf(expectedShapes(mc));
+    const [B, T] = c.batch;
+    const f = trainFlopsPerToken({ matmulParams, loraParams: c.lora ? row.trainableParams : 0, attention: { layers: mc.layers, seqLen: T, attnDim: mc.heads * mc.headDim } });
+    const perStep = f.perToken * B * T;
+    const at = (r?: ChildResult) => (r?.ok && typeof r.medianMs === 'number' ? flopRate(perStep, r.medianMs, peak.totalGflops) : undefined);
+    const h = at(row.heed), hw = at(row.heedWasm), t = at(row.torch);
+    const r3 = (x?: number) => (x === undefined ? undefined : +x.toFixed(3));
+    return { flops: { ...f, matmulParams, perStep }, heedGflops: r3(h?.gflops), heedPeakShare: r3(h?.peakShare), heedWasmGflops: r3(hw?.gflops), heedWasmPeakShare: r3(hw?.peakShare), torchGflops: r3(t?.gflops), torchPeakShare: r3(t?.peakShare) };
   };
 
   // model folders: one per distinct (config, tokenizer), removed once no later case needs it
@@ -368,7 +435,7 @@ async function main() {
     const outDir = join(tmp, `run-${nRuns++}`);
     mkdirSync(outDir, { recursive: true });
     const idle = idleWait > 0 ? await waitIdle(idleWait) : undefined;
-    const spec: TrainSpec = { modelDir: m.dir, outDir, batch: c.batch, lora: c.lora, drop: c.drop, minTimed: c.minTimed, maxTimed: c.maxTimed, budgetS: c.budgetS, threads, checkpointing: values.checkpointing };
+    const spec: TrainSpec = { modelDir: m.dir, outDir, batch: c.batch, lora: c.lora, drop: c.drop, minTimed: c.minTimed, maxTimed: c.maxTimed, budgetS: c.budgetS, threads, checkpointing: values.checkpointing, profile: values.profile || undefined };
     const r = await runChild('--child', spec, c.timeoutS, threads, env);
     rmSync(outDir, { recursive: true, force: true });
     if (idle) Object.assign(r, idle);
@@ -390,7 +457,7 @@ async function main() {
     log(`${c.id} heed: ${heed.ok ? `${fmt(heed.tokPerS)} tok/s (median step ${fmt(heed.medianMs)} ms, first ${fmt(heed.firstMs)} ms), peak RSS ${fmt(heed.peakRssMb)} MB, loss ${(heed.loss ?? []).map((x) => x.toFixed(3)).join(' ')}` : heed.error} (${fmt(heed.wallS, 1)} s${other(heed)})`);
     if (c.torch && torchVersion) {
       const idle = idleWait > 0 ? await waitIdle(idleWait) : undefined;
-      const spec = { measure: 'train', config: c.config, batch: c.batch, warmup: c.drop, iters: c.maxTimed, budgetS: c.budgetS, threads, promptLen: 32, newTokens: 64, seed: 0, adamw: ADAMW, gradClip: GRAD_CLIP, lora: c.lora };
+      const spec = { measure: 'train', config: c.config, batch: c.batch, warmup: c.drop, iters: Math.max(2, c.maxTimed), budgetS: c.budgetS, threads, promptLen: 32, newTokens: 64, seed: 0, adamw: ADAMW, gradClip: GRAD_CLIP, lora: c.lora };
       const r = await runTorch(spec, c.timeoutS);
       if (idle) Object.assign(r, idle);
       row.torch = r;
@@ -399,6 +466,7 @@ async function main() {
     if (row.heed?.ok && row.torch?.ok && row.heed.tokPerS && row.torch.tokPerS) row.ratio = row.heed.tokPerS / row.torch.tokPerS;
     if (row.heedWasm?.ok && row.torch?.ok && row.heedWasm.tokPerS && row.torch.tokPerS) row.ratioWasm = row.heedWasm.tokPerS / row.torch.tokPerS;
     if (row.heedWasm?.ok && row.heed?.ok && row.heedWasm.tokPerS && row.heed.tokPerS) row.nativeSpeedup = row.heed.tokPerS / row.heedWasm.tokPerS;
+    Object.assign(row, caseFlops(c, row));
   }
 
   // largest full fine-tuning: SmolLM2-135M width with its 49,152 vocabulary, bisecting on the depth at 1x256
@@ -435,15 +503,26 @@ async function main() {
     largest = { layers: lo, firstFailingLayers: bad <= 30 ? bad : null, exact: bad - lo === 1, params: best?.params, tokPerS: best?.tokPerS, peakRssMb: best?.peakRssMb };
   }
   if (current) rmSync(current.dir, { recursive: true, force: true });
+  sgemm.push(await measureSgemm('end'));
+  log(`end of run: ${sgemmLine(sgemm[1])}`);
 
   const elapsedS = (performance.now() - t0) / 1000;
   console.log(`\nheed train vs PyTorch, training tokens/s (B·T / median step time; ratio = heed / torch); threads ${threads}; ${os.cpus()[0]?.model ?? 'cpu'}`);
+  console.log(`FP32 FMA peak ${fmt(peak.perCore, 1)} GFLOP/s per core x ${threads} = ${fmt(peak.totalGflops)} GFLOP/s (${peak.measuredPerCore ? 'measured by the native addon' : 'nominal, from /proc/cpuinfo: build the addon to measure it'}); ${sgemmLine(sgemm[0])}; at the end: PyTorch ${'gflops' in sgemm[1].torch ? `${fmt(sgemm[1].torch.gflops)} GFLOP/s` : '—'}`);
   console.log(table(rows));
+  console.log(`  model FLOPs per token (bench/flops.ts; no activation recompute counted): ${[...new Set(rows.map((r) => r.flops?.formula).filter(Boolean))].join('; ')}; N = parameters in matrix products; GFLOP/s = model FLOPs per step / median step time, % of the FMA peak of ${threads} threads`);
   if (rows.some((r) => r.ratio !== undefined && Math.max(otherOf(r.heed), otherOf(r.torch)) > BUSY)) console.log(`  * other processes used more than ${100 * BUSY}% of the cores while this pair ran: timings are skewed (PyTorch's OpenMP threads suffer most), so this ratio is unreliable`);
   console.log(`  step: LIMA rows, chatml, output mask, packed to T, AdamW lr ${ADAMW.lr} (betas ${ADAMW.beta1}/${ADAMW.beta2}, wd ${ADAMW.weightDecay}), grad clip ${GRAD_CLIP}; LoRA r=16 alpha 32 on q,k,v,o,gate,up,down`);
   for (const r of rows.filter((x) => x.heed?.ok)) {
     const h = r.heed!;
     console.log(`  ${r.id}: heed ${(h.timesMs as number[]).length} timed step(s) (median ${fmt(h.medianMs)} ms, wall between steps ${fmt(h.wallMedianMs as number)} ms), first step ${fmt((h.firstMs ?? 0) / 1000, 1)} s, set-up ${fmt((h.setupMs as number) / 1000, 1)} s, fill ${fmt(100 * (h.fill as number))}%, loss ${(h.loss ?? []).map((x) => x.toFixed(3)).join(' ')}`);
+  }
+  for (const r of rows.filter((x) => x.heed?.ok && x.heed.profile)) {
+    const p = r.heed!.profile as { median: { wallMs: number; wasmMatmulReasons: Record<string, number> }; rows: string[][]; steps: unknown[] };
+    console.log(`\n${r.id}: where a heed step goes (--profile; median of ${p.steps.length} timed step(s), ${fmt(p.median.wallMs)} ms; compute = the slowest worker of each kernel)`);
+    console.log(markdownTable(['what', 'kernels', 'ms', 'share of the step'], p.rows));
+    const why = Object.entries(p.median.wasmMatmulReasons).map(([k, n]) => `${k} ${n}`).join(', ');
+    if (why) console.log(`  wasm multiply-reduce kernels by reason: ${why}`);
   }
   const fails = rows.flatMap((r) => (['heed', 'torch'] as const).filter((e) => r[e] && !r[e]!.ok).map((e) => `  ${r.id} ${e}: ${r[e]!.error}`));
   if (fails.length) console.log('failures:\n' + fails.join('\n'));
@@ -456,6 +535,7 @@ async function main() {
 
   const result = {
     date: new Date().toISOString(), quick, elapsedS, machine: machineInfo(), threads, torch: torchVersion,
+    fmaPeak: peak, sgemm,
     heedEngine: rows.find((r) => r.heed?.engine)?.heed?.engine,
     native: { mode: nativeMode, kernels: rows.find((r) => r.heed?.kernels)?.heed?.kernels, isa: rows.find((r) => r.heed?.nativeIsa)?.heed?.nativeIsa ?? null, loadAvgAtStart, loadAvgAtEnd: os.loadavg() },
     step: {
