@@ -218,36 +218,26 @@ export function profileWindow(t0: number, t1: number): StepProfile {
   return { wallMs: wall, kernels: groups.size, buckets, messagingMs: kernelWall - compute, mainThreadKernelMs: main, hostMs: wall - kernelWall - main, wasmMatmulReasons: reasons };
 }
 
-/** median over steps of every figure of the profiles (buckets by name) */
+/** the profile of the step whose wall time is the median (the lower middle of an even count): its rows add up */
 export function medianProfile(ps: StepProfile[]): StepProfile {
-  const med = (a: number[]) => {
-    const s = [...a].sort((x, y) => x - y);
-    return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-  };
-  const names = [...new Set(ps.flatMap((p) => Object.keys(p.buckets)))];
-  const buckets: Record<string, Bucket> = {};
-  for (const n of names) {
-    const get = (k: keyof Bucket) => med(ps.map((p) => p.buckets[n]?.[k] ?? 0));
-    buckets[n] = { kernels: get('kernels'), computeMs: get('computeMs'), wallMs: get('wallMs') };
-  }
-  const reasons: Record<string, number> = {};
-  for (const r of new Set(ps.flatMap((p) => Object.keys(p.wasmMatmulReasons)))) reasons[r] = med(ps.map((p) => p.wasmMatmulReasons[r] ?? 0));
-  return {
-    wallMs: med(ps.map((p) => p.wallMs)), kernels: med(ps.map((p) => p.kernels)), buckets,
-    messagingMs: med(ps.map((p) => p.messagingMs)), mainThreadKernelMs: med(ps.map((p) => p.mainThreadKernelMs)), hostMs: med(ps.map((p) => p.hostMs)), wasmMatmulReasons: reasons,
-  };
+  const s = [...ps].sort((a, b) => a.wallMs - b.wallMs);
+  return s[Math.floor((s.length - 1) / 2)];
 }
 
-/** rows for a Markdown table: what, kernels, compute ms, share of the step */
+/** the header of profileRows' table */
+export const PROFILE_HEAD = ['what', 'kernels', 'compute ms', 'messaging ms', 'wall ms', 'share of the step (wall)'];
+
+/** rows for a Markdown table: per bucket its kernels, compute, messaging (its kernels' wall − compute) and wall */
 export function profileRows(p: StepProfile): string[][] {
   const pct = (ms: number) => `${((100 * ms) / p.wallMs).toFixed(1)}%`;
   const f = (ms: number) => ms.toFixed(0);
-  const order = Object.entries(p.buckets).sort((a, b) => b[1].computeMs - a[1].computeMs);
+  const order = Object.entries(p.buckets).sort((a, b) => b[1].wallMs - a[1].wallMs);
+  const compute = order.reduce((a, [, b]) => a + b.computeMs, 0);
   return [
-    ...order.map(([n, b]) => [n, String(Math.round(b.kernels)), f(b.computeMs), pct(b.computeMs)]),
-    ['messaging (kernel wall − compute: postMessage, wake-up, replies)', '', f(p.messagingMs), pct(p.messagingMs)],
-    ['kernels on the main thread (synchronous dispatch)', '', f(p.mainThreadKernelMs), pct(p.mainThreadKernelMs)],
-    ['host between kernels (tracing, jit dispatch, awaits, trainer)', '', f(p.hostMs), pct(p.hostMs)],
-    ['step (wall, between step callbacks)', String(Math.round(p.kernels)), f(p.wallMs), '100%'],
+    ...order.map(([n, b]) => [n, String(Math.round(b.kernels)), f(b.computeMs), f(b.wallMs - b.computeMs), f(b.wallMs), pct(b.wallMs)]),
+    ['all kernels', String(Math.round(p.kernels)), f(compute), f(p.messagingMs), f(compute + p.messagingMs), pct(compute + p.messagingMs)],
+    ['kernels on the main thread (synchronous dispatch)', '', '', '', f(p.mainThreadKernelMs), pct(p.mainThreadKernelMs)],
+    ['host between kernels (tracing, jit dispatch, awaits, trainer)', '', '', '', f(p.hostMs), pct(p.hostMs)],
+    ['step (wall, between step callbacks)', '', '', '', f(p.wallMs), '100%'],
   ];
 }

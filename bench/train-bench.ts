@@ -29,6 +29,7 @@ import { parseArgs } from 'node:util';
 import { LLAMA_30M, PROBE, QWEN25_05B, SMOLLM2_135M, smollm2Config } from './shapes.js';
 import { HERE, PYTHON, ROOT, TRAIN_SGEMM, benchThreads, busyCpuS, childMain, fmt, linearGemms, machineInfo, makeLog, markdownTable, measuredFmaPeak, median, nativeSgemm, peakRssMb, runProcess, runTorch, stamp, torchAvailable, torchSgemm, waitIdle, type ChildResult, type FmaPeak, type SgemmResult } from './common.js';
 import { flopRate, matmulParamsOf, trainFlopsPerToken, type StepFlops } from './flops.js';
+import { PROFILE_HEAD } from './kernel-profile.js';
 
 const LIMA = join(ROOT, '..', 'shared', 'data', 'lima.jsonl');
 const SMOL_TOKENIZER = join(ROOT, '..', 'shared', 'tokenizers', 'SmolLM2-135M-Instruct', 'tokenizer.json');
@@ -359,8 +360,15 @@ async function main() {
   // @ts-ignore -- plain ESM JavaScript next to the addon, typed by its JSDoc
   const { loadNativeGemm, ADDON_PATH } = (await import('../native/load.mjs')) as { loadNativeGemm: (o?: { quiet?: boolean; file?: string }) => Parameters<typeof nativeSgemm>[0] & { fmaPeak(iters?: number): number } | null; ADDON_PATH: string };
   const addon = loadNativeGemm({ quiet: true, file: ADDON_PATH }); // the peak and the native sgemm, whatever HEED_NATIVE says
-  const peak: FmaPeak & { threads: number; totalGflops?: number } = { ...measuredFmaPeak(addon), threads };
-  peak.totalGflops = peak.perCore ? +(peak.perCore * threads).toFixed(1) : undefined;
+  // the per-core peak: the best of the readings at the start and the end of the run (each best of 5)
+  const peakReadings: (number | undefined)[] = [];
+  const peak: FmaPeak & { threads: number; totalGflops?: number; readingsPerCore?: (number | undefined)[] } = { ...measuredFmaPeak(addon, 5), threads };
+  const setPeak = (p: FmaPeak) => {
+    peakReadings.push(p.measuredPerCore);
+    Object.assign(peak, p, { perCore: Math.max(p.perCore ?? 0, peak.perCore ?? 0) || undefined, readingsPerCore: [...peakReadings] });
+    peak.totalGflops = peak.perCore ? +(peak.perCore * threads).toFixed(1) : undefined;
+  };
+  setPeak(peak);
   const sgemmGemms = linearGemms(TRAIN_SGEMM.inDim, TRAIN_SGEMM.outDim, TRAIN_SGEMM.tokens);
   const sgemmTotal = (gs: SgemmResult[]) => {
     const flop = gs.reduce((a, g) => a + 2 * g.M * g.N * g.K, 0);
@@ -383,7 +391,7 @@ async function main() {
     return { when, shape: TRAIN_SGEMM.layer, threads, torch, native, wallS: +wallS.toFixed(1), busyShare, loadAvg: os.loadavg().map((x) => +x.toFixed(2)), ...idle };
   };
   const sgemm = [await measureSgemm('start')];
-  const sgemmLine = (m: (typeof sgemm)[number]) => `sgemm at ${m.shape} (fwd, dX, dW; best of ${sgemmGemms.length} x up to 5 calls), ${threads} threads: PyTorch ${'gflops' in m.torch ? `${fmt(m.torch.gflops)} GFLOP/s (${m.torch.peakShare === undefined ? '?' : fmt(100 * m.torch.peakShare)}% of peak; ${(m.torch.blas ?? []).join(', ') || 'BLAS ?'})` : m.torch.error}; native addon ${'gflops' in m.native ? `${fmt(m.native.gflops)} GFLOP/s (${m.native.peakShare === undefined ? '?' : fmt(100 * m.native.peakShare)}%, ${m.native.isa})` : m.native.error}`;
+  const sgemmLine = (m: (typeof sgemm)[number]) => `sgemm at ${m.shape} (fwd, dX, dW, each the best of up to 5 calls), ${threads} threads: PyTorch ${'gflops' in m.torch ? `${fmt(m.torch.gflops)} GFLOP/s (${m.torch.peakShare === undefined ? '?' : fmt(100 * m.torch.peakShare)}% of peak; ${(m.torch.blas ?? []).join(', ') || 'BLAS ?'})` : m.torch.error}; native addon ${'gflops' in m.native ? `${fmt(m.native.gflops)} GFLOP/s (${m.native.peakShare === undefined ? '?' : fmt(100 * m.native.peakShare)}%, ${m.native.isa})` : m.native.error}`;
   log(`FP32 FMA peak ${fmt(peak.perCore, 1)} GFLOP/s per core x ${threads} threads = ${fmt(peak.totalGflops)} GFLOP/s (${peak.note})`);
   log(sgemmLine(sgemm[0]));
 
@@ -466,7 +474,6 @@ async function main() {
     if (row.heed?.ok && row.torch?.ok && row.heed.tokPerS && row.torch.tokPerS) row.ratio = row.heed.tokPerS / row.torch.tokPerS;
     if (row.heedWasm?.ok && row.torch?.ok && row.heedWasm.tokPerS && row.torch.tokPerS) row.ratioWasm = row.heedWasm.tokPerS / row.torch.tokPerS;
     if (row.heedWasm?.ok && row.heed?.ok && row.heedWasm.tokPerS && row.heed.tokPerS) row.nativeSpeedup = row.heed.tokPerS / row.heedWasm.tokPerS;
-    Object.assign(row, caseFlops(c, row));
   }
 
   // largest full fine-tuning: SmolLM2-135M width with its 49,152 vocabulary, bisecting on the depth at 1x256
@@ -503,12 +510,16 @@ async function main() {
     largest = { layers: lo, firstFailingLayers: bad <= 30 ? bad : null, exact: bad - lo === 1, params: best?.params, tokPerS: best?.tokPerS, peakRssMb: best?.peakRssMb };
   }
   if (current) rmSync(current.dir, { recursive: true, force: true });
+  setPeak(measuredFmaPeak(addon, 5));
   sgemm.push(await measureSgemm('end'));
+  // shares of the run's peak (known now: the best reading) for both sgemm measurements and every case
+  for (const m of sgemm) for (const x of [m.torch, m.native]) if ('gflops' in x && peak.totalGflops) x.peakShare = +(x.gflops / peak.totalGflops).toFixed(3);
+  for (const row of rows) Object.assign(row, caseFlops(selected.find((c) => c.id === row.id)!, row));
   log(`end of run: ${sgemmLine(sgemm[1])}`);
 
   const elapsedS = (performance.now() - t0) / 1000;
   console.log(`\nheed train vs PyTorch, training tokens/s (B·T / median step time; ratio = heed / torch); threads ${threads}; ${os.cpus()[0]?.model ?? 'cpu'}`);
-  console.log(`FP32 FMA peak ${fmt(peak.perCore, 1)} GFLOP/s per core x ${threads} = ${fmt(peak.totalGflops)} GFLOP/s (${peak.measuredPerCore ? 'measured by the native addon' : 'nominal, from /proc/cpuinfo: build the addon to measure it'}); ${sgemmLine(sgemm[0])}; at the end: PyTorch ${'gflops' in sgemm[1].torch ? `${fmt(sgemm[1].torch.gflops)} GFLOP/s` : '—'}`);
+  console.log(`FP32 FMA peak ${fmt(peak.perCore, 1)} GFLOP/s per core x ${threads} = ${fmt(peak.totalGflops)} GFLOP/s (${peak.measuredPerCore ? `measured by the native addon, best of the readings ${peak.readingsPerCore?.map((x) => fmt(x, 1)).join(' and ')} at the start and end` : 'nominal, from /proc/cpuinfo: build the addon to measure it'}); ${sgemmLine(sgemm[0])}; at the end: PyTorch ${'gflops' in sgemm[1].torch ? `${fmt(sgemm[1].torch.gflops)} GFLOP/s` : '—'}`);
   console.log(table(rows));
   console.log(`  model FLOPs per token (bench/flops.ts; no activation recompute counted): ${[...new Set(rows.map((r) => r.flops?.formula).filter(Boolean))].join('; ')}; N = parameters in matrix products; GFLOP/s = model FLOPs per step / median step time, % of the FMA peak of ${threads} threads`);
   if (rows.some((r) => r.ratio !== undefined && Math.max(otherOf(r.heed), otherOf(r.torch)) > BUSY)) console.log(`  * other processes used more than ${100 * BUSY}% of the cores while this pair ran: timings are skewed (PyTorch's OpenMP threads suffer most), so this ratio is unreliable`);
@@ -519,10 +530,11 @@ async function main() {
   }
   for (const r of rows.filter((x) => x.heed?.ok && x.heed.profile)) {
     const p = r.heed!.profile as { median: { wallMs: number; wasmMatmulReasons: Record<string, number> }; rows: string[][]; steps: unknown[] };
-    console.log(`\n${r.id}: where a heed step goes (--profile; median of ${p.steps.length} timed step(s), ${fmt(p.median.wallMs)} ms; compute = the slowest worker of each kernel)`);
-    console.log(markdownTable(['what', 'kernels', 'ms', 'share of the step'], p.rows));
+    console.log(`\n${r.id}: where a heed step goes (--profile: the median of ${p.steps.length} step windows, ${fmt(p.median.wallMs)} ms; compute = the slowest worker of each kernel)`);
+    console.log(markdownTable(PROFILE_HEAD, p.rows));
     const why = Object.entries(p.median.wasmMatmulReasons).map(([k, n]) => `${k} ${n}`).join(', ');
     if (why) console.log(`  wasm multiply-reduce kernels by reason: ${why}`);
+    if (typeof r.heed!.gemmMsPerStep === 'number') console.log(`  cross-check: the engine's own native GEMM time (engineInfo().native.gemmMs, all workers / threads) ${fmt(r.heed!.gemmMsPerStep as number)} ms per step; heed's median step with the hook ${fmt(r.heed!.medianMs)} ms`);
   }
   const fails = rows.flatMap((r) => (['heed', 'torch'] as const).filter((e) => r[e] && !r[e]!.ok).map((e) => `  ${r.id} ${e}: ${r[e]!.error}`));
   if (fails.length) console.log('failures:\n' + fails.join('\n'));
