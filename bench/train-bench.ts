@@ -11,7 +11,8 @@
  *   other flags: --search-budget S (default 900), --idle-wait S (default 20), --keep-tmp, --checkpointing auto|layers|off
  *   (the trainer's key; default: the trainer's default), --native on|off|both (matmul kernels: the engine's default
  *   [native when the addon is built], HEED_NATIVE=0, or each heed case twice: wasm first, then native), --save-as NAME
- *   (results file under bench/results/; train-latest.json is then left alone); HEED_THREADS sets the
+ *   (results file under bench/results/; train-latest.json is then left alone), --profile (time every kernel of each
+ *   heed step by kind: bench/kernel-profile.ts); HEED_THREADS sets the
  *   thread count of both engines (default: all cores), HEED_BENCH_PYTHON the python with torch
  *
  * Each heed case runs in its own child process (peak RSS per case; "Allocation exceeds the 4 GiB memory32
@@ -19,7 +20,9 @@
  * another child first (so that generating the weights does not count in the trainer's RSS), then the child
  * calls train() with eval: null and a callback that timestamps every step and ends the run at the last step,
  * before the trainer writes its final checkpoint. Step times come from metrics.jsonl (tokens_per_s); the first
- * steps (compilation) are dropped. See bench/README.md, "Training benchmark".
+ * steps (compilation) are dropped. Every run also records the machine's FP32 FMA peak and PyTorch's (and the native
+ * addon's) own sgemm GFLOP/s at a training shape, measured at its start and end, and per case the model FLOPs of a
+ * step (bench/flops.ts) with each engine's model FLOP/s and share of that peak. See bench/README.md, "Training benchmark".
  */
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
