@@ -368,7 +368,7 @@ async function main() {
   const peak: FmaPeak & { threads: number; totalGflops?: number; readingsPerCore?: (number | undefined)[] } = { ...measuredFmaPeak(addon, 5), threads };
   const setPeak = (p: FmaPeak) => {
     peakReadings.push(p.measuredPerCore);
-    Object.assign(peak, p, { perCore: Math.max(p.perCore ?? 0, peak.perCore ?? 0) || undefined, readingsPerCore: [...peakReadings] });
+    Object.assign(peak, p, { perCore: Math.max(p.perCore ?? 0, peak.perCore ?? 0) || undefined, measuredPerCore: Math.max(0, ...peakReadings.map((x) => x ?? 0)) || undefined, readingsPerCore: [...peakReadings] });
     peak.totalGflops = peak.perCore ? +(peak.perCore * threads).toFixed(1) : undefined;
   };
   setPeak(peak);
