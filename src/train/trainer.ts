@@ -154,7 +154,7 @@ export async function train(cfgIn: TrainConfig | ResumeRequest, opts: TrainOptio
     if (odd !== undefined) throw new HeedError(`${resumeFrom.dir}/optimizer.safetensors: tensor "${odd}" does not match the run's trainable parameters`, 'the checkpoint comes from another model or LoRA config; start a new run');
     const pick = (prefix: string) => new Map(order.map((k) => [k, opt.get(prefix + k)!]));
     start = { trainable: pick('param.'), moments: { m: pick('m.'), v: pick('v.') } };
-  } else start = { trainable: lora ? initLora(mods, lora.r, cfg.seed) : host.tensors };
+  } else start = { trainable: lora ? initLora(mods, lora.r, cfg.seed) : host.tensors }; // full FT: the loaded arrays are the trainable ones (the host optimizer updates them in place; nothing below reads host.tensors then)
   const a = cfg.adamw;
   const optimizer = chain(clipByGlobalNorm(cfg.grad_clip), adamw({ beta1: a.beta1, beta2: a.beta2, eps: a.eps, weightDecay: a.weight_decay, decayMask: decays }));
   const device = new DeviceRun({ config: c, base: host.tensors, ...start, lora: !!lora, loraScale, loraDropout: lora?.dropout ?? 0, loraModules: mods.map((x) => x.name), checkpointing: cfg.checkpointing, optimizer });
