@@ -15,6 +15,9 @@ import { validateTrainConfig } from '../src/train/config.js';
 import { train } from '../src/train/trainer.js';
 import { adamw, chain, clipByGlobalNorm, decays } from '../src/train/adamw.js';
 import { optimizerPlace } from '../src/train/train-step.js';
+import { nativeAdamw } from '../src/train/host-optimizer.js';
+import { existsSync } from 'node:fs';
+import { ROOT } from './helpers.js';
 import { readSafetensors } from '../src/io/safetensors.js';
 import { mulberry32 } from '../src/models/random.js';
 import type { TrainerCallback } from '../src/train/callbacks.js';
@@ -103,6 +106,31 @@ test('the host loop equals the compiled device update bit for bit on 100k values
   assert.match(host.source(true), /f\(pi \* c\d+\)/, 'the decaying variant multiplies p by 1 − lr·wd');
   assert.doesNotMatch(host.source(false), /f\(pi \* c\d+\)/, 'the other does not');
   dev.dispose();
+});
+
+const adamwBuilt = existsSync(join(ROOT, 'native/build/Release/heed_adamw.node'));
+test('native AdamW (native/adamw.cc) equals the JS loop bit for bit, threaded, at sizes that split unevenly', { skip: adamwBuilt ? false : 'native/build/Release/heed_adamw.node is not built (npm run build:native): the JS loop runs instead' }, async () => {
+  const nat = await nativeAdamw();
+  assert.ok(nat.addon, `the built addon is used: ${nat.reason}`);
+  const opt = chain(clipByGlobalNorm(0.7), adamw({ beta1: 0.85, beta2: 0.97, eps: 1e-7, weightDecay: 0.05, decayMask: decays }));
+  const js = opt.compileHost();
+  const r = mulberry32(23);
+  const rnd = () => (r() < 0.01 ? 0 : (r() * 2 - 1) * 10 ** (-12 * r()));
+  for (const [n, threads, decay] of [[200_003, 2, true], [131_137, 3, false], [77, 2, true]] as const) {
+    const a = [rnd, rnd, () => Math.abs(rnd())].map((f) => Float32Array.from({ length: n }, f));
+    const b = a.map((x) => x.slice());
+    for (let t = 1; t <= 3; t++) {
+      const g = Float32Array.from({ length: n }, rnd);
+      const sc = opt.scalars({ count: t, lr: 2e-3, gradNorm: t === 2 ? 0.1 : 5 });
+      js.update(decay ? 'x.weight' : 'x.norm.weight', decay ? [n, 1] : [n], a[0], g, [a[1], a[2]], sc);
+      nat.addon!.adamw(b[0], g, b[1], b[2], sc, decay, threads);
+    }
+    for (let k = 0; k < 3; k++) {
+      let differ = 0;
+      for (let i = 0; i < n; i++) if (!Object.is(a[k][i], b[k][i])) differ++;
+      assert.equal(differ, 0, `n ${n}, ${threads} threads, decay ${decay}: ${['p', 'm', 'v'][k]} differs in ${differ} values`);
+    }
+  }
 });
 
 for (const [label, over] of [

@@ -186,8 +186,10 @@ export interface HostOptimizer {
    * (`Optimizer.scalars`). Bit-identical to the device's compiled update (test/optimizer-host.test.ts).
    */
   update(name: string, shape: readonly number[], p: Float32Array, g: Float32Array, state: Float32Array[], scalars: Float32Array): void;
-  /** the generated loop of a variant (for inspection) */
+  /** the generated loop of a variant (for inspection, and to match a native twin) */
   source(variant: boolean): string;
+  /** the variant a tensor uses (AdamW: whether it decays) */
+  variant(name: string, shape: readonly number[]): boolean;
 }
 
 /**
@@ -343,6 +345,7 @@ export function chain(...links: [...GradientTransform[], UpdateRule]): Optimizer
           loop(rule.variant(name, shape)).fn(Math.fround, p, g, state, scalars);
         },
         source: (variant) => loop(variant).src,
+        variant: (name, shape) => rule.variant(name, shape),
       };
     },
   };
