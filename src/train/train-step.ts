@@ -180,6 +180,13 @@ export class DeviceRun {
     return { ok: true, loss, gradNorm };
   }
 
+  /** A frozen (base) weight read back to the host (LoRA: the base the adapters train on). */
+  async frozenTensor(name: string): Promise<HostTensor> {
+    const t = this.frozen[name];
+    if (!t) throw new Error(`DeviceRun: no frozen tensor ${name}`);
+    return { shape: [...t.shape], data: await toHost(t.ref) };
+  }
+
   /** Σ w·nll and Σ w over `batches` (loss weights of the batches themselves). */
   async lossSum(batches: Batch[]): Promise<{ sum: number; weight: number }> {
     let sum = 0;

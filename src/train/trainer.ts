@@ -158,6 +158,10 @@ export async function train(cfgIn: TrainConfig | ResumeRequest, opts: TrainOptio
   const a = cfg.adamw;
   const optimizer = chain(clipByGlobalNorm(cfg.grad_clip), adamw({ beta1: a.beta1, beta2: a.beta2, eps: a.eps, weightDecay: a.weight_decay, decayMask: decays }));
   const device = new DeviceRun({ config: c, base: host.tensors, ...start, lora: !!lora, loraScale, loraDropout: lora?.dropout ?? 0, loraModules: mods.map((x) => x.name), checkpointing: cfg.checkpointing, optimizer });
+  // the loaded weights are on the device now (and, for full fine-tuning on the host executor, its own arrays):
+  // the host copy goes (Qwen2.5-0.5B: 2 GB of RSS); a LoRA checkpoint reads the base weights back from the device
+  const baseNames = [...host.tensors.keys()];
+  host.tensors.clear();
   const nTrain = device.trainableCount;
   log(`model ${cfg.model}: ${c.modelType}, ${lora ? `LoRA r=${lora.r} on ${mods.length} modules, ${nTrain.toLocaleString('en-US')} trainable parameters` : `full fine-tuning, ${nTrain.toLocaleString('en-US')} parameters`}`);
 
@@ -204,11 +208,22 @@ export async function train(cfgIn: TrainConfig | ResumeRequest, opts: TrainOptio
   const t0 = performance.now();
   const seconds0 = state.seconds ?? 0;
   const sessionSeconds = () => (performance.now() - t0) / 1000;
+  /** base + (alpha/r)·B·A, one module at a time from the device's base weights (host memory: the merged model only) */
+  const mergedWeights = async (adapters: Map<string, HostTensor>): Promise<Map<string, HostTensor>> => {
+    const byWeight = new Map(mods.map((m) => [`${m.name}.weight`, m]));
+    const out = new Map<string, HostTensor>();
+    for (const k of baseNames) {
+      const t = await device.frozenTensor(k);
+      const m = byWeight.get(k);
+      out.set(k, m ? mergeLora(new Map([[k, t]]), adapters, [m], loraScale!).get(k)! : t);
+    }
+    return out;
+  };
   const saveCheckpoint = async (): Promise<string | null> => {
     const hs = await device.hostState();
     if (!hs) return null; // never save non-finite parameters
     state = { ...state, seconds: seconds0 + sessionSeconds() };
-    const weights = lora ? mergeLora(host.tensors, hs.params, mods, loraScale!) : hs.params;
+    const weights = lora ? await mergedWeights(hs.params) : hs.params;
     const dir = writeCheckpoint(runDir, state.step, (d) => {
       saveHostModel(d, { raw: host.raw, tensors: weights, namePrefix: host.namePrefix }, { dtype: cfg.save_dtype, fromDir: cfg.model });
       if (lora) savePeftAdapter(d, hs.params, lora, c, host.namePrefix, cfg.model);
