@@ -176,6 +176,7 @@ export async function train(cfgIn: TrainConfig | ResumeRequest, opts: TrainOptio
   /** lr of the update with 0-based index t within stage si (schedule.ts convention) */
   const lrOf = (si: number, t: number) => lrAt(schedFor(si), cfg.lr_reset_per_stage ? t : stepsBefore(si) + t);
   log(`gradients: ${device.layered ? 'layer by layer (checkpointing: layers)' : 'one fused program (checkpointing: off)'}`);
+  log(`optimizer state: ${device.optimizerOn === 'host' ? 'on the host, outside the wasm heap (HEED_OPTIMIZER=device keeps it on the device)' : 'on the device'}`);
   log(`plan: ${stages.map((s, i) => `${s.name} ${stageSteps[i]} steps`).join(', ')}; batch ${cfg.batch_size}×${cfg.grad_accum} (max length ${cfg.max_length}${cfg.packing ? ', packed' : ''})`);
 
   // --- state
