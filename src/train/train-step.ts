@@ -14,7 +14,7 @@
  *           tensor (the transient copy is one tensor, not the whole state).
  * Both give the same bits (test/optimizer-host.test.ts); checkpoints are the same files.
  */
-import { blockUntilReady, fromHost, jit, np, toHost, tree, type Tensor } from '../engine/index.js';
+import { blockUntilReady, engineInfo, fromHost, jit, np, toHost, tree, type Tensor } from '../engine/index.js';
 import type { HostTensor } from '../io/safetensors.js';
 import type { Batch } from '../data/pack.js';
 import { toDevice, toHostTensors } from '../models/load.js';
@@ -25,7 +25,6 @@ import { makeFused, makeSegmented } from './segmented.js';
 import { globalNormSq, type Optimizer } from './adamw.js';
 import { HostOptimizerState } from './host-optimizer.js';
 import { HeedError } from '../errors.js';
-import { engineInfo } from '../engine/index.js';
 import { toDeviceBatch } from './step.js';
 import { invFreqFor } from '../models/run.js';
 
