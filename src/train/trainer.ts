@@ -28,7 +28,7 @@ import { pruneCheckpoints, saveTrainerFiles, stepDir, writeCheckpoint, type Trai
 import { exportCheckpoint, recordTraining } from './export.js';
 import type { TrainerCallback, CallbackContext } from './callbacks.js';
 import { createRun, openRun, type ResumeRequest } from './run-folder.js';
-import { DeviceRun } from './train-step.js';
+import { DeviceRun, optimizerPlace } from './train-step.js';
 import { evalBatches, evalDue, evaluatePoint, improvedBest, saveDue, type StopRequest } from './evaluation.js';
 import { appendMetrics, type MetricsRecord } from './metrics.js';
 import { RunLoggers, loggerKinds } from './loggers/index.js';
@@ -131,6 +131,8 @@ export async function train(cfgIn: TrainConfig | ResumeRequest, opts: TrainOptio
       `set max_length to at most ${ctx} (--set max_length=${ctx})${cfg.truncation === 'drop' ? '' : '; longer rows are truncated'}`,
     );
   }
+
+  optimizerPlace(); // a bad HEED_OPTIMIZER is refused before anything is loaded
 
   // --- model, tokenizer, data
   const host = loadHostModel(cfg.model);
