@@ -62,6 +62,10 @@ async function runOn(place: 'host' | 'device', cfg: Parameters<typeof train>[0],
   }
 }
 
+/** the full fine-tuning run on the device executor, made once and shared (read only) by two tests below */
+let deviceFull: ReturnType<typeof train> | undefined;
+const sharedDeviceFull = () => (deviceFull ??= runOn('device', base()));
+
 const pick = (ms: Array<Record<string, number>>) => ms.map((m) => [m.step, m.loss, m.grad_norm, m.eval_loss ?? null]);
 
 test('the default executor: host in Node on the wasm engine; HEED_OPTIMIZER chooses, anything else is refused', () => {
@@ -141,7 +145,7 @@ for (const [label, over] of [
   ['LoRA with dropout (gpt2)', { model: join(TINY, 'gpt2'), lora: { r: 4, alpha: 8, dropout: 0.1 }, lr: 2e-2, grad_clip: 0.9 }],
 ] as const) {
   test(`host and device executors: identical losses, gradient norms, held-out losses and saved state — ${label}`, async () => {
-    const a = await runOn('device', base(over));
+    const a = await (Object.keys(over).length ? runOn('device', base(over)) : sharedDeviceFull());
     const b = await runOn('host', base(over));
     const ma = metrics(a.run_dir), mb = metrics(b.run_dir);
     assert.equal(ma.length, 8);
@@ -162,7 +166,7 @@ for (const [label, over] of [
 }
 
 test('a checkpoint of the device executor resumes on the host executor (and back) exactly', async () => {
-  const full = await runOn('device', base());
+  const full = await sharedDeviceFull();
   for (const [first, then] of [['device', 'host'], ['host', 'device']] as const) {
     const interrupt = { stop: false };
     const stopAt: TrainerCallback = { name: 'stop-at', async onEval(ctx) { if (ctx.step === 4) interrupt.stop = true; } };
