@@ -237,6 +237,7 @@ function cases(quick: boolean): TrainCase[] {
   ];
   if (!quick) out.push({ id: 'smollm2-135M-lora16-4x256', group: 'smollm2-lora', shape: SMOLLM2_135M.name, note: SMOLLM2_135M.note, config: SMOLLM2_135M.config, tokenizer: 'smollm2', batch: [4, 256], lora: lora16, ...big, minTimed: 2, maxTimed: quick ? 2 : 3, torch: true, timeoutS: 1800 });
   for (const T of [128, 256]) out.push({ id: `qwen2.5-0.5B-lora16-1x${T}`, group: 'qwen-lora', shape: QWEN25_05B.name, note: QWEN25_05B.note, config: QWEN25_05B.config, tokenizer: 'smollm2', batch: [1, T], lora: lora16, ...probe, torch: true, timeoutS: 1200 });
+  if (!quick) out.push({ id: 'qwen2.5-0.5B-lora16-4x256', group: 'qwen-lora', shape: QWEN25_05B.name, note: QWEN25_05B.note, config: QWEN25_05B.config, tokenizer: 'smollm2', batch: [4, 256], lora: lora16, ...probe, torch: true, timeoutS: 1800 });
   return out;
 }
 

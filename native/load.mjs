@@ -43,3 +43,34 @@ export function loadNativeGemm(opts = {}) {
 export function lastReason() {
   return reason;
 }
+
+// The optional native AdamW addon (native/build/Release/heed_adamw.node, built by the same `npm run build:native`):
+// the host optimizer's update loop (src/train/host-optimizer.ts). Quiet: without it heed runs the same update as
+// a JS loop. HEED_NATIVE=0 disables it too.
+export const ADAMW_ADDON_PATH = path.join(path.dirname(fileURLToPath(import.meta.url)), 'build', 'Release', 'heed_adamw.node');
+let adamwCached; // undefined = not tried yet
+let adamwReason = '';
+
+/**
+ * @returns {null | { adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, scalars: Float32Array, decay: boolean, threads: number): void }}
+ */
+export function loadNativeAdamw() {
+  if (adamwCached !== undefined) return adamwCached;
+  adamwCached = null;
+  if (process.env.HEED_NATIVE === '0') adamwReason = 'HEED_NATIVE=0';
+  else if (!existsSync(ADAMW_ADDON_PATH)) adamwReason = `${path.relative(process.cwd(), ADAMW_ADDON_PATH) || ADAMW_ADDON_PATH} is not built (npm run build:native)`;
+  else {
+    try {
+      adamwCached = createRequire(import.meta.url)(ADAMW_ADDON_PATH);
+      adamwReason = '';
+    } catch (e) {
+      adamwReason = `the addon does not load (${e instanceof Error ? e.message.split('\n')[0] : e}); rebuild it with npm run build:native`;
+    }
+  }
+  return adamwCached;
+}
+
+/** why loadNativeAdamw() returned null ('' after a successful load) */
+export function lastAdamwReason() {
+  return adamwReason;
+}

@@ -39,7 +39,26 @@ export interface StepInfo {
   gradNorm?: number;
 }
 
-type Scalar = (i: number) => Tensor;
+/**
+ * The arithmetic a rule is written in: the Tensor methods it uses. A rule written against it runs traced on the
+ * device (V = Tensor) and, through `compileHost`, as a host loop over Float32Arrays (V = a symbolic value that
+ * records the same operations), so both executors run one rule.
+ */
+export interface Num<V> {
+  readonly ref: V;
+  mul(o: V | number): V;
+  add(o: V | number): V;
+  sub(o: V | number): V;
+  div(o: V | number): V;
+}
+/** the free functions a rule uses (np.square, np.sqrt on the device) */
+export interface NumOps<V> {
+  square(x: V): V;
+  sqrt(x: V): V;
+}
+const tensorOps: NumOps<Tensor> = { square: (x) => np.square(x), sqrt: (x) => np.sqrt(x) };
+
+type Scalar<V = Tensor> = (i: number) => V;
 
 /** A transform of one tensor's gradient; reads its own slice of the step's scalar vector. */
 export interface GradientTransform {
@@ -47,8 +66,8 @@ export interface GradientTransform {
   readonly nScalars: number;
   readonly needsGradNorm: boolean;
   scalars(s: StepInfo): number[];
-  /** traced; consumes g */
-  apply(g: Tensor, sc: Scalar): Tensor;
+  /** traced (or recorded for the host loop); consumes g */
+  apply<V extends Num<V>>(g: V, sc: Scalar<V>, ops: NumOps<V>): V;
 }
 
 /** The last link of a chain: per-tensor state in, new parameter and state out. */
@@ -59,8 +78,8 @@ export interface UpdateRule {
   scalars(s: StepInfo): number[];
   /** which compiled variant a tensor uses (AdamW: whether it decays) */
   variant(name: string, shape: readonly number[]): boolean;
-  /** traced; consumes p, g and the state tensors; returns [p', ...state'] in slot order */
-  apply(p: Tensor, g: Tensor, state: Tensor[], sc: Scalar, variant: boolean): Tensor[];
+  /** traced (or recorded for the host loop); consumes p, g and the state tensors; returns [p', ...state'] in slot order */
+  apply<V extends Num<V>>(p: V, g: V, state: V[], sc: Scalar<V>, variant: boolean, ops: NumOps<V>): V[];
 }
 
 /**
@@ -126,10 +145,10 @@ export function adamw(o: AdamWOptions): UpdateRule {
       return [lr / (1 - o.beta1 ** t), 1 / Math.sqrt(1 - o.beta2 ** t), decay, o.beta1, omb(o.beta1), o.beta2, omb(o.beta2), o.eps];
     },
     variant: (name, shape) => o.decayMask(name, shape),
-    apply(p, g, [m, v], sc, decay) {
+    apply(p, g, [m, v], sc, decay, ops) {
       const m2 = m.mul(sc(B1)).add(g.ref.mul(sc(OMB1)));
-      const v2 = v.mul(sc(B2)).add(np.square(g).mul(sc(OMB2)));
-      const denom = np.sqrt(v2.ref).mul(sc(C2)).add(sc(EPS));
+      const v2 = v.mul(sc(B2)).add(ops.square(g).mul(sc(OMB2)));
+      const denom = ops.sqrt(v2.ref).mul(sc(C2)).add(sc(EPS));
       const p0 = decay ? p.mul(sc(DECAY)) : p;
       return [p0.sub(m2.ref.div(denom).mul(sc(STEP))), m2, v2];
     },
@@ -156,7 +175,68 @@ export interface Optimizer {
   /** a whole tree (traced, e.g. inside a fused valueAndGrad + update jit); consumes params, grads, state and s */
   update(params: Tree, grads: Tree, state: OptState, s: Tensor): { params: Tree; state: OptState };
   compile(): CompiledOptimizer;
+  /** the same chain as a host loop over Float32Arrays (heed train on the CPU: the state stays off the wasm heap) */
+  compileHost(): HostOptimizer;
 }
+
+/** A chain run on the host, one tensor at a time, in place. */
+export interface HostOptimizer {
+  /**
+   * p and the state arrays (slot order) are updated in place from g (read only) with the step's scalars
+   * (`Optimizer.scalars`). Bit-identical to the device's compiled update (test/optimizer-host.test.ts).
+   */
+  update(name: string, shape: readonly number[], p: Float32Array, g: Float32Array, state: Float32Array[], scalars: Float32Array): void;
+  /** the generated loop of a variant (for inspection, and to match a native twin) */
+  source(variant: boolean): string;
+  /** the variant a tensor uses (AdamW: whether it decays) */
+  variant(name: string, shape: readonly number[]): boolean;
+}
+
+/**
+ * A value of the host recorder: each operation of the rule becomes one line of a generated loop body, rounded to
+ * f32 after every operation (Math.fround), as the wasm kernels round (wasm has no fused multiply-add). Both
+ * operands are f32 values, so the f64 operation rounded once to f32 equals the f32 operation (+, −, ×, ÷ and √
+ * are correctly rounded in f64 and 53 ≥ 2·24 + 2 bits makes the double rounding innocuous). `div` is recorded
+ * as jax-js lowers it (a·(1/b): Array.div multiplies by the reciprocal) and `sub` as a − b (= a + (−b)).
+ */
+class Sym implements Num<Sym> {
+  constructor(
+    readonly e: string,
+    private readonly lines: string[],
+  ) {}
+  get ref(): Sym {
+    return this;
+  }
+  private emit(expr: string): Sym {
+    const name = `t${this.lines.length}`;
+    this.lines.push(`const ${name} = f(${expr});`);
+    return new Sym(name, this.lines);
+  }
+  private static lit(o: Sym | number): string {
+    return typeof o === 'number' ? `(${String(Math.fround(o))})` : o.e;
+  }
+  mul(o: Sym | number) {
+    return this.emit(`${this.e} * ${Sym.lit(o)}`);
+  }
+  add(o: Sym | number) {
+    return this.emit(`${this.e} + ${Sym.lit(o)}`);
+  }
+  sub(o: Sym | number) {
+    return this.emit(`${this.e} - ${Sym.lit(o)}`);
+  }
+  div(o: Sym | number) {
+    return this.emit(`${this.e} * f(1 / ${Sym.lit(o)})`);
+  }
+  square() {
+    return this.emit(`${this.e} * ${this.e}`);
+  }
+  sqrt() {
+    return this.emit(`Math.sqrt(${this.e})`);
+  }
+}
+const symOps: NumOps<Sym> = { square: (x) => x.square(), sqrt: (x) => x.sqrt() };
+
+type HostLoop = (f: (x: number) => number, p: Float32Array, g: Float32Array, st: Float32Array[], s: Float32Array) => void;
 
 /** Gradient transforms in order, then the update rule. */
 export function chain(...links: [...GradientTransform[], UpdateRule]): Optimizer {
@@ -168,10 +248,10 @@ export function chain(...links: [...GradientTransform[], UpdateRule]): Optimizer
     let off = 0;
     const at = (o: number): Scalar => (i) => s.ref.slice(o + i);
     for (const t of grads) {
-      g = t.apply(g, at(off));
+      g = t.apply(g, at(off), tensorOps);
       off += t.nScalars;
     }
-    const out = rule.apply(p, g, state, at(off), variant);
+    const out = rule.apply(p, g, state, at(off), variant, tensorOps);
     s.dispose();
     return out;
   };
@@ -225,6 +305,47 @@ export function chain(...links: [...GradientTransform[], UpdateRule]): Optimizer
           return { params: np_, state: ns };
         },
         dispose: () => progs.forEach((f) => f.dispose()),
+      };
+    },
+    compileHost() {
+      const loops = new Map<boolean, { src: string; fn: HostLoop }>();
+      const loop = (variant: boolean) => {
+        let l = loops.get(variant);
+        if (!l) {
+          // record the chain once: gradient transforms, then the rule, on symbolic per-element values
+          const lines: string[] = [];
+          const sc = (o: number) => (i: number) => new Sym(`c${o + i}`, lines);
+          let g = new Sym('gi', lines);
+          let off = 0;
+          for (const t of grads) {
+            g = t.apply(g, sc(off), symOps);
+            off += t.nScalars;
+          }
+          const out = rule.apply(new Sym('pi', lines), g, slots.map((_, j) => new Sym(`s${j}i`, lines)), sc(off), variant, symOps);
+          const nSc = off + rule.nScalars;
+          const src = [
+            ...Array.from({ length: nSc }, (_, i) => `const c${i} = s[${i}];`),
+            ...slots.map((_, j) => `const s${j} = st[${j}];`),
+            'for (let i = 0, n = p.length; i < n; i++) {',
+            '  const pi = p[i], gi = g[i];',
+            ...slots.map((_, j) => `  const s${j}i = s${j}[i];`),
+            ...lines.map((x) => '  ' + x),
+            `  p[i] = ${out[0].e};`,
+            ...slots.map((_, j) => `  s${j}[i] = ${out[j + 1].e};`),
+            '}',
+          ].join('\n');
+          l = { src, fn: new Function('f', 'p', 'g', 'st', 's', src) as HostLoop };
+          loops.set(variant, l);
+        }
+        return l;
+      };
+      return {
+        update(name, shape, p, g, state, scalars) {
+          if (g.length !== p.length || state.some((x) => x.length !== p.length)) throw new Error(`host optimizer: ${name}: sizes differ`);
+          loop(rule.variant(name, shape)).fn(Math.fround, p, g, state, scalars);
+        },
+        source: (variant) => loop(variant).src,
+        variant: (name, shape) => rule.variant(name, shape),
       };
     },
   };

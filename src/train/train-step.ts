@@ -6,10 +6,15 @@
  * One step: for each micro-batch the layer-by-layer gradients (segmented.ts) of Σ w·nll / N (N = the
  * loss-bearing weight of the whole optimizer step, or the number of rows with loss_norm: sequence) — so
  * accumulated gradients sum to the gradient of the step's loss —, then the global gradient norm, clipping, and
- * AdamW applied one tensor at a time (a small jitted update per tensor: the transient copy is one tensor, not
- * the whole state).
+ * AdamW applied one tensor at a time, by one of two executors of the same chain (adamw.ts):
+ *   host    (default in Node on the wasm engine) the moments and an exact copy of the trainable parameters in
+ *           Float32Arrays outside the wasm heap, the update a host loop per tensor (host-optimizer.ts): the
+ *           device holds only the parameters and, during a step, the gradients;
+ *   device  (WebGPU, the browser; HEED_OPTIMIZER=device) the moments on the device, a small jitted update per
+ *           tensor (the transient copy is one tensor, not the whole state).
+ * Both give the same bits (test/optimizer-host.test.ts); checkpoints are the same files.
  */
-import { blockUntilReady, fromHost, jit, np, toHost, tree, type Tensor } from '../engine/index.js';
+import { blockUntilReady, engineInfo, fromHost, jit, np, toHost, tree, type Tensor } from '../engine/index.js';
 import type { HostTensor } from '../io/safetensors.js';
 import type { Batch } from '../data/pack.js';
 import { toDevice, toHostTensors } from '../models/load.js';
@@ -18,6 +23,8 @@ import { runsLayerByLayer, splitLayerName, type Params } from '../models/transfo
 import type { TrainBatch } from './loss.js';
 import { makeFused, makeSegmented } from './segmented.js';
 import { globalNormSq, type Optimizer } from './adamw.js';
+import { HostOptimizerState } from './host-optimizer.js';
+import { HeedError } from '../errors.js';
 import { toDeviceBatch } from './step.js';
 import { invFreqFor } from '../models/run.js';
 
@@ -28,7 +35,7 @@ const deviceBatch = (b: Batch, weights: Float32Array): TrainBatch => toDeviceBat
  * Builds the compiled pieces of a run: the loss and its gradients layer by layer (segmented.ts: memory for one
  * block's intermediates instead of the whole model's), the gradient norm, accumulation and per-tensor AdamW.
  */
-function compile(c: ModelConfig, layered: boolean, trainable: Set<string>, loraScale: number | undefined, loraDropout: number, loraModuleNames: string[], optimizer: Optimizer) {
+function compile(c: ModelConfig, layered: boolean, trainable: Set<string>, loraScale: number | undefined, loraDropout: number, loraModuleNames: string[], optimizer: Optimizer, onDevice: boolean) {
   const o = { trainable, loraScale, loraDropout, loraModules: [...new Set(loraModuleNames.map((n) => splitLayerName(n)!.sub))] };
   const seg = layered ? makeSegmented(c, o) : makeFused(c, o);
   const sqSum = jit(globalNormSq);
@@ -37,12 +44,12 @@ function compile(c: ModelConfig, layered: boolean, trainable: Set<string>, loraS
     for (const k of Object.keys(a)) o[k] = a[k].add(b[k]);
     return o;
   });
-  const upd = optimizer.compile();
+  const upd = onDevice ? optimizer.compile() : undefined;
   /** free the compiled programs and their constants (a process may run several trainings) */
   const dispose = () => {
     seg.dispose();
     [sqSum, addTrees].forEach((f) => f.dispose());
-    upd.dispose();
+    upd?.dispose();
   };
   return { seg, sqSum, addTrees, upd, dispose };
 }
@@ -77,31 +84,54 @@ export interface DeviceRunInit {
   checkpointing: 'auto' | 'layers' | 'off';
   /** the update: chain(clipByGlobalNorm(grad_clip), adamw(...)) from adamw.ts */
   optimizer: Optimizer;
+  /**
+   * where the optimizer state lives and the update runs (see the top of this file); default `optimizerPlace()`.
+   * 'host' takes over the arrays of `trainable` and `moments` (updated in place).
+   */
+  optimizerOn?: 'host' | 'device';
+}
+
+/**
+ * The default executor: HEED_OPTIMIZER=host|device, else the host in Node on the wasm engine (the state off the
+ * 4 GiB wasm heap) and the device elsewhere (WebGPU, the browser).
+ */
+export function optimizerPlace(): 'host' | 'device' {
+  const env = typeof process !== 'undefined' ? process.env?.HEED_OPTIMIZER : undefined;
+  if (env !== undefined && env !== '') {
+    if (env !== 'host' && env !== 'device') throw new HeedError(`HEED_OPTIMIZER must be host or device, got "${env}"`, 'unset it (the default: host on the CPU engine) or set HEED_OPTIMIZER=device');
+    return env;
+  }
+  const node = typeof process !== 'undefined' && !!process.versions?.node;
+  return node && (engineInfo()?.device ?? 'wasm') === 'wasm' ? 'host' : 'device';
 }
 
 /** Trainable parameters, moments and compiled programs of one run on the device. */
 export class DeviceRun {
   private frozen: Params;
   private trainable: Params;
-  private m: Record<string, Tensor>;
-  private v: Record<string, Tensor>;
+  private m: Record<string, Tensor> = {};
+  private v: Record<string, Tensor> = {};
+  /** the host executor's state (optimizerOn: 'host') */
+  private readonly host?: HostOptimizerState;
   private readonly fns: ReturnType<typeof compile>;
   private readonly optimizer: Optimizer;
   readonly config: ModelConfig;
   readonly trainableCount: number;
   /** gradients are computed layer by layer (activation checkpointing) */
   readonly layered: boolean;
+  /** where the optimizer state lives and the update runs */
+  readonly optimizerOn: 'host' | 'device';
 
   constructor(o: DeviceRunInit) {
     this.config = o.config;
+    this.optimizerOn = o.optimizerOn ?? optimizerPlace();
     this.frozen = o.lora ? toDevice(o.base) : {};
     this.trainable = toDevice(o.trainable);
-    if (o.moments) {
+    if (this.optimizerOn === 'host') this.host = new HostOptimizerState(o.optimizer, o.trainable, o.moments);
+    else if (o.moments) {
       this.m = toDevice(o.moments.m);
       this.v = toDevice(o.moments.v);
     } else {
-      this.m = {};
-      this.v = {};
       for (const [k, t] of Object.entries(this.trainable)) {
         // real buffers now (np.zeros is lazy): allocated before the first step fragments the wasm heap
         this.m[k] = fromHost(new Float32Array(t.size), t.shape);
@@ -113,7 +143,7 @@ export class DeviceRun {
     // ~1.35x faster on the 2.2M demo model, and small models fit either way)
     this.layered = o.checkpointing === 'layers' || (o.checkpointing === 'auto' && runsLayerByLayer(o.config, this.weights()));
     this.optimizer = o.optimizer;
-    this.fns = compile(o.config, this.layered, new Set(Object.keys(this.trainable)), o.loraScale, o.loraDropout, o.loraModules, o.optimizer);
+    this.fns = compile(o.config, this.layered, new Set(Object.keys(this.trainable)), o.loraScale, o.loraDropout, o.loraModules, o.optimizer, this.optimizerOn === 'device');
   }
 
   /** The current weights (frozen + trainable) for generation: read-only, valid until the next step. */
@@ -137,13 +167,23 @@ export class DeviceRun {
       return { ok: false, loss, gradNorm };
     }
     const scal = this.optimizer.scalars({ count: s.t, lr: s.lr, gradNorm });
-    // one small program per tensor (the transient copy is one tensor, not the whole state)
-    const u = await this.fns.upd.update(this.trainable, grads!, { m: this.m, v: this.v }, scal);
-    this.trainable = u.params;
-    this.m = u.state.m;
-    this.v = u.state.v;
+    if (this.host) this.trainable = await this.host.update(this.trainable, grads!, scal);
+    else {
+      // one small program per tensor (the transient copy is one tensor, not the whole state)
+      const u = await this.fns.upd!.update(this.trainable, grads!, { m: this.m, v: this.v }, scal);
+      this.trainable = u.params;
+      this.m = u.state.m;
+      this.v = u.state.v;
+    }
     await blockUntilReady([this.trainable, this.m, this.v]); // the step's time includes its own update
     return { ok: true, loss, gradNorm };
+  }
+
+  /** A frozen (base) weight read back to the host (LoRA: the base the adapters train on). */
+  async frozenTensor(name: string): Promise<HostTensor> {
+    const t = this.frozen[name];
+    if (!t) throw new Error(`DeviceRun: no frozen tensor ${name}`);
+    return { shape: [...t.shape], data: await toHost(t.ref) };
   }
 
   /** Σ w·nll and Σ w over `batches` (loss weights of the batches themselves). */
@@ -162,10 +202,12 @@ export class DeviceRun {
    * parameter is not finite (the update of a finite gradient can still overflow: never saved).
    */
   async hostState(): Promise<{ params: Map<string, HostTensor>; optimizer: Map<string, HostTensor> } | null> {
-    const tr = await toHostTensors(this.trainable);
+    // host executor: views of its live arrays (valid until the next step; the caller writes them at once)
+    const hv = this.host?.view();
+    const tr = hv ? hv.params : await toHostTensors(this.trainable);
     for (const t of tr.values()) for (let i = 0; i < t.data.length; i++) if (!Number.isFinite(t.data[i])) return null;
-    const mm = await toHostTensors(this.m);
-    const vv = await toHostTensors(this.v);
+    const mm = hv ? hv.slots.m : await toHostTensors(this.m);
+    const vv = hv ? hv.slots.v : await toHostTensors(this.v);
     const opt = new Map<string, HostTensor>();
     for (const [k, t] of tr) opt.set(`param.${k}`, t);
     for (const [k, t] of mm) opt.set(`m.${k}`, t);

@@ -28,7 +28,7 @@ import { pruneCheckpoints, saveTrainerFiles, stepDir, writeCheckpoint, type Trai
 import { exportCheckpoint, recordTraining } from './export.js';
 import type { TrainerCallback, CallbackContext } from './callbacks.js';
 import { createRun, openRun, type ResumeRequest } from './run-folder.js';
-import { DeviceRun } from './train-step.js';
+import { DeviceRun, optimizerPlace } from './train-step.js';
 import { evalBatches, evalDue, evaluatePoint, improvedBest, saveDue, type StopRequest } from './evaluation.js';
 import { appendMetrics, type MetricsRecord } from './metrics.js';
 import { RunLoggers, loggerKinds } from './loggers/index.js';
@@ -132,6 +132,8 @@ export async function train(cfgIn: TrainConfig | ResumeRequest, opts: TrainOptio
     );
   }
 
+  optimizerPlace(); // a bad HEED_OPTIMIZER is refused before anything is loaded
+
   // --- model, tokenizer, data
   const host = loadHostModel(cfg.model);
   const c = host.config;
@@ -154,10 +156,14 @@ export async function train(cfgIn: TrainConfig | ResumeRequest, opts: TrainOptio
     if (odd !== undefined) throw new HeedError(`${resumeFrom.dir}/optimizer.safetensors: tensor "${odd}" does not match the run's trainable parameters`, 'the checkpoint comes from another model or LoRA config; start a new run');
     const pick = (prefix: string) => new Map(order.map((k) => [k, opt.get(prefix + k)!]));
     start = { trainable: pick('param.'), moments: { m: pick('m.'), v: pick('v.') } };
-  } else start = { trainable: lora ? initLora(mods, lora.r, cfg.seed) : host.tensors };
+  } else start = { trainable: lora ? initLora(mods, lora.r, cfg.seed) : host.tensors }; // full FT: the loaded arrays are the trainable ones (the host optimizer updates them in place; nothing below reads host.tensors then)
   const a = cfg.adamw;
   const optimizer = chain(clipByGlobalNorm(cfg.grad_clip), adamw({ beta1: a.beta1, beta2: a.beta2, eps: a.eps, weightDecay: a.weight_decay, decayMask: decays }));
   const device = new DeviceRun({ config: c, base: host.tensors, ...start, lora: !!lora, loraScale, loraDropout: lora?.dropout ?? 0, loraModules: mods.map((x) => x.name), checkpointing: cfg.checkpointing, optimizer });
+  // the loaded weights are on the device now (and, for full fine-tuning on the host executor, its own arrays):
+  // the host copy goes (Qwen2.5-0.5B: 2 GB of RSS); a LoRA checkpoint reads the base weights back from the device
+  const baseNames = [...host.tensors.keys()];
+  host.tensors.clear();
   const nTrain = device.trainableCount;
   log(`model ${cfg.model}: ${c.modelType}, ${lora ? `LoRA r=${lora.r} on ${mods.length} modules, ${nTrain.toLocaleString('en-US')} trainable parameters` : `full fine-tuning, ${nTrain.toLocaleString('en-US')} parameters`}`);
 
@@ -172,6 +178,7 @@ export async function train(cfgIn: TrainConfig | ResumeRequest, opts: TrainOptio
   /** lr of the update with 0-based index t within stage si (schedule.ts convention) */
   const lrOf = (si: number, t: number) => lrAt(schedFor(si), cfg.lr_reset_per_stage ? t : stepsBefore(si) + t);
   log(`gradients: ${device.layered ? 'layer by layer (checkpointing: layers)' : 'one fused program (checkpointing: off)'}`);
+  log(`optimizer state: ${device.optimizerOn === 'host' ? 'on the host, outside the wasm heap (HEED_OPTIMIZER=device keeps it on the device)' : 'on the device'}`);
   log(`plan: ${stages.map((s, i) => `${s.name} ${stageSteps[i]} steps`).join(', ')}; batch ${cfg.batch_size}×${cfg.grad_accum} (max length ${cfg.max_length}${cfg.packing ? ', packed' : ''})`);
 
   // --- state
@@ -204,11 +211,22 @@ export async function train(cfgIn: TrainConfig | ResumeRequest, opts: TrainOptio
   const t0 = performance.now();
   const seconds0 = state.seconds ?? 0;
   const sessionSeconds = () => (performance.now() - t0) / 1000;
+  /** base + (alpha/r)·B·A, one module at a time from the device's base weights (host memory: the merged model only) */
+  const mergedWeights = async (adapters: Map<string, HostTensor>): Promise<Map<string, HostTensor>> => {
+    const byWeight = new Map(mods.map((m) => [`${m.name}.weight`, m]));
+    const out = new Map<string, HostTensor>();
+    for (const k of baseNames) {
+      const t = await device.frozenTensor(k);
+      const m = byWeight.get(k);
+      out.set(k, m ? mergeLora(new Map([[k, t]]), adapters, [m], loraScale!).get(k)! : t);
+    }
+    return out;
+  };
   const saveCheckpoint = async (): Promise<string | null> => {
     const hs = await device.hostState();
     if (!hs) return null; // never save non-finite parameters
     state = { ...state, seconds: seconds0 + sessionSeconds() };
-    const weights = lora ? mergeLora(host.tensors, hs.params, mods, loraScale!) : hs.params;
+    const weights = lora ? await mergedWeights(hs.params) : hs.params;
     const dir = writeCheckpoint(runDir, state.step, (d) => {
       saveHostModel(d, { raw: host.raw, tensors: weights, namePrefix: host.namePrefix }, { dtype: cfg.save_dtype, fromDir: cfg.model });
       if (lora) savePeftAdapter(d, hs.params, lora, c, host.namePrefix, cfg.model);
