@@ -49,7 +49,11 @@ function heedGemm(m) {
     }
     i = base + stop;
   }
-  if (p.epi.length) {
+  if (p.fn) {
+    const offs = new Int32Array(p.fn.slots.length);
+    for (let q = 0; q < offs.length; q++) offs[q] = ptrs[p.fn.slots[q]] >> 2;
+    heedAddon.epilogue(new Float32Array(buf), p.fn.code, p.fn.nregs, p.fn.out, C0 >> 2, m.begin, end, offs);
+  } else if (p.epi.length) {
     const C = new Float32Array(buf, C0, end), os = p.outShape, nd = os.length, last = os[nd - 1];
     for (const e of p.epi) {
       if (e.mul !== undefined) { for (let j = m.begin; j < end; j++) C[j] *= e.mul; continue; }
