@@ -219,20 +219,21 @@ enum Op {
 inline bool known(int op) { return (op >= 0 && op <= 3) || (op >= 10 && op <= 18) || (op >= 20 && op <= 38) || (op >= 40 && op <= 49) || (op >= 50 && op <= 55) || op == 60; }
 inline int arity(int op) { return op <= 3 ? (op == LOAD ? 1 : 0) : op == WHERE ? 3 : (op >= 40) ? 1 : 2; }
 
-// exp for float32: 2^n * p(r), x = n ln2 + r, |r| <= ln2/2, degree-6 Taylor (relative error ~3e-7); branch-free
-// (n rounded by adding 1.5 * 2^23) so that the loop vectorizes
+// exp for float32: 2^n * p(r), x = n ln2 + r, |r| <= ln2/2, degree-6 Taylor (relative error ~3e-7), 2^n applied
+// as two halves so that results near FLT_MAX and the denormals come out right; branch-free (n rounded by adding
+// 1.5 * 2^23) so that the loop vectorizes
 inline float expf1(float x) {
-  float xc = x > 88.7f ? 88.7f : x;
-  xc = xc < -87.3f ? -87.3f : xc;
+  float xc = x > 88.73f ? 88.73f : x;
+  xc = xc < -104.f ? -104.f : xc;
   const float t = xc * 1.44269504f + 12582912.f, fn = t - 12582912.f;
   U tb; tb.f = t;
-  const int n = tb.i - 0x4B400000;
+  const int n = tb.i - 0x4B400000, n1 = n >> 1, n2 = n - n1;
   const float r = xc - fn * 0.693145752f - fn * 1.42860677e-6f;
   const float p = 1.f + r * (1.f + r * (0.5f + r * (0.166666672f + r * (0.0416666679f + r * (0.00833333377f + r * 0.00138888892f)))));
-  U sc; sc.i = (n + 127) << 23;
-  float y = p * sc.f;
-  y = x > 88.72f ? __builtin_inff() : y;
-  y = x < -87.33f ? 0.f : y;
+  U s1, s2; s1.i = (n1 + 127) << 23; s2.i = (n2 + 127) << 23;
+  float y = p * s1.f * s2.f;
+  y = x > 88.73f ? __builtin_inff() : y;
+  y = x < -104.f ? 0.f : y;
   return x != x ? x : y;
 }
 inline float fminw(float a, float b) { return a != a ? a : (b != b ? b : (a < b ? a : b)); }

@@ -137,13 +137,14 @@ function epilogueTerms(e: Alu): (Alu | number)[] | null {
 
 type AluM = Alu & { rewriteGlobalViews(): AluM; simplify(): AluM; src: AluM[] };
 /** operation codes of the addon's epilogue programs (native/gemm.cc, namespace epi) */
-const OP = {
+export const EPILOGUE_OPS = {
   GIDX: 0, ACC: 1, CONST: 2, LOAD: 3,
   FADD: 10, FSUB: 11, FMUL: 12, FMIN: 13, FMAX: 14, FIDIV: 15, FMOD: 16, FCMPLT: 17, FCMPNE: 18,
   IADD: 20, ISUB: 21, IMUL: 22, IDIV: 23, IMOD: 24, IMIN: 25, IMAX: 26, ICMPLT: 27, ICMPNE: 28, UDIV: 29, UMOD: 30, UMIN: 31, UMAX: 32, UCMPLT: 33, AND: 34, OR: 35, XOR: 36, SHL: 37, SHR: 38,
   EXP: 40, LOG: 41, SIN: 42, COS: 43, ASIN: 44, ATAN: 45, SQRT: 46, RECIP: 47, FLOOR: 48, CEIL: 49,
   I2F: 50, U2F: 51, F2I: 52, F2U: 53, F2B: 54, I2B: 55, WHERE: 60,
 } as const;
+const OP = EPILOGUE_OPS;
 const UNARY: Record<string, number> = { Exp: OP.EXP, Log: OP.LOG, Sin: OP.SIN, Cos: OP.COS, Asin: OP.ASIN, Atan: OP.ATAN, Sqrt: OP.SQRT, Reciprocal: OP.RECIP, Floor: OP.FLOOR, Ceil: OP.CEIL };
 const f32bits = (x: number): number => new Int32Array(Float32Array.of(x).buffer)[0];
 
@@ -252,7 +253,9 @@ const status: NativeStatus = {
 };
 const plans = new Map<string, GemmPlan | string | null>();
 const debug = process.env.HEED_DEBUG_KERNELS === '1';
-const examples = new Map<string, string>(); // HEED_DEBUG_KERNELS=1: one kernel per fallback reason, printed at exit
+/** HEED_DEBUG_KERNELS=1: per fallback reason the dispatches, their multiply-adds and the largest kernel, printed at exit */
+const examples = new Map<string, { n: number; work: number; top: number; kernel: string }>();
+let claimedWork = 0;
 let routing = false; // plans are handed to the workers only while true (the self-check runs wasm first)
 
 export function nativeStatus(): NativeStatus {
@@ -449,15 +452,23 @@ export async function startNative(threads: number, engine: Engine): Promise<Nati
         }
         plans.set(hash, plan);
       }
+      const work = debug ? (e.source as KernelLike).size * ((e.source as KernelLike).reduction?.size ?? 0) : 0;
       if (typeof plan === 'string') {
         fellBack(plan);
-        if (debug && !examples.has(plan)) examples.set(plan, String(e.source).replace(/\s+/g, ' ').slice(0, 600));
+        if (debug) {
+          const x = examples.get(plan) ?? { n: 0, work: 0, top: -1, kernel: '' };
+          x.n++;
+          x.work += work;
+          if (work > x.top) [x.top, x.kernel] = [work, String(e.source).replace(/\s+/g, ' ').slice(0, 900)];
+          examples.set(plan, x);
+        }
       }
       else if (plan) {
         if (e.data?.sync || outputs.length !== 1) {
           fellBack(e.data?.sync ? 'synchronous dispatch' : 'outputs');
         } else {
           status.claimed++;
+          claimedWork += work;
           const kind = plan.fn ? `elementwise (${plan.fn.ops.join(' ')})` : plan.epi.length ? 'views added / scaled' : 'none';
           status.epilogues[kind] = (status.epilogues[kind] ?? 0) + 1;
         }
@@ -493,7 +504,9 @@ export async function startNative(threads: number, engine: Engine): Promise<Nati
     process.on('exit', () => {
       const fb = Object.entries(status.fallback).map(([r, n]) => `${r} ${n}`).join(', ');
       console.error(`heed: native GEMM (${status.isa}): ${status.claimed} matmul kernels native, ${Object.values(status.fallback).reduce((a, b) => a + b, 0)} wasm${fb ? ` (${fb})` : ''}`);
-      for (const [r, k] of examples) console.error(`heed:   wasm (${r}): ${k}`);
+      const G = (w: number) => `${(w / 1e9).toFixed(3)} G multiply-adds`;
+      console.error(`heed:   native: ${G(claimedWork)}; by epilogue: ${Object.entries(status.epilogues).map(([k, n]) => `${k} ${n}`).join(', ')}`);
+      for (const [r, x] of [...examples].sort((a, b) => b[1].work - a[1].work)) console.error(`heed:   wasm (${r}): ${x.n} dispatches, ${G(x.work)}; largest: ${x.kernel}`);
     });
   }
   return status;
