@@ -16,7 +16,7 @@
  * self-check (x·Wᵀ, dY·W, dYᵀ·X and a batched product, jitted, native against wasm) fails (one line says so).
  */
 import { HeedError } from '../errors.js';
-import { nativeGemmMs, setKernelRoute } from './node-workers.js';
+import { inlinedKernels, nativeGemmMs, setKernelRoute } from './node-workers.js';
 
 export interface NativeStatus {
   /** true when matmul kernels are routed to the native addon */
@@ -37,6 +37,9 @@ export interface NativeStatus {
   epilogues: Record<string, number>;
   /** milliseconds the workers spent in native GEMMs (summed over workers; divide by threads for wall time) */
   readonly gemmMs: number;
+  /** small wasm kernel messages (≤ HEED_INLINE_WORK multiply-adds, default 16384; 0 = off) run on the main
+   * thread instead of a worker, saving the round trip */
+  readonly inlined: number;
 }
 
 interface Alu {
@@ -238,6 +241,7 @@ export function compileEpilogue(epilogue: Alu): EpilogueFn | string {
 }
 
 let gemmMsAtStart = 0;
+let inlinedAtStart = 0;
 let epilogueSupported = true; // false with an addon built before epilogue() existed
 const status: NativeStatus = {
   active: false,
@@ -250,8 +254,19 @@ const status: NativeStatus = {
   get gemmMs() {
     return nativeGemmMs() - gemmMsAtStart;
   },
+  get inlined() {
+    return inlinedKernels() - inlinedAtStart;
+  },
 };
 const plans = new Map<string, GemmPlan | string | null>();
+/** kernels small enough to run on the main thread (saving a worker round trip each): by hash */
+const inlineOk = new Map<string, boolean>();
+let INLINE_WORK = Number(process.env.HEED_INLINE_WORK ?? 16384);
+/** Benchmarks: change the main-thread threshold (multiply-adds or elements of a kernel; 0 = every kernel in the workers). */
+export function setInlineWork(work: number): void {
+  INLINE_WORK = work;
+  inlineOk.clear();
+}
 const debug = process.env.HEED_DEBUG_KERNELS === '1';
 /** HEED_DEBUG_KERNELS=1: per fallback reason the dispatches, their multiply-adds and the largest kernel, printed at exit */
 const examples = new Map<string, { n: number; work: number; top: number; kernel: string }>();
@@ -442,6 +457,11 @@ export async function startNative(threads: number, engine: Engine): Promise<Nati
   backend.dispatch = (exe: unknown, inputs: number[], outputs: number[]) => {
     const e = exe as Exe;
     const hash = e.data?.program?.kernelHash;
+    if (routing && hash !== undefined && e.source instanceof chunk.O && !inlineOk.has(hash)) {
+      // small kernels (≤ HEED_INLINE_WORK outputs × reduction length) run on the main thread, not in a worker
+      const src = e.source as KernelLike;
+      inlineOk.set(hash, INLINE_WORK > 0 && src.size * (src.reduction?.size ?? 1) <= INLINE_WORK);
+    }
     if (routing && hash !== undefined && e.source instanceof chunk.O) {
       let plan = plans.get(hash);
       if (plan === undefined) {
@@ -479,7 +499,8 @@ export async function startNative(threads: number, engine: Engine): Promise<Nati
   setKernelRoute((hash) => {
     if (!routing) return undefined;
     const p = plans.get(hash);
-    return p && typeof p === 'object' ? p : undefined;
+    if (p && typeof p === 'object') return p;
+    return inlineOk.get(hash) ? 'inline' : undefined;
   });
   // self-check: the same jitted products with the route off (wasm) and on (native), compared
   try {
@@ -500,12 +521,13 @@ export async function startNative(threads: number, engine: Engine): Promise<Nati
   status.fallback = {};
   status.epilogues = {};
   gemmMsAtStart = nativeGemmMs();
+  inlinedAtStart = inlinedKernels();
   if (debug) {
     process.on('exit', () => {
       const fb = Object.entries(status.fallback).map(([r, n]) => `${r} ${n}`).join(', ');
       console.error(`heed: native GEMM (${status.isa}): ${status.claimed} matmul kernels native, ${Object.values(status.fallback).reduce((a, b) => a + b, 0)} wasm${fb ? ` (${fb})` : ''}`);
       const G = (w: number) => `${(w / 1e9).toFixed(3)} G multiply-adds`;
-      console.error(`heed:   native: ${G(claimedWork)}; by epilogue: ${Object.entries(status.epilogues).map(([k, n]) => `${k} ${n}`).join(', ')}`);
+      console.error(`heed:   native: ${G(claimedWork)}; by epilogue: ${Object.entries(status.epilogues).map(([k, n]) => `${k} ${n}`).join(', ')}; small wasm kernel messages run on the main thread: ${status.inlined}`);
       for (const [r, x] of [...examples].sort((a, b) => b[1].work - a[1].work)) console.error(`heed:   wasm (${r}): ${x.n} dispatches, ${G(x.work)}; largest: ${x.kernel}`);
     });
   }

@@ -93,10 +93,19 @@ parentPort.on('message', (m) => {
   heedOnMessage(m);
 });`;
 
-/** Set by src/engine/native.ts: a GEMM plan for a kernel hash, or undefined (the wasm kernel runs). */
-type KernelRoute = (kernelHash: string) => object | undefined;
+/** Set by src/engine/native.ts: a GEMM plan for a kernel hash, 'inline' (a small wasm kernel: run it on this
+ * thread, saving the round trip to a worker), or undefined (the wasm kernel runs in the worker). */
+type KernelRoute = (kernelHash: string) => object | 'inline' | undefined;
 let kernelRoute: KernelRoute | null = null;
 let gemmMs = 0;
+let inlined = 0;
+/** the shared wasm memory (from jax-js's init message) and main-thread instances of small kernels, by hash */
+let mainMemory: WebAssembly.Memory | null = null;
+const mainKernels = new Map<string, (...a: number[]) => void>();
+/** Kernel messages run on the main thread instead of a worker ('inline' routes) so far. */
+export function inlinedKernels(): number {
+  return inlined;
+}
 /** Milliseconds the workers spent in native GEMM kernels so far (summed over workers). */
 export function nativeGemmMs(): number {
   return gemmMs;
@@ -128,12 +137,31 @@ class NodeWebWorker {
   }
   private pending = 0;
   postMessage(m: unknown): void {
-    if (this.pending++ === 0) this.w.ref();
-    if (kernelRoute) {
-      const k = m as { type?: string; kernelHash?: string };
-      const plan = k?.type === 'kernel' && k.kernelHash !== undefined ? kernelRoute(k.kernelHash) : undefined;
-      if (plan) m = { ...k, heedGemm: plan };
+    const k = m as { type?: string; kernelHash?: string; memory?: WebAssembly.Memory; module?: WebAssembly.Module; ptrs?: number[]; begin?: number; end?: number };
+    if (k?.type === 'init' && k.memory) mainMemory = k.memory;
+    if (kernelRoute && k?.type === 'kernel' && k.kernelHash !== undefined) {
+      const plan = kernelRoute(k.kernelHash);
+      if (plan === 'inline' && mainMemory && k.module) {
+        // jax-js awaits each kernel's reply before it posts the next one, so running it here keeps the order
+        let reply: { type: 'done'; ok: boolean; error?: string } = { type: 'done', ok: true };
+        try {
+          let fn = mainKernels.get(k.kernelHash);
+          if (!fn) {
+            fn = new WebAssembly.Instance(k.module, { env: { memory: mainMemory } }).exports.kernel as (...a: number[]) => void;
+            if (mainKernels.size >= 512) mainKernels.delete(mainKernels.keys().next().value!);
+            mainKernels.set(k.kernelHash, fn);
+          }
+          fn(...k.ptrs!, k.begin!, k.end!);
+          inlined++;
+        } catch (e) {
+          reply = { type: 'done', ok: false, error: String(e) };
+        }
+        queueMicrotask(() => this.onmessage?.({ data: reply }));
+        return;
+      }
+      if (plan && plan !== 'inline') m = { ...k, heedGemm: plan };
     }
+    if (this.pending++ === 0) this.w.ref();
     this.w.postMessage(m);
   }
   terminate(): void {
