@@ -56,6 +56,9 @@ interface ChildOut {
   /** claimed kernels by epilogue kind, and the elementwise ones during the segmented gradients / the hand-made cases */
   epilogues?: Record<string, number>;
   segmentedElementwise?: number;
+  /** llama-gqa's logits with every kernel in the workers (HEED_INLINE_WORK 0) equal those with small ones inline */
+  inlineOffSame?: boolean;
+  inlinedWhileOff?: number;
   handElementwise?: number;
 }
 
@@ -127,6 +130,18 @@ async function child(mode: string, outFile: string): Promise<void> {
       values[`epilogue ${name}`] = Array.from(await toHost(y as never));
     }
     out.handElementwise = elementwise() - e0;
+    // small kernels run on the main thread (HEED_INLINE_WORK): the same wasm code, so the same bits as in a worker
+    if (engine.kernels === 'native') {
+      const { setInlineWork } = await import('../src/engine/native.js');
+      const inl0 = (engine.native as { inlined?: number }).inlined ?? 0;
+      setInlineWork(0);
+      const model = await loadModel(join(TINY, 'llama-gqa'));
+      const lg = await sequenceLogits(model.config, model.params, [[5, 9, 33, 70, 2, 101, 44, 8, 9, 12, 200, 3], [7, 7, 1, 250, 18]]);
+      out.inlineOffSame = JSON.stringify(lg.flatMap((r) => Array.from(r))) === JSON.stringify(values['llama-gqa logits']);
+      out.inlinedWhileOff = ((engine.native as { inlined?: number }).inlined ?? 0) - inl0;
+      setInlineWork(16384);
+      disposeParams(model.params);
+    }
     out.values = values;
     out.numbersFallback = { ...engine.native?.fallback };
     out.epilogues = { ...engine.native?.epilogues };
@@ -221,6 +236,10 @@ test('native kernels: logits of every tiny architecture within 1e-4 of wasm; los
   // elementwise epilogues ran natively: SwiGLU's up-projection in the layer-by-layer gradients, every hand-made case
   assert.ok(n.out.segmentedElementwise! >= 2, `SwiGLU's up-projection (2 layers) was not claimed natively: ${JSON.stringify(n.out.epilogues)}`);
   assert.equal(n.out.handElementwise, 4, `the hand-made epilogues were not all claimed: ${JSON.stringify(n.out.epilogues)}`);
+  // small kernels ran on the main thread, and running them in the workers instead gives the same bits
+  assert.ok((n.out.engine.native as { inlined?: number }).inlined! > 0, 'no small kernel ran on the main thread');
+  assert.equal(n.out.inlinedWhileOff, 0);
+  assert.equal(n.out.inlineOffSame, true, 'logits differ between small kernels on the main thread and in the workers');
   assert.ok(Object.keys(n.out.epilogues!).some((k) => k.startsWith('elementwise (') && k.includes('Exp')), JSON.stringify(n.out.epilogues));
 });
 

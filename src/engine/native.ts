@@ -4,12 +4,16 @@
  * jax-js stays the engine (tracing, autodiff, jit, fusion, memory). A matmul reaches its wasm backend as an
  * ordinary fused kernel: `GlobalView(a) * GlobalView(b)` reduced by Add over the last axis. This module wraps the
  * live WasmBackend's `dispatch` (no edit of node_modules, no fork), reads each reduction kernel's exported
- * AluExp / ShapeTracker structure, and records for the plain multiply-reduce ones (two f32 views with affine,
- * unmasked strides, no epilogue, optionally batched) a GEMM plan: which operand is op(A), which op(B), their
- * layouts and leading dimensions, M, N, K, the batch axes and offsets. The worker polyfill (node-workers.ts)
- * attaches the plan to the kernel's `{type: 'kernel', kernelHash, ptrs, begin, end}` message, and the worker runs
- * the native addon (native/gemm.cc, `npm run build:native`) on Float32Array views of the shared wasm memory for
- * its [begin, end) slice of the outputs instead of the wasm kernel, answering as the wasm kernel would.
+ * AluExp / ShapeTracker structure, and records for the multiply-reduce ones (two f32 views with affine,
+ * unmasked strides, optionally batched) a GEMM plan: which operand is op(A), which op(B), their layouts and
+ * leading dimensions, M, N, K, the batch axes and offsets, and the epilogue jax-js fused after the reduction:
+ * added views and constant scales as steps, anything else elementwise (SwiGLU's silu(gate)·acc, softplus, casts…)
+ * compiled once per kernel to a register program for the addon's `epilogue()` (compileEpilogue). The worker
+ * polyfill (node-workers.ts) attaches the plan to the kernel's `{type: 'kernel', kernelHash, ptrs, begin, end}`
+ * message, and the worker runs the native addon (native/gemm.cc, `npm run build:native`) on Float32Array views of
+ * the shared wasm memory for its [begin, end) slice of the outputs — the product, then the epilogue over the same
+ * slice — instead of the wasm kernel, answering as the wasm kernel would. Small kernels of any kind (≤
+ * HEED_INLINE_WORK multiply-adds) run on the main thread instead of a worker, saving the message round trip.
  *
  * Off (the wasm kernels run) when: HEED_NATIVE=0, the addon is not built (one line says so), the device is not
  * wasm, there is no worker pool (one thread: jax-js then runs kernels on the main thread), or the start-up

@@ -142,8 +142,8 @@ class NodeWebWorker {
     if (kernelRoute && k?.type === 'kernel' && k.kernelHash !== undefined) {
       const plan = kernelRoute(k.kernelHash);
       if (plan === 'inline' && mainMemory && k.module) {
-        // jax-js awaits each kernel's reply before it posts the next one, so running it here keeps the order
-        let reply: { type: 'done'; ok: boolean; error?: string } = { type: 'done', ok: true };
+        // jax-js awaits each kernel's reply before it posts the next one, so running it here keeps the order;
+        // on any failure the message goes to the worker as usual (the kernel is pure: a rerun overwrites its outputs)
         try {
           let fn = mainKernels.get(k.kernelHash);
           if (!fn) {
@@ -153,11 +153,11 @@ class NodeWebWorker {
           }
           fn(...k.ptrs!, k.begin!, k.end!);
           inlined++;
-        } catch (e) {
-          reply = { type: 'done', ok: false, error: String(e) };
+          queueMicrotask(() => this.onmessage?.({ data: { type: 'done', ok: true } }));
+          return;
+        } catch {
+          /* the worker runs it */
         }
-        queueMicrotask(() => this.onmessage?.({ data: reply }));
-        return;
       }
       if (plan && plan !== 'inline') m = { ...k, heedGemm: plan };
     }
