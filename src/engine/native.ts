@@ -37,7 +37,7 @@ export interface NativeStatus {
   /** multiply-reduce kernel dispatches left to wasm, by reason */
   fallback: Record<string, number>;
   /** the claimed dispatches by epilogue kind: 'none', 'views added / scaled' (bias, mask, residual, LoRA's
-   * alpha/r) or 'elementwise (ops…)' (compiled to JavaScript, e.g. SwiGLU's silu(gate)·acc: Exp Mul Reciprocal …) */
+   * alpha/r) or 'elementwise (ops…)' (a register program for the addon, e.g. SwiGLU's silu(gate)·acc: Exp Mul Reciprocal …) */
   epilogues: Record<string, number>;
   /** milliseconds the workers spent in native GEMMs (summed over workers; divide by threads for wall time) */
   readonly gemmMs: number;
@@ -99,8 +99,8 @@ export interface GemmPlan {
   /** the output's shape, and the epilogue's steps in order: views added (`acc + D`), constant scales (`acc * c`) */
   outShape: number[];
   epi: ({ gid: number; off: number; strides: number[] } | { mul: number })[];
-  /** any other elementwise epilogue, compiled to JavaScript (compileEpilogue): run over the output slice after the
-   * product, in place of `epi` */
+  /** any other elementwise epilogue, compiled to a register program (compileEpilogue): run by the addon over the
+   * output slice after the product, in place of `epi` */
   fn?: EpilogueFn;
 }
 
