@@ -6,6 +6,7 @@
 #include <node_api.h>
 #include <immintrin.h>
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -195,6 +196,148 @@ void gemm(bool transA, bool transB, int M, int N, int K, const float* A, const f
   gemmLd(transA, transB, M, N, K, A, transA ? M : K, B, transB ? K : N, C, N, threads);
 }
 
+
+// ---- elementwise epilogues (src/engine/native.ts compileEpilogue) ----
+// A kernel's epilogue after the product (e.g. SwiGLU's silu(gate) * acc) as a straight-line program over
+// registers of BLK 32-bit lanes (float32, int32/bool or uint32, one union), run block by block over the output
+// slice [begin, end) of C in place: one instruction = EPI_W words {op, dst, a, b, c, imm}. Semantics follow
+// jax-js's wasm backend: float32 arithmetic, wrapping int32, truncating division, loads clamped to element 0
+// outside [0, len), Where as a select. The loops are simple enough for the compiler to vectorize.
+// no-trapping-math: lets the compiler if-convert the selects below (clamps, NaN checks) and vectorize every loop
+#pragma GCC push_options
+#pragma GCC optimize("no-trapping-math")
+namespace epi {
+constexpr int BLK = 256, W = 6;
+union U { float f; int32_t i; uint32_t u; };
+enum Op {
+  GIDX = 0, ACC = 1, CONST = 2, LOAD = 3,
+  FADD = 10, FSUB, FMUL, FMIN, FMAX, FIDIV, FMOD, FCMPLT, FCMPNE,
+  IADD = 20, ISUB, IMUL, IDIV, IMOD, IMIN, IMAX, ICMPLT, ICMPNE, UDIV, UMOD, UMIN, UMAX, UCMPLT, AND, OR, XOR, SHL, SHR,
+  EXP = 40, LOG, SIN, COS, ASIN, ATAN, SQRT, RECIP, FLOOR, CEIL,
+  I2F = 50, U2F, F2I, F2U, F2B, I2B, WHERE = 60,
+};
+inline bool known(int op) { return (op >= 0 && op <= 3) || (op >= 10 && op <= 18) || (op >= 20 && op <= 38) || (op >= 40 && op <= 49) || (op >= 50 && op <= 55) || op == 60; }
+inline int arity(int op) { return op <= 3 ? (op == LOAD ? 1 : 0) : op == WHERE ? 3 : (op >= 40) ? 1 : 2; }
+
+// exp for float32: 2^n * p(r), x = n ln2 + r, |r| <= ln2/2, degree-6 Taylor (relative error ~3e-7), 2^n applied
+// as two halves so that results near FLT_MAX and the denormals come out right; branch-free (n rounded by adding
+// 1.5 * 2^23) so that the loop vectorizes
+inline float expf1(float x) {
+  float xc = x > 88.73f ? 88.73f : x;
+  xc = xc < -104.f ? -104.f : xc;
+  const float t = xc * 1.44269504f + 12582912.f, fn = t - 12582912.f;
+  U tb; tb.f = t;
+  const int n = tb.i - 0x4B400000, n1 = n >> 1, n2 = n - n1;
+  const float r = xc - fn * 0.693145752f - fn * 1.42860677e-6f;
+  const float p = 1.f + r * (1.f + r * (0.5f + r * (0.166666672f + r * (0.0416666679f + r * (0.00833333377f + r * 0.00138888892f)))));
+  U s1, s2; s1.i = (n1 + 127) << 23; s2.i = (n2 + 127) << 23;
+  float y = p * s1.f * s2.f;
+  y = x > 88.73f ? __builtin_inff() : y;
+  y = x < -104.f ? 0.f : y;
+  return x != x ? x : y;
+}
+inline float fminw(float a, float b) { return a != a ? a : (b != b ? b : (a < b ? a : b)); }
+inline float fmaxw(float a, float b) { return a != a ? a : (b != b ? b : (a > b ? a : b)); }
+inline int32_t f2i(float x) { return x != x ? 0 : x >= 2147483647.f ? 2147483647 : x <= -2147483648.f ? (int32_t)-2147483648LL : (int32_t)x; }
+inline uint32_t f2u(float x) { return x != x || x <= 0.f ? 0u : x >= 4294967295.f ? 4294967295u : (uint32_t)x; }
+
+// '' when the program is well formed for these sizes, else what is wrong
+std::string check(const int32_t* code, int n, int nregs, int out, int nslots, const int32_t* offs, size_t memLen) {
+  if (nregs < 1 || nregs > 4096 || out < 0 || out >= nregs) return "register count or output register out of range";
+  for (int q = 0; q < n; q++) {
+    const int32_t* I = code + (size_t)q * W;
+    if (!known(I[0])) return "unknown operation " + std::to_string(I[0]);
+    if (I[1] < 0 || I[1] >= nregs) return "destination register out of range";
+    for (int s = 0; s < arity(I[0]); s++) if (I[2 + s] < 0 || I[2 + s] >= nregs) return "source register out of range";
+    if (I[0] == LOAD) {
+      if (I[3] < 0 || I[3] >= nslots) return "load slot out of range";
+      if (I[5] <= 0 || offs[I[3]] < 0 || (size_t)offs[I[3]] + (size_t)(uint32_t)I[5] > memLen) return "a load reaches past the memory";
+    }
+  }
+  return "";
+}
+
+__attribute__((always_inline)) inline void runBody(const int32_t* code, int n, int nregs, int out, float* mem, size_t cOff, int begin, int end, const int32_t* offs) {
+  static thread_local std::vector<U> regs;
+  if (regs.size() < (size_t)nregs * BLK) regs.resize((size_t)nregs * BLK);
+  U* R = regs.data();
+  for (int j0 = begin; j0 < end; j0 += BLK) {
+    const int m = std::min(BLK, end - j0);
+    for (int q = 0; q < n; q++) {
+      const int32_t* I = code + (size_t)q * W;
+      U* __restrict d = R + (size_t)I[1] * BLK;
+      const U* a = R + (size_t)I[2] * BLK;
+      const U* b = R + (size_t)I[3] * BLK;
+      const U* c = R + (size_t)I[4] * BLK;
+      switch (I[0]) {
+#define L(expr) for (int k = 0; k < m; k++) { expr; } break;
+        case GIDX: L(d[k].i = j0 + k)
+        case ACC: L(d[k].f = mem[cOff + j0 + k])
+        case CONST: { U v; v.i = I[5]; L(d[k] = v) }
+        case LOAD: { const U* g = reinterpret_cast<const U*>(mem + offs[I[3]]); const uint32_t len = (uint32_t)I[5]; L(d[k] = g[a[k].u < len ? a[k].u : 0]) }
+        case FADD: L(d[k].f = a[k].f + b[k].f)
+        case FSUB: L(d[k].f = a[k].f - b[k].f)
+        case FMUL: L(d[k].f = a[k].f * b[k].f)
+        case FMIN: L(d[k].f = fminw(a[k].f, b[k].f))
+        case FMAX: L(d[k].f = fmaxw(a[k].f, b[k].f))
+        case FIDIV: L(d[k].f = std::trunc(a[k].f / b[k].f))
+        case FMOD: L(d[k].f = a[k].f - std::trunc(a[k].f / b[k].f) * b[k].f)
+        case FCMPLT: L(d[k].i = a[k].f < b[k].f)
+        case FCMPNE: L(d[k].i = a[k].f != b[k].f)
+        case IADD: L(d[k].u = a[k].u + b[k].u)
+        case ISUB: L(d[k].u = a[k].u - b[k].u)
+        case IMUL: L(d[k].u = a[k].u * b[k].u)
+        // exact for int32 operands in double; a zero divisor gives 0 (wasm would trap), never a crash here
+        case IDIV: L(const int32_t y = b[k].i ? b[k].i : 1; const int32_t q = (int32_t)((double)a[k].i / (double)y); d[k].i = b[k].i ? q : 0)
+        case IMOD: L(const int32_t y = b[k].i ? b[k].i : 1; const int32_t q = (int32_t)((double)a[k].i / (double)y); d[k].u = b[k].i ? a[k].u - (uint32_t)q * (uint32_t)y : 0u)
+        case IMIN: L(d[k].i = a[k].i < b[k].i ? a[k].i : b[k].i)
+        case IMAX: L(d[k].i = a[k].i > b[k].i ? a[k].i : b[k].i)
+        case ICMPLT: L(d[k].i = a[k].i < b[k].i)
+        case ICMPNE: L(d[k].i = a[k].i != b[k].i)
+        case UDIV: L(d[k].u = b[k].u == 0 ? 0 : a[k].u / b[k].u)
+        case UMOD: L(d[k].u = b[k].u == 0 ? 0 : a[k].u % b[k].u)
+        case UMIN: L(d[k].u = a[k].u < b[k].u ? a[k].u : b[k].u)
+        case UMAX: L(d[k].u = a[k].u > b[k].u ? a[k].u : b[k].u)
+        case UCMPLT: L(d[k].i = a[k].u < b[k].u)
+        case AND: L(d[k].u = a[k].u & b[k].u)
+        case OR: L(d[k].u = a[k].u | b[k].u)
+        case XOR: L(d[k].u = a[k].u ^ b[k].u)
+        case SHL: L(d[k].u = a[k].u << (b[k].u & 31))
+        case SHR: L(d[k].u = a[k].u >> (b[k].u & 31))
+        case EXP: L(d[k].f = expf1(a[k].f))
+        case LOG: L(d[k].f = std::log(a[k].f))
+        case SIN: L(d[k].f = std::sin(a[k].f))
+        case COS: L(d[k].f = std::cos(a[k].f))
+        case ASIN: L(d[k].f = std::asin(a[k].f))
+        case ATAN: L(d[k].f = std::atan(a[k].f))
+        case SQRT: L(d[k].f = __builtin_sqrtf(a[k].f))
+        case RECIP: L(d[k].f = 1.f / a[k].f)
+        case FLOOR: L(d[k].f = std::floor(a[k].f))
+        case CEIL: L(d[k].f = std::ceil(a[k].f))
+        case I2F: L(d[k].f = (float)a[k].i)
+        case U2F: L(d[k].f = (float)a[k].u)
+        case F2I: L(d[k].i = f2i(a[k].f))
+        case F2U: L(d[k].u = f2u(a[k].f))
+        case F2B: L(d[k].i = a[k].f != 0.f)
+        case I2B: L(d[k].i = a[k].u != 0)
+        case WHERE: L(d[k].u = c[k].u ? a[k].u : b[k].u)
+#undef L
+      }
+    }
+    const U* o = R + (size_t)out * BLK;
+    for (int k = 0; k < m; k++) mem[cOff + j0 + k] = o[k].f;
+  }
+}
+// the same program compiled for AVX2+FMA and for the baseline ISA (SSE2), chosen at run time
+__attribute__((target("avx2,fma"), optimize("no-trapping-math"))) void runAvx2(const int32_t* code, int n, int nregs, int out, float* mem, size_t cOff, int begin, int end, const int32_t* offs) { runBody(code, n, nregs, out, mem, cOff, begin, end, offs); }
+__attribute__((optimize("no-trapping-math"))) void runBase(const int32_t* code, int n, int nregs, int out, float* mem, size_t cOff, int begin, int end, const int32_t* offs) { runBody(code, n, nregs, out, mem, cOff, begin, end, offs); }
+void run(const int32_t* code, int n, int nregs, int out, float* mem, size_t cOff, int begin, int end, const int32_t* offs) {
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && forcedIsa != "sse") runAvx2(code, n, nregs, out, mem, cOff, begin, end, offs);
+  else runBase(code, n, nregs, out, mem, cOff, begin, end, offs);
+}
+}  // namespace epi
+#pragma GCC pop_options
+
 // ---- N-API ----
 #define CHECK(x) do { if ((x) != napi_ok) { napi_throw_error(env, nullptr, "heed_gemm: N-API call failed: " #x); return nullptr; } } while (0)
 
@@ -268,6 +411,49 @@ napi_value GemmLd(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+
+// epilogue(mem, code, nregs, out, cOff, begin, end, offs): run an elementwise epilogue program (see namespace epi)
+// over C = mem[cOff + begin, cOff + end) in place. mem: a Float32Array over the whole (shared) memory; code:
+// Int32Array of instructions; offs: Int32Array, the element offset in mem of each load slot. Checked: registers,
+// operations, every load and C within mem.
+napi_value Epilogue(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc < 8) { napi_throw_type_error(env, nullptr, "heed_gemm: epilogue(mem, code, nregs, out, cOff, begin, end, offs)"); return nullptr; }
+  auto i32array = [&](napi_value v, const char* name, int32_t** p, size_t* len) -> bool {
+    bool is = false;
+    napi_is_typedarray(env, v, &is);
+    napi_typedarray_type type;
+    void* data = nullptr;
+    *len = 0;
+    if (is) napi_get_typedarray_info(env, v, &type, len, &data, nullptr, nullptr);
+    if (!is || type != napi_int32_array) { napi_throw_type_error(env, nullptr, (std::string("heed_gemm: ") + name + " must be an Int32Array").c_str()); return false; }
+    *p = static_cast<int32_t*>(data);
+    return true;
+  };
+  int32_t *code = nullptr, *offs = nullptr;
+  size_t codeLen = 0, nslots = 0;
+  int32_t nregs, out, cOff, begin, end;
+  CHECK(napi_get_value_int32(env, argv[2], &nregs));
+  CHECK(napi_get_value_int32(env, argv[3], &out));
+  CHECK(napi_get_value_int32(env, argv[4], &cOff));
+  CHECK(napi_get_value_int32(env, argv[5], &begin));
+  CHECK(napi_get_value_int32(env, argv[6], &end));
+  if (!i32array(argv[1], "code", &code, &codeLen) || !i32array(argv[7], "offs", &offs, &nslots)) return nullptr;
+  if (codeLen % epi::W != 0) { napi_throw_range_error(env, nullptr, "heed_gemm: epilogue code length is not a multiple of 6"); return nullptr; }
+  if (cOff < 0 || begin < 0 || end < begin) { napi_throw_range_error(env, nullptr, "heed_gemm: epilogue: negative offset or empty range"); return nullptr; }
+  float* mem = nullptr;
+  if (!f32arg(env, argv[0], (size_t)cOff + (size_t)end, "mem", &mem)) return nullptr;
+  size_t memLen = 0;
+  napi_typedarray_type type;
+  napi_get_typedarray_info(env, argv[0], &type, &memLen, nullptr, nullptr, nullptr);
+  std::string bad = epi::check(code, (int)(codeLen / epi::W), nregs, out, (int)nslots, offs, memLen);
+  if (!bad.empty()) { napi_throw_range_error(env, nullptr, ("heed_gemm: epilogue: " + bad).c_str()); return nullptr; }
+  if (end > begin) epi::run(code, (int)(codeLen / epi::W), nregs, out, mem, (size_t)cOff, begin, end, offs);
+  return nullptr;
+}
+
 // The core's FP32 FMA throughput, measured: 12 independent chains of 8-lane FMAs (AVX2) for `iters` rounds,
 // timed by this thread's CPU clock, so other load on the machine does not lower it. GFLOP per CPU-second.
 __attribute__((target("avx2,fma"))) double fmaPeakAvx2(long iters) {
@@ -337,6 +523,8 @@ napi_value Init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "gemm", fn);
   napi_create_function(env, "gemmLd", NAPI_AUTO_LENGTH, GemmLd, nullptr, &fn);
   napi_set_named_property(env, exports, "gemmLd", fn);
+  napi_create_function(env, "epilogue", NAPI_AUTO_LENGTH, Epilogue, nullptr, &fn);
+  napi_set_named_property(env, exports, "epilogue", fn);
   napi_create_function(env, "setIsa", NAPI_AUTO_LENGTH, SetIsa, nullptr, &fn);
   napi_set_named_property(env, exports, "setIsa", fn);
   napi_create_function(env, "fmaPeak", NAPI_AUTO_LENGTH, FmaPeak, nullptr, &fn);

@@ -3,7 +3,9 @@
  * engine runs its matmul kernels natively by default; these tests compare that path with jax-js's own wasm kernels
  * (HEED_NATIVE=0) in child processes of this file (one engine per process):
  * - logits of every tiny architecture within 1e-4, and the loss and every gradient of a packed batch within
- *   |Δ| ≤ 1e-4 · max|g| + 1e-6 per tensor;
+ *   |Δ| ≤ 1e-4 · max|g| + 1e-6 per tensor, also for the layer-by-layer gradients (SwiGLU's silu(gate)·(x·W_upᵀ) is
+ *   one kernel there: the product with an elementwise epilogue, claimed natively) and for hand-made epilogues
+ *   (softplus, sqrt/max, casts after a product);
  * - a short training run's (8 steps) loss curve within 1e-4 of the wasm one (not identical: the native kernels ran);
  * - a run killed with SIGKILL mid-run on the native path and resumed gives exactly (bit for bit) the losses of its
  *   uninterrupted native run.
@@ -42,7 +44,7 @@ const trainConfig = (out: string, data: string) => ({
   name: 'r',
 });
 
-type Engine = { kernels: string; native?: { active: boolean; reason: string; claimed: number; fallback: Record<string, number>; isa: string | null } };
+type Engine = { kernels: string; native?: { active: boolean; reason: string; claimed: number; fallback: Record<string, number>; epilogues: Record<string, number>; isa: string | null } };
 interface ChildOut {
   engine: Engine;
   values?: Record<string, number[]>;
@@ -51,6 +53,13 @@ interface ChildOut {
   runDir?: string;
   /** kernels left to wasm during the numbers part */
   numbersFallback?: Record<string, number>;
+  /** claimed kernels by epilogue kind, and the elementwise ones during the segmented gradients / the hand-made cases */
+  epilogues?: Record<string, number>;
+  segmentedElementwise?: number;
+  /** llama-gqa's logits with every kernel in the workers (HEED_INLINE_WORK 0) equal those with small ones inline */
+  inlineOffSame?: boolean;
+  inlinedWhileOff?: number;
+  handElementwise?: number;
 }
 
 // ------------------------------------------------------------------------------------------------ children
@@ -81,8 +90,61 @@ async function child(mode: string, outFile: string): Promise<void> {
       for (const k of Object.keys(grads).sort()) values[`${name} grad ${k}`] = Array.from(await toHost(grads[k]));
       disposeParams(model.params);
     }
+    // the layer-by-layer gradients (what the trainer runs from 8 layers): jax-js fuses SwiGLU's silu(gate)·(x·W_upᵀ)
+    // into the up-projection's kernel there, an elementwise epilogue after the product
+    const elementwise = () => Object.entries(engine.native?.epilogues ?? {}).reduce((n, [k, v]) => n + (k.startsWith('elementwise') ? v : 0), 0);
+    const { makeSegmented } = await import('../src/train/segmented.js');
+    const { np, nn, fromHost } = await import('../src/engine/index.js');
+    let e0 = elementwise();
+    {
+      const model = await loadModel(join(TINY, 'llama-gqa'));
+      const c = model.config;
+      const B = 2, T = 12;
+      const ids = Int32Array.from({ length: B * T }, (_, i) => 3 + ((i * 53) % 250));
+      const weights = Float32Array.from({ length: B * T }, (_, i) => (i % 4 === 0 ? 0 : 1));
+      const segments = Int32Array.from({ length: B * T }, (_, i) => (i % T < 7 ? 0 : 1));
+      const positions = Int32Array.from({ length: B * T }, (_, i) => (i % T < 7 ? i % T : (i % T) - 7));
+      const seg = makeSegmented(c, { trainable: new Set(Object.keys(model.params)) });
+      const { loss, grads } = await seg.grad(model.params, toDeviceBatch({ B, T, ids, weights, segments, positions }), invFreqFor(c), np.array(5.5), 0);
+      values['llama-gqa segmented loss'] = Array.from(await toHost(loss));
+      for (const k of Object.keys(grads).sort()) values[`llama-gqa segmented grad ${k}`] = Array.from(await toHost(grads[k]));
+      seg.dispose();
+      disposeParams(model.params);
+    }
+    out.segmentedElementwise = elementwise() - e0;
+    // hand-made epilogues: each jitted function is one multiply-reduce kernel with its elementwise tail fused (jax-js
+    // 0.1.25; a Where over the product or tanh are not fused, so the op table is tested in test/native-gemm.test.ts)
+    const M = 24, K = 40, N = 36;
+    const data = (n: number, seed: number, scale: number) => Float32Array.from({ length: n }, (_, i) => scale * Math.sin(seed * 12.9898 + i * 78.233) * Math.cos(i * 0.37 + seed));
+    const mm = (x: any, w: any) => np.matmul(x, w.transpose());
+    const cases: [string, (x: any, w: any, g: any, b: any) => any][] = [
+      ['silu(G)·(x·Wᵀ)', (x, w, g) => nn.silu(g).mul(mm(x, w))],
+      ['log(1 + exp(x·Wᵀ + b))·G', (x, w, g, b) => np.log(np.exp(mm(x, w).add(b)).add(1)).mul(g)],
+      ['sqrt(max(x·Wᵀ, 0) + G²)', (x, w, g) => np.sqrt(np.maximum(mm(x, w), 0).add(g.ref.mul(g)))],
+      ['(G < b) as float32 · (x·Wᵀ)', (x, w, g, b) => np.less(g, b).astype(np.float32).mul(mm(x, w))],
+    ];
+    e0 = elementwise();
+    for (const [name, fn] of cases) {
+      const f = jit(fn as never) as (...a: unknown[]) => unknown;
+      const y = f(fromHost(data(M * K, 1, 1), [M, K]), fromHost(data(N * K, 2, 0.7), [N, K]), fromHost(data(M * N, 3, 4), [M, N]), fromHost(data(N, 4, 2), [N]));
+      values[`epilogue ${name}`] = Array.from(await toHost(y as never));
+    }
+    out.handElementwise = elementwise() - e0;
+    // small kernels run on the main thread (HEED_INLINE_WORK): the same wasm code, so the same bits as in a worker
+    if (engine.kernels === 'native') {
+      const { setInlineWork } = await import('../src/engine/native.js');
+      const inl0 = (engine.native as { inlined?: number }).inlined ?? 0;
+      setInlineWork(0);
+      const model = await loadModel(join(TINY, 'llama-gqa'));
+      const lg = await sequenceLogits(model.config, model.params, [[5, 9, 33, 70, 2, 101, 44, 8, 9, 12, 200, 3], [7, 7, 1, 250, 18]]);
+      out.inlineOffSame = JSON.stringify(lg.flatMap((r) => Array.from(r))) === JSON.stringify(values['llama-gqa logits']);
+      out.inlinedWhileOff = ((engine.native as { inlined?: number }).inlined ?? 0) - inl0;
+      setInlineWork(16384);
+      disposeParams(model.params);
+    }
     out.values = values;
     out.numbersFallback = { ...engine.native?.fallback };
+    out.epilogues = { ...engine.native?.epilogues };
   }
   if (mode === 'train' || mode === 'kill' || mode === 'all') {
     const { validateTrainConfig } = await import('../src/train/config.js');
@@ -171,6 +233,14 @@ test('native kernels: logits of every tiny architecture within 1e-4 of wasm; los
   // every architecture's products were claimed except the loss's softmax-gradient reduction (not a product)
   const fb = n.out.numbersFallback!;
   assert.ok(Object.keys(fb).every((r) => r === 'operands not two plain views'), `unexpected fallbacks: ${JSON.stringify(fb)}`);
+  // elementwise epilogues ran natively: SwiGLU's up-projection in the layer-by-layer gradients, every hand-made case
+  assert.ok(n.out.segmentedElementwise! >= 2, `SwiGLU's up-projection (2 layers) was not claimed natively: ${JSON.stringify(n.out.epilogues)}`);
+  assert.equal(n.out.handElementwise, 4, `the hand-made epilogues were not all claimed: ${JSON.stringify(n.out.epilogues)}`);
+  // small kernels ran on the main thread, and running them in the workers instead gives the same bits
+  assert.ok((n.out.engine.native as { inlined?: number }).inlined! > 0, 'no small kernel ran on the main thread');
+  assert.equal(n.out.inlinedWhileOff, 0);
+  assert.equal(n.out.inlineOffSame, true, 'logits differ between small kernels on the main thread and in the workers');
+  assert.ok(Object.keys(n.out.epilogues!).some((k) => k.startsWith('elementwise (') && k.includes('Exp')), JSON.stringify(n.out.epilogues));
 });
 
 test('native kernels: a short training run follows the wasm loss curve; kill -9 + resume on native is bit-identical', { skip }, async () => {

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import os from 'node:os';
 import { loadNativeGemm, lastReason } from '../native/load.mjs';
+import { EPILOGUE_OPS } from '../src/engine/native.js';
 
 const native = loadNativeGemm({ quiet: true });
 const skip = native ? false : `native addon not built (${lastReason()}): run npm run build:native`;
@@ -150,4 +151,109 @@ test('native fmaPeak measures a positive FMA throughput where AVX2+FMA exists', 
   const peak = g.fmaPeak(200_000);
   if (g.info().isa === 'sse') assert.equal(peak, 0);
   else assert.ok(peak > 1 && peak < 10_000, `fmaPeak ${peak} GFLOP/s`);
+});
+
+// ---- elementwise epilogues: the addon's epilogue() register programs (src/engine/native.ts compileEpilogue) ----
+type EpilogueAddon = { epilogue(mem: Float32Array, code: Int32Array, nregs: number, out: number, cOff: number, begin: number, end: number, offs: Int32Array): void };
+const f = Math.fround;
+const fmin = (a: number, b: number) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.min(a, b));
+const fmax = (a: number, b: number) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.max(a, b));
+const sat = (x: number, lo: number, hi: number) => (Number.isNaN(x) ? 0 : Math.trunc(Math.min(hi, Math.max(lo, x))));
+/** [name, opcode, source registers, result kind, reference]: registers 1, 2 hold floats a, b; 3, 4 int32 i, j */
+const OPS: [string, keyof typeof EPILOGUE_OPS, number[], 'f' | 'i' | 'u', (a: number, b: number, i: number, j: number) => number][] = [
+  ['a + b', 'FADD', [1, 2], 'f', (a, b) => f(a + b)],
+  ['a - b', 'FSUB', [1, 2], 'f', (a, b) => f(a - b)],
+  ['a · b', 'FMUL', [1, 2], 'f', (a, b) => f(a * b)],
+  ['min', 'FMIN', [1, 2], 'f', fmin],
+  ['max', 'FMAX', [1, 2], 'f', fmax],
+  ['float idiv', 'FIDIV', [1, 2], 'f', (a, b) => f(Math.trunc(f(a / b)))],
+  ['float mod', 'FMOD', [1, 2], 'f', (a, b) => f(a - f(Math.trunc(f(a / b)) * b))],
+  ['a < b', 'FCMPLT', [1, 2], 'i', (a, b) => (a < b ? 1 : 0)],
+  ['a != b', 'FCMPNE', [1, 2], 'i', (a, b) => (a !== b ? 1 : 0)],
+  ['i + j', 'IADD', [3, 4], 'i', (_a, _b, i, j) => (i + j) | 0],
+  ['i - j', 'ISUB', [3, 4], 'i', (_a, _b, i, j) => (i - j) | 0],
+  ['i · j', 'IMUL', [3, 4], 'i', (_a, _b, i, j) => Math.imul(i, j)],
+  ['i / j', 'IDIV', [3, 4], 'i', (_a, _b, i, j) => (j === 0 ? 0 : (i / j) | 0)],
+  ['i % j', 'IMOD', [3, 4], 'i', (_a, _b, i, j) => (j === 0 ? 0 : (i % j) | 0)],
+  ['imin', 'IMIN', [3, 4], 'i', (_a, _b, i, j) => Math.min(i, j)],
+  ['imax', 'IMAX', [3, 4], 'i', (_a, _b, i, j) => Math.max(i, j)],
+  ['i < j', 'ICMPLT', [3, 4], 'i', (_a, _b, i, j) => (i < j ? 1 : 0)],
+  ['i != j', 'ICMPNE', [3, 4], 'i', (_a, _b, i, j) => (i !== j ? 1 : 0)],
+  ['u / v', 'UDIV', [3, 4], 'u', (_a, _b, i, j) => (j === 0 ? 0 : Math.trunc((i >>> 0) / (j >>> 0)))],
+  ['u % v', 'UMOD', [3, 4], 'u', (_a, _b, i, j) => (j === 0 ? 0 : (i >>> 0) % (j >>> 0))],
+  ['umin', 'UMIN', [3, 4], 'u', (_a, _b, i, j) => Math.min(i >>> 0, j >>> 0)],
+  ['umax', 'UMAX', [3, 4], 'u', (_a, _b, i, j) => Math.max(i >>> 0, j >>> 0)],
+  ['u < v', 'UCMPLT', [3, 4], 'i', (_a, _b, i, j) => ((i >>> 0) < (j >>> 0) ? 1 : 0)],
+  ['and', 'AND', [3, 4], 'i', (_a, _b, i, j) => i & j],
+  ['or', 'OR', [3, 4], 'i', (_a, _b, i, j) => i | j],
+  ['xor', 'XOR', [3, 4], 'i', (_a, _b, i, j) => i ^ j],
+  ['shl', 'SHL', [3, 4], 'i', (_a, _b, i, j) => i << (j & 31)],
+  ['shr', 'SHR', [3, 4], 'u', (_a, _b, i, j) => i >>> (j & 31)],
+  ['exp', 'EXP', [1], 'f', (a) => f(Math.exp(a))],
+  ['log', 'LOG', [1], 'f', (a) => f(Math.log(a))],
+  ['sin', 'SIN', [1], 'f', (a) => f(Math.sin(a))],
+  ['cos', 'COS', [1], 'f', (a) => f(Math.cos(a))],
+  ['asin', 'ASIN', [1], 'f', (a) => f(Math.asin(a))],
+  ['atan', 'ATAN', [1], 'f', (a) => f(Math.atan(a))],
+  ['sqrt', 'SQRT', [1], 'f', (a) => f(Math.sqrt(a))],
+  ['1/a', 'RECIP', [1], 'f', (a) => f(1 / a)],
+  ['floor', 'FLOOR', [1], 'f', Math.floor],
+  ['ceil', 'CEIL', [1], 'f', Math.ceil],
+  ['int32 → float', 'I2F', [3], 'f', (_a, _b, i) => f(i)],
+  ['uint32 → float', 'U2F', [3], 'f', (_a, _b, i) => f(i >>> 0)],
+  ['float → int32', 'F2I', [1], 'i', (a) => sat(a, -2147483648, 2147483647)],
+  ['float → uint32', 'F2U', [1], 'u', (a) => sat(a, 0, 4294967295)],
+  ['float → bool', 'F2B', [1], 'i', (a) => (a !== 0 ? 1 : 0)],
+  ['int → bool', 'I2B', [3], 'i', (_a, _b, i) => (i !== 0 ? 1 : 0)],
+  ['where(i, a, b)', 'WHERE', [1, 2, 3], 'f', (a, b, i) => (i !== 0 ? a : b)],
+];
+
+test('epilogue programs: every operation against a JS reference (float32 rounding, wrapping ints, NaN, ±Inf, saturation, x / 0), blocks and a slice', { skip }, () => {
+  const g = native as unknown as EpilogueAddon;
+  const O = EPILOGUE_OPS;
+  const n = 300; // more than one 256-lane block, not a multiple of it
+  const mem = new Float32Array(6 * n), ints = new Int32Array(mem.buffer);
+  const special = [NaN, Infinity, -Infinity, 0, -0, 88.8, 88.72, -90, -87.5, -110, 1e-3, -1e-3, 0.5, -0.5, 2.5, -2.5, 1, -1, 3e9, -3e9, 1e38];
+  const ispecial = [0, 1, -1, 2147483647, -2147483648, 7, -7, 31, 33, 65536];
+  const r = rand(4 * n, 11);
+  for (let k = 0; k < n; k++) {
+    mem[n + k] = k < special.length ? special[k] : f(r[k] * 20);
+    mem[2 * n + k] = k >= 40 && k < 40 + special.length ? special[k - 40] : f(r[n + k] * 20);
+    ints[3 * n + k] = k < ispecial.length ? ispecial[k] : Math.trunc(r[2 * n + k] * 2 ** 32) | 0;
+    ints[4 * n + k] = k >= 20 && k < 20 + ispecial.length ? ispecial[k - 20] : k % 13 === 0 ? 0 : Math.trunc(r[3 * n + k] * (k % 2 ? 64 : 2 ** 32)) | 0;
+  }
+  const offs = Int32Array.of(n, 2 * n, 3 * n, 4 * n);
+  const prologue = [O.GIDX, 0, 0, 0, 0, 0, O.LOAD, 1, 0, 0, 0, n, O.LOAD, 2, 0, 1, 0, n, O.LOAD, 3, 0, 2, 0, n, O.LOAD, 4, 0, 3, 0, n];
+  for (const [name, op, src, kind, ref] of OPS) {
+    const code = Int32Array.from([...prologue, O[op], 5, src[0] ?? 0, src[1] ?? 0, src[2] ?? 0, 0, ...(kind === 'f' ? [] : [kind === 'u' ? O.U2F : O.I2F, 6, 5, 0, 0, 0])]);
+    mem.fill(NaN, 0, n);
+    g.epilogue(mem, code, 7, kind === 'f' ? 5 : 6, 0, 0, n, offs);
+    for (let k = 0; k < n; k++) {
+      const want = f(ref(mem[n + k], mem[2 * n + k], ints[3 * n + k], ints[4 * n + k]));
+      const got = mem[k];
+      const tol = ['exp', 'log', 'sin', 'cos', 'asin', 'atan', 'float mod'].includes(name) ? 4e-7 * Math.abs(want) + 1e-37 + (name === 'float mod' ? 1e-6 * Math.abs(mem[n + k]) : 0) : 0;
+      const ok = Number.isNaN(want) ? Number.isNaN(got) : got === want || Math.abs(got - want) <= tol;
+      if (!ok) assert.fail(`${name}: element ${k} (a ${mem[n + k]}, b ${mem[2 * n + k]}, i ${ints[3 * n + k]}, j ${ints[4 * n + k]}): ${got}, reference ${want}`);
+    }
+  }
+  // SwiGLU's epilogue silu(G) · acc over a slice [begin, end) of C at an offset: acc read from C, C outside untouched
+  const fb = (x: number) => new Int32Array(Float32Array.of(x).buffer)[0];
+  const silu = Int32Array.from([O.GIDX, 0, 0, 0, 0, 0, O.LOAD, 1, 0, 0, 0, n, O.CONST, 2, 0, 0, 0, fb(0), O.FSUB, 3, 2, 1, 0, 0, O.EXP, 4, 3, 0, 0, 0,
+    O.CONST, 5, 0, 0, 0, fb(1), O.FADD, 6, 4, 5, 0, 0, O.RECIP, 7, 6, 0, 0, 0, O.FMUL, 8, 1, 7, 0, 0, O.ACC, 9, 0, 0, 0, 0, O.FMUL, 10, 8, 9, 0, 0]);
+  const C0 = 5 * n;
+  for (let k = 0; k < n; k++) mem[C0 + k] = r[k];
+  g.epilogue(mem, silu, 11, 10, C0, 17, 290, Int32Array.of(2 * n));
+  for (let k = 0; k < n; k++) {
+    const x = mem[2 * n + k], want = k < 17 || k >= 290 ? r[k] : (x / (1 + Math.exp(-x))) * r[k];
+    assert.ok(mem[C0 + k] === want || Math.abs(mem[C0 + k] - want) <= 1e-6 * (1 + Math.abs(want)) || (Number.isNaN(want) && Number.isNaN(mem[C0 + k])), `silu: C[${k}] = ${mem[C0 + k]}, reference ${want}`);
+  }
+  // malformed programs are refused, never run
+  const one = (code: number[], nregs = 2, out = 1, offsArr = Int32Array.of(0)) => () => g.epilogue(mem, Int32Array.from(code), nregs, out, 0, 0, 4, offsArr);
+  assert.throws(one([O.ACC, 0, 0, 0, 0, 0, O.FADD, 1, 0, 5, 0, 0]), /source register out of range/);
+  assert.throws(one([O.ACC, 0, 0, 0, 0, 0, 99, 1, 0, 0, 0, 0]), /unknown operation 99/);
+  assert.throws(one([O.GIDX, 0, 0, 0, 0, 0, O.LOAD, 1, 0, 0, 0, 6 * n + 1]), /a load reaches past the memory/);
+  assert.throws(one([O.GIDX, 0, 0, 0, 0, 0, O.LOAD, 1, 0, 1, 0, 4]), /load slot out of range/);
+  assert.throws(one([O.ACC, 0, 0, 0, 0, 0], 1, 3), /output register out of range/);
+  assert.throws(() => g.epilogue(mem, Int32Array.of(1, 0, 0, 0, 0), 1, 0, 0, 0, 4, Int32Array.of()), /not a multiple of 6/);
+  assert.throws(() => g.epilogue(mem, Int32Array.of(1, 0, 0, 0, 0, 0), 1, 0, 6 * n - 2, 0, 4, Int32Array.of()), /mem must be a Float32Array of at least/);
 });

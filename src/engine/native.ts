@@ -4,19 +4,23 @@
  * jax-js stays the engine (tracing, autodiff, jit, fusion, memory). A matmul reaches its wasm backend as an
  * ordinary fused kernel: `GlobalView(a) * GlobalView(b)` reduced by Add over the last axis. This module wraps the
  * live WasmBackend's `dispatch` (no edit of node_modules, no fork), reads each reduction kernel's exported
- * AluExp / ShapeTracker structure, and records for the plain multiply-reduce ones (two f32 views with affine,
- * unmasked strides, no epilogue, optionally batched) a GEMM plan: which operand is op(A), which op(B), their
- * layouts and leading dimensions, M, N, K, the batch axes and offsets. The worker polyfill (node-workers.ts)
- * attaches the plan to the kernel's `{type: 'kernel', kernelHash, ptrs, begin, end}` message, and the worker runs
- * the native addon (native/gemm.cc, `npm run build:native`) on Float32Array views of the shared wasm memory for
- * its [begin, end) slice of the outputs instead of the wasm kernel, answering as the wasm kernel would.
+ * AluExp / ShapeTracker structure, and records for the multiply-reduce ones (two f32 views with affine,
+ * unmasked strides, optionally batched) a GEMM plan: which operand is op(A), which op(B), their layouts and
+ * leading dimensions, M, N, K, the batch axes and offsets, and the epilogue jax-js fused after the reduction:
+ * added views and constant scales as steps, anything else elementwise (SwiGLU's silu(gate)·acc, softplus, casts…)
+ * compiled once per kernel to a register program for the addon's `epilogue()` (compileEpilogue). The worker
+ * polyfill (node-workers.ts) attaches the plan to the kernel's `{type: 'kernel', kernelHash, ptrs, begin, end}`
+ * message, and the worker runs the native addon (native/gemm.cc, `npm run build:native`) on Float32Array views of
+ * the shared wasm memory for its [begin, end) slice of the outputs — the product, then the epilogue over the same
+ * slice — instead of the wasm kernel, answering as the wasm kernel would. Small kernels of any kind (≤
+ * HEED_INLINE_WORK multiply-adds) run on the main thread instead of a worker, saving the message round trip.
  *
  * Off (the wasm kernels run) when: HEED_NATIVE=0, the addon is not built (one line says so), the device is not
  * wasm, there is no worker pool (one thread: jax-js then runs kernels on the main thread), or the start-up
  * self-check (x·Wᵀ, dY·W, dYᵀ·X and a batched product, jitted, native against wasm) fails (one line says so).
  */
 import { HeedError } from '../errors.js';
-import { nativeGemmMs, setKernelRoute } from './node-workers.js';
+import { inlinedKernels, nativeGemmMs, setKernelRoute } from './node-workers.js';
 
 export interface NativeStatus {
   /** true when matmul kernels are routed to the native addon */
@@ -32,8 +36,14 @@ export interface NativeStatus {
   claimed: number;
   /** multiply-reduce kernel dispatches left to wasm, by reason */
   fallback: Record<string, number>;
+  /** the claimed dispatches by epilogue kind: 'none', 'views added / scaled' (bias, mask, residual, LoRA's
+   * alpha/r) or 'elementwise (ops…)' (a register program for the addon, e.g. SwiGLU's silu(gate)·acc: Exp Mul Reciprocal …) */
+  epilogues: Record<string, number>;
   /** milliseconds the workers spent in native GEMMs (summed over workers; divide by threads for wall time) */
   readonly gemmMs: number;
+  /** small wasm kernel messages (≤ HEED_INLINE_WORK multiply-adds, default 16384; 0 = off) run on the main
+   * thread instead of a worker, saving the round trip */
+  readonly inlined: number;
 }
 
 interface Alu {
@@ -89,6 +99,22 @@ export interface GemmPlan {
   /** the output's shape, and the epilogue's steps in order: views added (`acc + D`), constant scales (`acc * c`) */
   outShape: number[];
   epi: ({ gid: number; off: number; strides: number[] } | { mul: number })[];
+  /** any other elementwise epilogue, compiled to a register program (compileEpilogue): run by the addon over the
+   * output slice after the product, in place of `epi` */
+  fn?: EpilogueFn;
+}
+
+/** An elementwise epilogue compiled to a register program for the addon's `epilogue` (native/gemm.cc, namespace
+ * epi): instructions of 6 words {op, dst, a, b, c, imm}, run in place over the output slice after the product. */
+export interface EpilogueFn {
+  code: Int32Array;
+  nregs: number;
+  /** the register holding the result */
+  out: number;
+  /** input index (into the kernel's ptrs) of each load slot */
+  slots: number[];
+  /** the distinct float operations it computes (for the counts by epilogue kind) */
+  ops: string[];
 }
 
 const isAcc = (e: Alu): boolean => e.op === 'Variable' && e.arg === 'acc';
@@ -116,7 +142,111 @@ function epilogueTerms(e: Alu): (Alu | number)[] | null {
   return out;
 }
 
+type AluM = Alu & { rewriteGlobalViews(): AluM; simplify(): AluM; src: AluM[] };
+/** operation codes of the addon's epilogue programs (native/gemm.cc, namespace epi) */
+export const EPILOGUE_OPS = {
+  GIDX: 0, ACC: 1, CONST: 2, LOAD: 3,
+  FADD: 10, FSUB: 11, FMUL: 12, FMIN: 13, FMAX: 14, FIDIV: 15, FMOD: 16, FCMPLT: 17, FCMPNE: 18,
+  IADD: 20, ISUB: 21, IMUL: 22, IDIV: 23, IMOD: 24, IMIN: 25, IMAX: 26, ICMPLT: 27, ICMPNE: 28, UDIV: 29, UMOD: 30, UMIN: 31, UMAX: 32, UCMPLT: 33, AND: 34, OR: 35, XOR: 36, SHL: 37, SHR: 38,
+  EXP: 40, LOG: 41, SIN: 42, COS: 43, ASIN: 44, ATAN: 45, SQRT: 46, RECIP: 47, FLOOR: 48, CEIL: 49,
+  I2F: 50, U2F: 51, F2I: 52, F2U: 53, F2B: 54, I2B: 55, WHERE: 60,
+} as const;
+const OP = EPILOGUE_OPS;
+const UNARY: Record<string, number> = { Exp: OP.EXP, Log: OP.LOG, Sin: OP.SIN, Cos: OP.COS, Asin: OP.ASIN, Atan: OP.ATAN, Sqrt: OP.SQRT, Reciprocal: OP.RECIP, Floor: OP.FLOOR, Ceil: OP.CEIL };
+const f32bits = (x: number): number => new Int32Array(Float32Array.of(x).buffer)[0];
+
+/** The opcode of one AluExp node of dtype `t` over sources of dtype `st`, or a reason it has none. */
+function opcodeOf(op: string, t: string, st: string | undefined, arg: unknown): number | string {
+  const f = t === 'float32', u = t === 'uint32', b = t === 'bool';
+  const bin: Record<string, [number, number, number]> = { // float, int32 (and bool), uint32
+    Add: [OP.FADD, OP.IADD, OP.IADD], Sub: [OP.FSUB, OP.ISUB, OP.ISUB], Mul: [OP.FMUL, OP.IMUL, OP.IMUL],
+    Idiv: [OP.FIDIV, OP.IDIV, OP.UDIV], Mod: [OP.FMOD, OP.IMOD, OP.UMOD], Min: [OP.FMIN, OP.IMIN, OP.UMIN], Max: [OP.FMAX, OP.IMAX, OP.UMAX],
+  };
+  if (op === 'Add' && b) return OP.OR;
+  if (op === 'Mul' && b) return OP.AND;
+  if (bin[op]) return bin[op][f ? 0 : u ? 2 : 1];
+  if (op === 'Cmplt') return st === 'float32' ? OP.FCMPLT : st === 'uint32' ? OP.UCMPLT : OP.ICMPLT;
+  if (op === 'Cmpne') return st === 'float32' ? OP.FCMPNE : OP.ICMPNE;
+  if (op === 'BitCombine') return arg === 'and' ? OP.AND : arg === 'or' ? OP.OR : OP.XOR;
+  if (op === 'BitShift') return arg === 'shl' ? OP.SHL : OP.SHR;
+  if (op === 'Where') return OP.WHERE;
+  if (UNARY[op] !== undefined && f) return UNARY[op];
+  if (op === 'Cast') {
+    if (f) return st === 'float32' ? -1 : st === 'uint32' ? OP.U2F : OP.I2F;
+    if (b) return st === 'float32' ? OP.F2B : OP.I2B;
+    if (st === 'float32') return u ? OP.F2U : OP.F2I;
+    return -1; // int32 <-> uint32 <-> bool: the same bits
+  }
+  return `epilogue op ${op}`;
+}
+
+/**
+ * Compile a reduction's epilogue (an AluExp over `acc`, `gidx` and global views, as jax-js hands it to its
+ * backends) to a register program for the addon with the wasm backend's semantics: float32 arithmetic,
+ * int32 / uint32 / bool as in wasm (wrapping, truncating division, Where as a select: both sides evaluated),
+ * loads clamped to element 0 outside [0, len) as jax-js's wasm kernels do. Structurally equal subexpressions
+ * share one register. Returns a reason string for what it cannot compile (float64 / float16 values, Erf,
+ * Bitcast, random bits, other variables).
+ */
+export function compileEpilogue(epilogue: Alu): EpilogueFn | string {
+  const e = (epilogue as AluM).rewriteGlobalViews().simplify();
+  if (e.dtype !== 'float32') return 'epilogue dtype';
+  const code: number[] = [];
+  const regOf = new Map<AluM, number>();
+  const byKey = new Map<string, number>();
+  const slots: number[] = [];
+  const ops = new Set<string>();
+  let nregs = 0;
+  const emit = (key: string, ins: number[]): number => {
+    let r = byKey.get(key);
+    if (r === undefined) {
+      r = nregs++;
+      code.push(ins[0], r, ins[1] ?? 0, ins[2] ?? 0, ins[3] ?? 0, ins[4] ?? 0);
+      byKey.set(key, r);
+    }
+    return r;
+  };
+  const gen = (x: AluM): number => {
+    const seen = regOf.get(x);
+    if (seen !== undefined) return seen;
+    const { op, dtype, arg } = x;
+    if (dtype !== 'float32' && dtype !== 'int32' && dtype !== 'uint32' && dtype !== 'bool') throw new Error(`epilogue dtype ${dtype}`);
+    const a = x.src.map(gen);
+    let r: number;
+    if (op === 'Const') {
+      const v = arg as number;
+      const bits = dtype === 'float32' ? f32bits(v) : v | 0;
+      r = emit(`C|${bits}`, [OP.CONST, 0, 0, 0, bits]);
+    } else if (op === 'Variable') {
+      if (arg === 'acc' && dtype === 'float32') r = emit('acc', [OP.ACC]);
+      else if (arg === 'gidx' && dtype === 'int32') r = emit('gidx', [OP.GIDX]);
+      else throw new Error(`epilogue variable ${String(arg)}`);
+    } else if (op === 'GlobalIndex') {
+      const [gid, len] = arg as [number, number];
+      if (!Number.isInteger(gid) || gid < 0 || !Number.isInteger(len) || len < 1 || len > 2 ** 31 - 1) throw new Error('epilogue view');
+      let slot = slots.indexOf(gid);
+      if (slot < 0) slot = slots.push(gid) - 1;
+      r = emit(`L|${slot}|${len}|${a[0]}`, [OP.LOAD, a[0], slot, 0, len]);
+    } else {
+      const oc = opcodeOf(op, dtype, x.src[0]?.dtype, arg);
+      if (typeof oc === 'string') throw new Error(oc);
+      if (dtype === 'float32') ops.add(op); // not index arithmetic
+      r = oc < 0 ? a[0] : emit(`${oc}|${a.join(',')}`, [oc, ...(op === 'Where' ? [a[1], a[2], a[0]] : a)]);
+    }
+    regOf.set(x, r);
+    return r;
+  };
+  try {
+    const out = gen(e);
+    return { code: Int32Array.from(code), nregs, out, slots, ops: [...ops].sort() };
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
 let gemmMsAtStart = 0;
+let inlinedAtStart = 0;
+let epilogueSupported = true; // false with an addon built before epilogue() existed
 const status: NativeStatus = {
   active: false,
   isa: null,
@@ -124,13 +254,27 @@ const status: NativeStatus = {
   unavailable: false,
   claimed: 0,
   fallback: {},
+  epilogues: {},
   get gemmMs() {
     return nativeGemmMs() - gemmMsAtStart;
   },
+  get inlined() {
+    return inlinedKernels() - inlinedAtStart;
+  },
 };
 const plans = new Map<string, GemmPlan | string | null>();
+/** kernels small enough to run on the main thread (saving a worker round trip each): by hash */
+const inlineOk = new Map<string, boolean>();
+let INLINE_WORK = Number(process.env.HEED_INLINE_WORK ?? 16384);
+/** Benchmarks: change the main-thread threshold (multiply-adds or elements of a kernel; 0 = every kernel in the workers). */
+export function setInlineWork(work: number): void {
+  INLINE_WORK = work;
+  inlineOk.clear();
+}
 const debug = process.env.HEED_DEBUG_KERNELS === '1';
-const examples = new Map<string, string>(); // HEED_DEBUG_KERNELS=1: one kernel per fallback reason, printed at exit
+/** HEED_DEBUG_KERNELS=1: per fallback reason the dispatches, their multiply-adds and the largest kernel, printed at exit */
+const examples = new Map<string, { n: number; work: number; top: number; kernel: string }>();
+let claimedWork = 0;
 let routing = false; // plans are handed to the workers only while true (the self-check runs wasm first)
 
 export function nativeStatus(): NativeStatus {
@@ -150,8 +294,14 @@ export function planKernel(k: KernelLike, chunk: Pick<Chunk, 'b' | 'E' | 'U'>, a
   const exp = k.exp;
   if (exp.op !== 'Mul') return null;
   if (exp.src.length !== 2 || exp.src.some((s) => s.op !== 'GlobalView')) return 'operands not two plain views';
-  const epiTerms = epilogueTerms(re.epilogue);
-  if (!epiTerms) return 'epilogue';
+  let epiTerms = epilogueTerms(re.epilogue);
+  let fn: EpilogueFn | undefined;
+  if (!epiTerms) {
+    if (!epilogueSupported) return 'epilogue (the addon has no epilogue(); rebuild it with npm run build:native)';
+    const c = compileEpilogue(re.epilogue);
+    if (typeof c === 'string') return c;
+    [fn, epiTerms] = [c, []];
+  }
   if (exp.dtype !== 'float32' || re.dtype !== 'float32' || re.epilogue.dtype !== 'float32' || [...exp.src, ...epiTerms].some((s) => typeof s !== 'number' && s.dtype !== 'float32')) return 'dtype';
   const views: ViewLike[] = [];
   const gids: number[] = [];
@@ -248,6 +398,7 @@ export function planKernel(k: KernelLike, chunk: Pick<Chunk, 'b' | 'E' | 'U'>, a
     bB: bAxes.map((a) => a.s[colOp]),
     outShape,
     epi,
+    ...(fn ? { fn } : {}),
   };
 }
 
@@ -257,7 +408,7 @@ function fellBack(reason: string): void {
 
 type Engine = {
   jit: (f: (...a: never[]) => unknown) => (...a: unknown[]) => unknown;
-  np: { matmul: (a: unknown, b: unknown) => unknown; einsum?: unknown };
+  np: { matmul: (a: unknown, b: unknown) => unknown; exp: (a: unknown) => unknown; maximum: (a: unknown, b: unknown) => unknown; multiply: (a: unknown, b: unknown) => unknown };
   fromHost: (d: Float32Array, s: number[]) => { transpose: (p?: number[]) => unknown };
   toHost: (t: unknown) => Promise<Float32Array>;
 };
@@ -293,6 +444,7 @@ export async function startNative(threads: number, engine: Engine): Promise<Nati
   }
   status.isa = addon.info().isa;
   if (typeof addon.gemmLd !== 'function') return say('the addon is older than this heed (no gemmLd); rebuild it with npm run build:native', true);
+  epilogueSupported = typeof (addon as { epilogue?: unknown }).epilogue === 'function';
   if (typeof (globalThis as { Worker?: unknown }).Worker === 'undefined' || threads <= 1) {
     return say('one thread (HEED_THREADS=1): jax-js runs its kernels on the main thread, which the route does not reach', false);
   }
@@ -309,6 +461,11 @@ export async function startNative(threads: number, engine: Engine): Promise<Nati
   backend.dispatch = (exe: unknown, inputs: number[], outputs: number[]) => {
     const e = exe as Exe;
     const hash = e.data?.program?.kernelHash;
+    if (routing && hash !== undefined && e.source instanceof chunk.O && !inlineOk.has(hash)) {
+      // small kernels (≤ HEED_INLINE_WORK outputs × reduction length) run on the main thread, not in a worker
+      const src = e.source as KernelLike;
+      inlineOk.set(hash, INLINE_WORK > 0 && src.size * (src.reduction?.size ?? 1) <= INLINE_WORK);
+    }
     if (routing && hash !== undefined && e.source instanceof chunk.O) {
       let plan = plans.get(hash);
       if (plan === undefined) {
@@ -319,14 +476,26 @@ export async function startNative(threads: number, engine: Engine): Promise<Nati
         }
         plans.set(hash, plan);
       }
+      const work = debug ? (e.source as KernelLike).size * ((e.source as KernelLike).reduction?.size ?? 0) : 0;
       if (typeof plan === 'string') {
         fellBack(plan);
-        if (debug && !examples.has(plan)) examples.set(plan, String(e.source).replace(/\s+/g, ' ').slice(0, 600));
+        if (debug) {
+          const x = examples.get(plan) ?? { n: 0, work: 0, top: -1, kernel: '' };
+          x.n++;
+          x.work += work;
+          if (work > x.top) [x.top, x.kernel] = [work, String(e.source).replace(/\s+/g, ' ').slice(0, 900)];
+          examples.set(plan, x);
+        }
       }
       else if (plan) {
         if (e.data?.sync || outputs.length !== 1) {
           fellBack(e.data?.sync ? 'synchronous dispatch' : 'outputs');
-        } else status.claimed++;
+        } else {
+          status.claimed++;
+          claimedWork += work;
+          const kind = plan.fn ? `elementwise (${plan.fn.ops.join(' ')})` : plan.epi.length ? 'views added / scaled' : 'none';
+          status.epilogues[kind] = (status.epilogues[kind] ?? 0) + 1;
+        }
       }
     }
     return dispatch(exe, inputs, outputs);
@@ -334,7 +503,8 @@ export async function startNative(threads: number, engine: Engine): Promise<Nati
   setKernelRoute((hash) => {
     if (!routing) return undefined;
     const p = plans.get(hash);
-    return p && typeof p === 'object' ? p : undefined;
+    if (p && typeof p === 'object') return p;
+    return inlineOk.get(hash) ? 'inline' : undefined;
   });
   // self-check: the same jitted products with the route off (wasm) and on (native), compared
   try {
@@ -353,12 +523,16 @@ export async function startNative(threads: number, engine: Engine): Promise<Nati
   status.reason = '';
   status.claimed = 0;
   status.fallback = {};
+  status.epilogues = {};
   gemmMsAtStart = nativeGemmMs();
+  inlinedAtStart = inlinedKernels();
   if (debug) {
     process.on('exit', () => {
       const fb = Object.entries(status.fallback).map(([r, n]) => `${r} ${n}`).join(', ');
       console.error(`heed: native GEMM (${status.isa}): ${status.claimed} matmul kernels native, ${Object.values(status.fallback).reduce((a, b) => a + b, 0)} wasm${fb ? ` (${fb})` : ''}`);
-      for (const [r, k] of examples) console.error(`heed:   wasm (${r}): ${k}`);
+      const G = (w: number) => `${(w / 1e9).toFixed(3)} G multiply-adds`;
+      console.error(`heed:   native: ${G(claimedWork)}; by epilogue: ${Object.entries(status.epilogues).map(([k, n]) => `${k} ${n}`).join(', ')}; small wasm kernel messages run on the main thread: ${status.inlined}`);
+      for (const [r, x] of [...examples].sort((a, b) => b[1].work - a[1].work)) console.error(`heed:   wasm (${r}): ${x.n} dispatches, ${G(x.work)}; largest: ${x.kernel}`);
     });
   }
   return status;
@@ -385,12 +559,16 @@ async function selfCheck(E: Engine): Promise<string> {
     ['dY·W', () => jit((a: T, b: T) => np.matmul(a, b) as never)(fromHost(dy, [M, N]), fromHost(w, [N, K]))],
     ['dYᵀ·X', () => jit((a: T, b: T) => np.matmul(a.transpose(), b) as never)(fromHost(dy, [M, N]), fromHost(x, [M, K]))],
     ['batched Q·Kᵀ', () => jit((a: T, b: T) => np.matmul(a, b.transpose([0, 2, 1])) as never)(fromHost(q, [Bt, M, K]), fromHost(kk, [Bt, N, K]))],
+    // an elementwise epilogue (compiled for the addon's epilogue()): exp(G) · max(x·Wᵀ, 0)
+    ['exp(G)·max(x·Wᵀ, 0)', () => jit((a: T, b: T, g: T) => np.multiply(np.exp(g), np.maximum(np.matmul(a, b.transpose()), 0)) as never)(fromHost(x, [M, K]), fromHost(w, [N, K]), fromHost(dy, [M, N]))],
   ];
   const wasm: Float32Array[] = [];
   routing = false;
   for (const [, f] of cases) wasm.push(await E.toHost(f()));
   routing = true;
   const before = status.claimed;
+  const elementwise = () => Object.entries(status.epilogues).reduce((n, [k, v]) => n + (k.startsWith('elementwise') ? v : 0), 0);
+  const epiBefore = elementwise();
   for (let c = 0; c < cases.length; c++) {
     const got = await toHost(cases[c][1]());
     const ref = wasm[c];
@@ -400,6 +578,7 @@ async function selfCheck(E: Engine): Promise<string> {
     }
   }
   if (status.claimed - before < cases.length) return `only ${status.claimed - before} of ${cases.length} products were recognised`;
+  if (epilogueSupported && elementwise() === epiBefore) return 'the elementwise epilogue exp(G)·max(acc, 0) was not recognised';
   return '';
 }
 

@@ -49,7 +49,11 @@ function heedGemm(m) {
     }
     i = base + stop;
   }
-  if (p.epi.length) {
+  if (p.fn) {
+    const offs = new Int32Array(p.fn.slots.length);
+    for (let q = 0; q < offs.length; q++) offs[q] = ptrs[p.fn.slots[q]] >> 2;
+    heedAddon.epilogue(new Float32Array(buf), p.fn.code, p.fn.nregs, p.fn.out, C0 >> 2, m.begin, end, offs);
+  } else if (p.epi.length) {
     const C = new Float32Array(buf, C0, end), os = p.outShape, nd = os.length, last = os[nd - 1];
     for (const e of p.epi) {
       if (e.mul !== undefined) { for (let j = m.begin; j < end; j++) C[j] *= e.mul; continue; }
@@ -89,10 +93,19 @@ parentPort.on('message', (m) => {
   heedOnMessage(m);
 });`;
 
-/** Set by src/engine/native.ts: a GEMM plan for a kernel hash, or undefined (the wasm kernel runs). */
-type KernelRoute = (kernelHash: string) => object | undefined;
+/** Set by src/engine/native.ts: a GEMM plan for a kernel hash, 'inline' (a small wasm kernel: run it on this
+ * thread, saving the round trip to a worker), or undefined (the wasm kernel runs in the worker). */
+type KernelRoute = (kernelHash: string) => object | 'inline' | undefined;
 let kernelRoute: KernelRoute | null = null;
 let gemmMs = 0;
+let inlined = 0;
+/** the shared wasm memory (from jax-js's init message) and main-thread instances of small kernels, by hash */
+let mainMemory: WebAssembly.Memory | null = null;
+const mainKernels = new Map<string, (...a: number[]) => void>();
+/** Kernel messages run on the main thread instead of a worker ('inline' routes) so far. */
+export function inlinedKernels(): number {
+  return inlined;
+}
 /** Milliseconds the workers spent in native GEMM kernels so far (summed over workers). */
 export function nativeGemmMs(): number {
   return gemmMs;
@@ -124,12 +137,31 @@ class NodeWebWorker {
   }
   private pending = 0;
   postMessage(m: unknown): void {
-    if (this.pending++ === 0) this.w.ref();
-    if (kernelRoute) {
-      const k = m as { type?: string; kernelHash?: string };
-      const plan = k?.type === 'kernel' && k.kernelHash !== undefined ? kernelRoute(k.kernelHash) : undefined;
-      if (plan) m = { ...k, heedGemm: plan };
+    const k = m as { type?: string; kernelHash?: string; memory?: WebAssembly.Memory; module?: WebAssembly.Module; ptrs?: number[]; begin?: number; end?: number };
+    if (k?.type === 'init' && k.memory) mainMemory = k.memory;
+    if (kernelRoute && k?.type === 'kernel' && k.kernelHash !== undefined) {
+      const plan = kernelRoute(k.kernelHash);
+      if (plan === 'inline' && mainMemory && k.module) {
+        // jax-js awaits each kernel's reply before it posts the next one, so running it here keeps the order;
+        // on any failure the message goes to the worker as usual (the kernel is pure: a rerun overwrites its outputs)
+        try {
+          let fn = mainKernels.get(k.kernelHash);
+          if (!fn) {
+            fn = new WebAssembly.Instance(k.module, { env: { memory: mainMemory } }).exports.kernel as (...a: number[]) => void;
+            if (mainKernels.size >= 512) mainKernels.delete(mainKernels.keys().next().value!);
+            mainKernels.set(k.kernelHash, fn);
+          }
+          fn(...k.ptrs!, k.begin!, k.end!);
+          inlined++;
+          queueMicrotask(() => this.onmessage?.({ data: { type: 'done', ok: true } }));
+          return;
+        } catch {
+          /* the worker runs it */
+        }
+      }
+      if (plan && plan !== 'inline') m = { ...k, heedGemm: plan };
     }
+    if (this.pending++ === 0) this.w.ref();
     this.w.postMessage(m);
   }
   terminate(): void {
