@@ -21,7 +21,7 @@ function heedGemm(m) {
   if (heedAddon === undefined) { try { heedAddon = require(p.addon); } catch { heedAddon = null; } }
   if (!heedAddon || !heedMemory) return false;
   const buf = heedMemory.buffer, ptrs = m.ptrs, M = p.M, N = p.N, K = p.K, MN = M * N;
-  const view = (byte) => new Float32Array(buf, byte, (buf.byteLength - byte) >> 2);
+  const view = (byte) => new Float32Array(buf, byte, (buf.byteLength - byte) >>> 2);
   const A0 = ptrs[p.a], B0 = ptrs[p.b], C0 = ptrs[ptrs.length - 1];
   if (heedRow.length < N) heedRow = new Float32Array(N);
   let i = m.begin;
@@ -51,8 +51,8 @@ function heedGemm(m) {
   }
   if (p.fn) {
     const offs = new Int32Array(p.fn.slots.length);
-    for (let q = 0; q < offs.length; q++) offs[q] = ptrs[p.fn.slots[q]] >> 2;
-    heedAddon.epilogue(new Float32Array(buf), p.fn.code, p.fn.nregs, p.fn.out, C0 >> 2, m.begin, end, offs);
+    for (let q = 0; q < offs.length; q++) offs[q] = ptrs[p.fn.slots[q]] >>> 2;
+    heedAddon.epilogue(new Float32Array(buf), p.fn.code, p.fn.nregs, p.fn.out, C0 >>> 2, m.begin, end, offs);
   } else if (p.epi.length) {
     const C = new Float32Array(buf, C0, end), os = p.outShape, nd = os.length, last = os[nd - 1];
     for (const e of p.epi) {
