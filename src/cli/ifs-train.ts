@@ -48,7 +48,7 @@ export const command: Command = {
     const out = values.out ?? DEFAULT_CLASSIFIER_PATH;
     const pairOut = values['pair-out'] ?? DEFAULT_PAIR_CLASSIFIER_PATH;
     const counts = { ...m.counts };
-    const withCounts = (c: InstanceType<typeof TextClassifier>) => new TextClassifier(c.w, c.b, c.cfg, { ...c.meta, train: counts }, c.threshold, c.gate);
+    const withCounts = (c: InstanceType<typeof TextClassifier>) => new TextClassifier(c.w, c.b, c.cfg, { ...c.meta, train: counts }, c.threshold, c.gate, c.mlp);
     withCounts(m.response).save(out);
     withCounts(m.pair).save(pairOut);
     log(`[wrote ${out} and ${pairOut} in ${((performance.now() - t0) / 1000).toFixed(1)} s]`);
