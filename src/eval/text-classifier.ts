@@ -324,10 +324,19 @@ function sentenceKind(x: string): string {
  * Style features of (prompt, text), both canonical: does the text open like a new task in the prompt's own
  * style (its first sentence a question or a task-verb request, as the prompt's is; the same first word; a
  * first sentence about as long as the prompt), is an instruction continued by an answer on the same line (a
- * request sentence followed by more text before the first line break), how many questions the first line asks.
+ * request sentence followed by more text before the first line break), how many questions the first line asks;
+ * with `cased` (the text before lower-casing), whether letters after the first are upper case anywhere.
  */
-export function styleFeatures(p: string, t: string): string[] {
+export function styleFeatures(p: string, t: string, cased?: string): string[] {
   const f: string[] = [];
+  if (cased !== undefined) {
+    // letter case beyond the first letter: an all-lower-case text is a lower-case answer more often than a
+    // continuation, which carries the instruction's capitals (names, "I", a new sentence) along
+    const c0 = startCase(cased);
+    const upper = /\p{Lu}/u.test(cased.slice(1));
+    const pe = p.slice(-1);
+    f.push(`y:case:${c0}:${upper}:${/\p{L}/u.test(pe) ? 'L' : /\p{N}/u.test(pe) ? 'N' : pe || 'none'}:${Math.min(6, Math.floor(Math.log2(1 + cased.length / 16)))}`);
+  }
   const firstLine = t.split('\n')[0];
   const sents = (firstLine.match(/[^.!?]+[.!?]*/g) ?? []).map((x) => x.trim()).filter(Boolean);
   const s0 = sents[0] ?? '';
@@ -355,7 +364,7 @@ export function pairBlock(prompt: string, text: string, pair: PairBlockConfig): 
     const pe = cp.slice(-1);
     xs.push(`p:end×case0:${/\p{L}/u.test(pe) ? 'L' : /\p{N}/u.test(pe) ? 'N' : pe || 'none'}:${startCase(canonicalCased(text))}`);
   }
-  if (pair.style) xs.push(...styleFeatures(cp, ct));
+  if (pair.style) xs.push(...styleFeatures(cp, ct, canonicalCased(text)));
   for (const x of xs) {
     const h = fnv1a(x) % pair.buckets;
     m.set(h, (m.get(h) ?? 0) + 1);
