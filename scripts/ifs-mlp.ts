@@ -31,14 +31,16 @@ const VARIANTS: Record<string, Partial<TrainIfsOptions>> = {
   'pair-eng-14x32-k03': { pairMlp: { buckets: 1 << 14, hidden: 32, input: 'engineered', scale: 0.3 } },
   'pair-eng-14x32-k01': { pairMlp: { buckets: 1 << 14, hidden: 32, input: 'engineered', scale: 0.1 } },
   'style-eng-14x32-k03': { pairStyle: true, pairMlp: { buckets: 1 << 14, hidden: 32, input: 'engineered', scale: 0.3 } },
+  'style-eng-14x32-k01': { pairStyle: true, pairMlp: { buckets: 1 << 14, hidden: 32, input: 'engineered', scale: 0.1 } },
   'style-eng-14x32': { pairStyle: true, pairMlp: { buckets: 1 << 14, hidden: 32, input: 'engineered' } },
   'style-eng-14x32-wd1': { pairStyle: true, pairMlp: { buckets: 1 << 14, hidden: 32, input: 'engineered', weightDecay: 1 } },
   'both-eng-14x32': { pairMlp: { buckets: 1 << 14, hidden: 32, input: 'engineered' }, responseMlp: { buckets: 1 << 14, hidden: 32, input: 'engineered' } },
 };
 const FOLD = Number(process.env.FOLD ?? 1);
 const name = process.env.VARIANT ?? 'pair-mlp-14x32';
-const v = VARIANTS[name];
-if (!v) throw new Error(`unknown VARIANT ${name}; one of ${Object.keys(VARIANTS).join(', ')}`);
+// every variant names its pair options in full (the defaults of trainIfsModels are the shipped ones)
+const v = name === 'shipped' ? {} : { pairStyle: false, pairMlp: null, ...VARIANTS[name] };
+if (name !== 'shipped' && !VARIANTS[name]) throw new Error(`unknown VARIANT ${name}; one of ${Object.keys(VARIANTS).join(', ')}`);
 await startEngine('wasm');
 const { rows } = readSources(DEFAULT_TRAIN_FILES);
 const dir = mkdtempSync(join(tmpdir(), 'heed-ifs-mlp-'));

@@ -580,7 +580,7 @@ export class TextClassifier {
     if (this.gate) tensors.push(['gate_w', { shape: [this.gate.w.length], data: this.gate.w }], ['gate_b', { shape: [1], data: Float32Array.of(this.gate.b) }]);
     const m = this.mlp;
     if (m) tensors.push(['mlp_e', { shape: [m.buckets, m.hidden], data: m.e }], ['mlp_b1', { shape: [m.hidden], data: m.b1 }], ['mlp_w2', { shape: [m.hidden], data: m.w2 }]);
-    const mcfg = m ? { buckets: m.buckets, hidden: m.hidden, ...(m.input ? { input: m.input } : {}), ...(m.from !== undefined ? { from: m.from } : {}) } : undefined;
+    const mcfg = m ? { buckets: m.buckets, hidden: m.hidden, ...(m.input ? { input: m.input } : {}), ...(m.from !== undefined ? { from: m.from } : {}), ...(m.maxInputs !== undefined ? { maxInputs: m.maxInputs } : {}) } : undefined;
     const head = { features: this.cfg, ...(this.gate ? { gate_features: this.gate.cfg } : {}), ...(mcfg ? { mlp: mcfg } : {}), threshold: this.threshold, ...this.meta };
     writeSafetensors(path, tensors, { dtype: 'F16', metadata: { heed_classifier: JSON.stringify(head) } });
   }
@@ -589,7 +589,7 @@ export class TextClassifier {
     const { tensors, metadata } = readSafetensors(path);
     const raw = metadata.heed_classifier;
     if (!raw) throw new HeedError(`${path}: not a heed classifier (no "heed_classifier" metadata)`, 'point at a file written by `heed ifs train-classifier` or `heed objecqa train-judge`');
-    const m = JSON.parse(raw) as ClassifierMeta & { features: FeatureConfig; gate_features?: FeatureConfig; mlp?: { buckets: number; hidden: number; input?: 'all' | 'engineered'; from?: number }; threshold?: number };
+    const m = JSON.parse(raw) as ClassifierMeta & { features: FeatureConfig; gate_features?: FeatureConfig; mlp?: { buckets: number; hidden: number; input?: 'all' | 'engineered'; from?: number; maxInputs?: number }; threshold?: number };
     const w = tensors.get('w');
     const b = tensors.get('b');
     if (!w || !b) throw new HeedError(`${path}: classifier tensors "w" and "b" are missing`, 'rebuild the classifier file');
@@ -623,6 +623,8 @@ export interface MlpHead {
   input?: 'all' | 'engineered';
   /** with 'engineered': where the pair block starts (the main config's buckets − pair buckets) */
   from?: number;
+  /** at most this many inputs per text (the first ones the head sees); all when absent */
+  maxInputs?: number;
   /** [buckets, hidden], row-major */
   e: Float32Array;
   b1: Float32Array;
@@ -642,8 +644,11 @@ export function mlpSees(m: Pick<MlpHead, 'input' | 'from'>, f: Features, i: numb
 export function mlpLogit(m: MlpHead, f: Features): number {
   const H = m.hidden;
   const h = Float64Array.from(m.b1);
-  for (let i = 0; i < f.idx.length; i++) {
+  let n = 0;
+  const max = m.maxInputs ?? Infinity;
+  for (let i = 0; i < f.idx.length && n < max; i++) {
     if (!mlpSees(m, f, i)) continue;
+    n++;
     const v = f.val[i];
     if (v === 0) continue;
     const o = mlpIndex(f.idx[i], m.buckets) * H;

@@ -33,6 +33,8 @@ export interface TrainOptions {
      * steps of about lr per weight, this runs the head at `scale`× the learning rate of the linear part.
      */
     scale?: number;
+    /** at most this many head inputs per text (the first the head sees; text-classifier.ts `MlpHead.maxInputs`) */
+    maxInputs?: number;
   };
 }
 
@@ -53,6 +55,7 @@ export async function trainClassifier(examples: Array<{ text: string; label: num
   const opt = chain(adamw({ beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: mwd || o.weightDecay, decayMask, f64Complements: true }));
   let p: Tree = { w: np.zeros([D, 1]), b: np.zeros([1]) };
   const head0 = M ? { input: M.input ?? 'all', from: cfg.pair ? cfg.buckets - cfg.pair.buckets : undefined } : undefined;
+  const K2 = M ? Math.min(K, M.maxInputs ?? K) : 0;
   if (M) {
     const H = M.hidden;
     const r = new Prng((o.seed ^ 0x5bd1e995) >>> 0);
@@ -69,8 +72,8 @@ export async function trainClassifier(examples: Array<{ text: string; label: num
     let z = gathered.mul(val).sum(1).add(params.b); // [B]
     if (M && didx && dval) {
       const k = M.scale ?? 1;
-      const e = embedLookup(params.mlp_e, didx); // [B, K, H]
-      const h = nn.relu(e.mul(dval.reshape([B, K, 1])).sum(1).mul(k).add(params.mlp_b1)); // [B, H]
+      const e = embedLookup(params.mlp_e, didx); // [B, K2, H]
+      const h = nn.relu(e.mul(dval.reshape([B, K2, 1])).sum(1).mul(k).add(params.mlp_b1)); // [B, H]
       z = z.add(h.mul(params.mlp_w2).sum(1).mul(k));
     }
     // BCE with logits: softplus(z) - y z, weighted mean
@@ -110,16 +113,19 @@ export async function trainClassifier(examples: Array<{ text: string; label: num
       const sc = opt.scalars({ lr: o.lr, count: t });
       let out: { loss: Tensor; p: Tree; state: OptState };
       if (M) {
-        const didx = new Int32Array(B * K);
-        const dval = new Float32Array(B * K);
+        // the head's inputs, compacted: the first K2 entries it sees (padding: row 0, value 0)
+        const didx = new Int32Array(B * K2);
+        const dval = new Float32Array(B * K2);
         for (let r = 0; r < B && s + r < order.length; r++) {
           const f = feats[order[s + r]];
-          for (let i = 0; i < Math.min(K, f.idx.length); i++) {
-            didx[r * K + i] = mlpIndex(f.idx[i], M.buckets);
-            if (mlpSees(head0!, f, i)) dval[r * K + i] = f.val[i];
+          let n = 0;
+          for (let i = 0; i < Math.min(K, f.idx.length) && n < K2; i++) {
+            if (!mlpSees(head0!, f, i)) continue;
+            didx[r * K2 + n] = mlpIndex(f.idx[i], M.buckets);
+            dval[r * K2 + n++] = f.val[i];
           }
         }
-        out = stepMlp(p, st, fromHost(idx, [B, K]), fromHost(val, [B, K]), fromHost(y, [B]), fromHost(wt, [B]), fromHost(didx, [B, K]), fromHost(dval, [B, K]), fromHost(sc, [sc.length])) as typeof out;
+        out = stepMlp(p, st, fromHost(idx, [B, K]), fromHost(val, [B, K]), fromHost(y, [B]), fromHost(wt, [B]), fromHost(didx, [B, K2]), fromHost(dval, [B, K2]), fromHost(sc, [sc.length])) as typeof out;
       } else out = step(p, st, fromHost(idx, [B, K]), fromHost(val, [B, K]), fromHost(y, [B]), fromHost(wt, [B]), fromHost(sc, [sc.length])) as typeof out;
       p = out.p;
       st = out.state;
@@ -135,7 +141,7 @@ export async function trainClassifier(examples: Array<{ text: string; label: num
     const k = Math.fround(M.scale ?? 1);
     const e = await toHost(p.mlp_e), w2 = await toHost(p.mlp_w2);
     if (k !== 1) for (const a of [e, w2]) for (let i = 0; i < a.length; i++) a[i] *= k;
-    head = { buckets: M.buckets, hidden: M.hidden, ...(head0!.input === 'engineered' ? { input: 'engineered' as const, ...(head0!.from !== undefined ? { from: head0!.from } : {}) } : {}), e, b1: await toHost(p.mlp_b1), w2 };
+    head = { buckets: M.buckets, hidden: M.hidden, ...(head0!.input === 'engineered' ? { input: 'engineered' as const, ...(head0!.from !== undefined ? { from: head0!.from } : {}) } : {}), ...(K2 < K ? { maxInputs: K2 } : {}), e, b1: await toHost(p.mlp_b1), w2 };
   }
   tree.dispose(st);
   step.dispose?.();
