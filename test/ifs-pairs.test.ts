@@ -128,3 +128,26 @@ test('caseStart: the case of the first letter survives canonical text (after mar
   assert.notDeepEqual(featurize('the capital is Paris.', cfg), featurize('The capital is Paris.', cfg));
   assert.deepEqual(featurize('the capital is Paris.', { ...cfg, caseStart: false }), featurize('The capital is Paris.', { ...cfg, caseStart: false }));
 });
+
+test('style features: a next task in the prompt\'s style, a same-line join, an all-lower-case text', async () => {
+  const { styleFeatures } = await import('../src/eval/text-classifier.js');
+  // the next instruction of a list: a question after a question, a task verb after a task verb
+  const q = styleFeatures('what is the capital of france?', 'what is the largest river of europe?');
+  assert.ok(q.includes('y:pk×tk:q:q') && q.includes('y:samew0:true:q'), `${q}`);
+  const t = styleFeatures('write a poem about the sea.', 'write a story about a dog.');
+  assert.ok(t.includes('y:pk×tk:t:t') && t.includes('y:samew0:true:t'), `${t}`);
+  const a = styleFeatures('what is the capital of france?', 'the capital of france is paris.');
+  assert.ok(a.includes('y:pk×tk:q:s') && a.includes('y:samew0:false:s'), `${a}`);
+  // a request continued by its answer on the same line, against the request alone
+  assert.ok(styleFeatures('list three colours.', 'name two rivers. the rhine and the danube are two rivers of europe.').some((x) => /^y:sameline:t:[1-3]:false$/.test(x)));
+  assert.ok(styleFeatures('list three colours.', 'name two rivers.').includes('y:sameline:t:0:false'));
+  // case beyond the first letter
+  const lo = styleFeatures('what is the capital of france?', 'the capital is paris.', 'the capital is paris.');
+  const up = styleFeatures('what is the capital of france?', 'the capital is paris.', 'the capital is Paris.');
+  assert.ok(lo.some((x) => x.startsWith('y:case:l:false:?:')) && up.some((x) => x.startsWith('y:case:l:true:?:')), `${lo} | ${up}`);
+  // only with the flag: the pair block without `style` is unchanged
+  const cfg = { buckets: (1 << 12) + 256, maxChars: 600, charChars: 120, maxFeatures: 160, canon: true, pair: { buckets: 256, maxFeatures: 32 } };
+  const plain = featurize('Name two rivers.', cfg, 'List three colours.');
+  const styled = featurize('Name two rivers.', { ...cfg, pair: { ...cfg.pair, style: true } }, 'List three colours.');
+  assert.ok(styled.idx.length > plain.idx.length);
+});

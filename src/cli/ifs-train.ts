@@ -42,13 +42,13 @@ export const command: Command = {
     const { rows, bad } = readSources(files);
     if (bad.length) console.error(`[${bad.length} bad row(s) skipped; first: ${bad[0].file}:${bad[0].line}: ${bad[0].error}]`);
     const log = (s: string) => console.error(s);
-    const meta = { data: files.map((f) => basename(f)).join(','), model: 'hashed-feature logistic regression over canonical text (response; pair: + prompt features) capped by a language gate', pair_types: 'I,R=1 Ip,R=1 Ip,clarify=1 (templates) Ip,Ic=0 I,Ic=0 (next instruction) Ip,Ic+R=0 I,Ic+R=0; joins space/newline/blank; see src/eval/ifs/pairs.ts' };
+    const meta = { data: files.map((f) => basename(f)).join(','), model: 'hashed-feature logistic regression over canonical text (response; pair: + prompt and style features and a 32-unit ReLU head over the engineered features) capped by a language gate', pair_types: 'I,R=1 Ip,R=1 Ip,clarify=1 (templates) Ip,Ic=0 I,Ic=0 (next instruction) Ip,Ic+R=0 I,Ic+R=0; joins space/newline/blank; see src/eval/ifs/pairs.ts' };
     const t0 = performance.now();
     const m = await trainIfsModels(rows, { seed, train, meta, log });
     const out = values.out ?? DEFAULT_CLASSIFIER_PATH;
     const pairOut = values['pair-out'] ?? DEFAULT_PAIR_CLASSIFIER_PATH;
     const counts = { ...m.counts };
-    const withCounts = (c: InstanceType<typeof TextClassifier>) => new TextClassifier(c.w, c.b, c.cfg, { ...c.meta, train: counts }, c.threshold, c.gate);
+    const withCounts = (c: InstanceType<typeof TextClassifier>) => new TextClassifier(c.w, c.b, c.cfg, { ...c.meta, train: counts }, c.threshold, c.gate, c.mlp);
     withCounts(m.response).save(out);
     withCounts(m.pair).save(pairOut);
     log(`[wrote ${out} and ${pairOut} in ${((performance.now() - t0) / 1000).toFixed(1)} s]`);

@@ -60,7 +60,7 @@ export interface FeatureConfig {
    * (`pair.maxFeatures` of the features): how the text relates to the prompt it answers. Used by the IFS pair
    * classifier (`TextClassifier.prob(text, prompt)`); without a prompt the block is empty.
    */
-  pair?: { buckets: number; maxFeatures: number; caseStart?: boolean };
+  pair?: PairBlockConfig;
 }
 
 export const DEFAULT_FEATURES: FeatureConfig = { buckets: 1 << 17, maxChars: 600, charChars: 120, maxFeatures: 384 };
@@ -68,6 +68,8 @@ export const DEFAULT_FEATURES: FeatureConfig = { buckets: 1 << 17, maxChars: 600
 export interface Features {
   idx: Int32Array;
   val: Float32Array;
+  /** how many of the first entries are start / engineered features (the rest: bag features, then blocks) */
+  nStart?: number;
 }
 
 function fnv1a(s: string): number {
@@ -302,7 +304,58 @@ export function pairFeatures(prompt: string, t: string): string[] {
 }
 
 /** The pair block of `FeatureConfig.pair` alone (indices within the block). */
-export function pairBlock(prompt: string, text: string, pair: { buckets: number; maxFeatures: number; caseStart?: boolean }): Features {
+export interface PairBlockConfig {
+  buckets: number;
+  maxFeatures: number;
+  caseStart?: boolean;
+  /** style features of (prompt, text) (see `styleFeatures`); off when absent */
+  style?: boolean;
+}
+
+const TASK_VERB = /^(?:write|give|list|name|describe|explain|create|generate|classify|identify|tell|summari[sz]e|provide|suggest|find|make|rewrite|translate|compose|extract|categori[sz]e|compare|design|develop|convert|edit|choose|select|determine|evaluate|analy[sz]e|calculate|imagine|pretend|brainstorm|come|think|please|can|could|would|what|how|why|when|where|who|which|is|are|do|does|should)$/;
+
+/** A sentence's kind: q (ends with "?"), t (opens with a task verb or question word), s (a statement). */
+function sentenceKind(x: string): string {
+  if (/\?\s*$/.test(x)) return 'q';
+  return TASK_VERB.test(x.match(/[\p{L}']+/u)?.[0] ?? '') ? 't' : 's';
+}
+
+/**
+ * Style features of (prompt, text), both canonical: does the text open like a new task in the prompt's own
+ * style (its first sentence a question or a task-verb request, as the prompt's is; the same first word; a
+ * first sentence about as long as the prompt), is an instruction continued by an answer on the same line (a
+ * request sentence followed by more text before the first line break), how many questions the first line asks;
+ * with `cased` (the text before lower-casing), whether letters after the first are upper case anywhere.
+ */
+export function styleFeatures(p: string, t: string, cased?: string): string[] {
+  const f: string[] = [];
+  if (cased !== undefined) {
+    // letter case beyond the first letter: an all-lower-case text is a lower-case answer more often than a
+    // continuation, which carries the instruction's capitals (names, "I", a new sentence) along
+    const c0 = startCase(cased);
+    const upper = /\p{Lu}/u.test(cased.slice(1));
+    const pe = p.slice(-1);
+    f.push(`y:case:${c0}:${upper}:${/\p{L}/u.test(pe) ? 'L' : /\p{N}/u.test(pe) ? 'N' : pe || 'none'}:${Math.min(6, Math.floor(Math.log2(1 + cased.length / 16)))}`);
+  }
+  const firstLine = t.split('\n')[0];
+  const sents = (firstLine.match(/[^.!?]+[.!?]*/g) ?? []).map((x) => x.trim()).filter(Boolean);
+  const s0 = sents[0] ?? '';
+  const psents = (p.match(/[^.!?\n]+[.!?]*/g) ?? []).map((x) => x.trim()).filter(Boolean);
+  const pk = sentenceKind(psents[0] ?? ''), pkl = sentenceKind(psents[psents.length - 1] ?? '');
+  const tk = sentenceKind(s0);
+  const w0 = (x: string) => x.match(/[\p{L}']+/u)?.[0] ?? '';
+  const pw = (p.match(/[\p{L}\p{N}]+/gu) ?? []).length;
+  const sw = (s0.match(/[\p{L}\p{N}]+/gu) ?? []).length;
+  const ratio = pw && sw ? Math.max(-3, Math.min(3, Math.round(Math.log2(sw / pw)))) : 'none';
+  f.push(`y:pk×tk:${pk}:${tk}`, `y:pkl×tk:${pkl}:${tk}`, `y:tk×ratio:${tk}:${ratio}`, `y:samew0:${w0(p) !== '' && w0(p) === w0(s0)}:${tk}`);
+  const restOfLine = firstLine.slice(firstLine.indexOf(s0) + s0.length).trim();
+  const more = t.includes('\n');
+  f.push(`y:sameline:${tk}:${restOfLine ? Math.min(3, Math.floor(Math.log2(1 + restOfLine.split(/\s+/).length))) : 0}:${more}`);
+  f.push(`y:q1:${Math.min(3, (firstLine.match(/\?/g) ?? []).length)}:${pk}`, `y:nsent×tk:${Math.min(4, sents.length)}:${tk}`);
+  return f;
+}
+
+export function pairBlock(prompt: string, text: string, pair: PairBlockConfig): Features {
   const m = new Map<number, number>();
   const ct = canonical(text);
   const cp = canonical(prompt);
@@ -311,6 +364,7 @@ export function pairBlock(prompt: string, text: string, pair: { buckets: number;
     const pe = cp.slice(-1);
     xs.push(`p:end×case0:${/\p{L}/u.test(pe) ? 'L' : /\p{N}/u.test(pe) ? 'N' : pe || 'none'}:${startCase(canonicalCased(text))}`);
   }
+  if (pair.style) xs.push(...styleFeatures(cp, ct, canonicalCased(text)));
   for (const x of xs) {
     const h = fnv1a(x) % pair.buckets;
     m.set(h, (m.get(h) ?? 0) + 1);
@@ -326,7 +380,7 @@ export function concatFeatures(a: Features, b: Features, offset: number): Featur
   idx.set(a.idx);
   val.set(a.val);
   for (let i = 0; i < b.idx.length; i++) (idx[a.idx.length + i] = b.idx[i] + offset), (val[a.idx.length + i] = b.val[i]);
-  return { idx, val };
+  return a.nStart === undefined ? { idx, val } : { idx, val, nStart: a.nStart };
 }
 
 const FIRST_PERSON = new Set(['i', 'me', 'my', 'mine', 'myself', "i'm", 'im', 'we', 'our', 'us']);
@@ -462,7 +516,7 @@ export function featurize(text: string, cfg: FeatureConfig, prompt?: string): Fe
     idx.push(h);
     val.push(v * scale);
   }
-  return { idx: Int32Array.from(idx), val: Float32Array.from(val) };
+  return { idx: Int32Array.from(idx), val: Float32Array.from(val), nStart: start.size };
 }
 
 export interface ClassifierMeta {
@@ -485,13 +539,19 @@ export class TextClassifier {
      * only when both say so.
      */
     readonly gate?: { w: Float32Array; b: number; cfg: FeatureConfig },
+    /**
+     * An optional nonlinear head added to the main model's logit (see `MlpHead`): z = b + w·x + w2·relu(E·x' + b1).
+     */
+    readonly mlp?: MlpHead,
   ) {
     if (w.length !== cfg.buckets) throw new HeedError(`classifier weights have ${w.length} buckets, config says ${cfg.buckets}`, 'rebuild the classifier file');
+    if (mlp && (mlp.e.length !== mlp.buckets * mlp.hidden || mlp.b1.length !== mlp.hidden || mlp.w2.length !== mlp.hidden)) throw new HeedError(`classifier MLP head has inconsistent shapes (${mlp.buckets}×${mlp.hidden})`, 'rebuild the classifier file');
   }
 
   /** P(label 1) of the main model alone. */
   mainProb(text: string, prompt?: string): number {
-    return linearProb(this.w, this.b, featurize(text, this.cfg, prompt));
+    const f = featurize(text, this.cfg, prompt);
+    return sigmoid(linearLogit(this.w, this.b, f) + (this.mlp ? mlpLogit(this.mlp, f) : 0));
   }
 
   /** P(language) of the gate (1 without a gate). */
@@ -518,7 +578,10 @@ export class TextClassifier {
       ['b', { shape: [1], data: Float32Array.of(this.b) }],
     ];
     if (this.gate) tensors.push(['gate_w', { shape: [this.gate.w.length], data: this.gate.w }], ['gate_b', { shape: [1], data: Float32Array.of(this.gate.b) }]);
-    const head = { features: this.cfg, ...(this.gate ? { gate_features: this.gate.cfg } : {}), threshold: this.threshold, ...this.meta };
+    const m = this.mlp;
+    if (m) tensors.push(['mlp_e', { shape: [m.buckets, m.hidden], data: m.e }], ['mlp_b1', { shape: [m.hidden], data: m.b1 }], ['mlp_w2', { shape: [m.hidden], data: m.w2 }]);
+    const mcfg = m ? { buckets: m.buckets, hidden: m.hidden, ...(m.input ? { input: m.input } : {}), ...(m.from !== undefined ? { from: m.from } : {}), ...(m.maxInputs !== undefined ? { maxInputs: m.maxInputs } : {}) } : undefined;
+    const head = { features: this.cfg, ...(this.gate ? { gate_features: this.gate.cfg } : {}), ...(mcfg ? { mlp: mcfg } : {}), threshold: this.threshold, ...this.meta };
     writeSafetensors(path, tensors, { dtype: 'F16', metadata: { heed_classifier: JSON.stringify(head) } });
   }
 
@@ -526,22 +589,86 @@ export class TextClassifier {
     const { tensors, metadata } = readSafetensors(path);
     const raw = metadata.heed_classifier;
     if (!raw) throw new HeedError(`${path}: not a heed classifier (no "heed_classifier" metadata)`, 'point at a file written by `heed ifs train-classifier` or `heed objecqa train-judge`');
-    const m = JSON.parse(raw) as ClassifierMeta & { features: FeatureConfig; gate_features?: FeatureConfig; threshold?: number };
+    const m = JSON.parse(raw) as ClassifierMeta & { features: FeatureConfig; gate_features?: FeatureConfig; mlp?: { buckets: number; hidden: number; input?: 'all' | 'engineered'; from?: number; maxInputs?: number }; threshold?: number };
     const w = tensors.get('w');
     const b = tensors.get('b');
     if (!w || !b) throw new HeedError(`${path}: classifier tensors "w" and "b" are missing`, 'rebuild the classifier file');
-    const { features, gate_features, threshold, ...meta } = m;
+    const { features, gate_features, mlp: mlpCfg, threshold, ...meta } = m;
     const gw = tensors.get('gate_w');
     const gb = tensors.get('gate_b');
     const gate = gate_features && gw && gb ? { w: gw.data, b: gb.data[0], cfg: gate_features } : undefined;
-    return new TextClassifier(w.data, b.data[0], features, meta as ClassifierMeta, threshold ?? 0.5, gate);
+    let mlp: MlpHead | undefined;
+    if (mlpCfg) {
+      const e = tensors.get('mlp_e'), b1 = tensors.get('mlp_b1'), w2 = tensors.get('mlp_w2');
+      if (!e || !b1 || !w2) throw new HeedError(`${path}: the metadata names an MLP head but tensors "mlp_e", "mlp_b1" or "mlp_w2" are missing`, 'rebuild the classifier file');
+      mlp = { ...mlpCfg, e: e.data, b1: b1.data, w2: w2.data };
+    }
+    return new TextClassifier(w.data, b.data[0], features, meta as ClassifierMeta, threshold ?? 0.5, gate, mlp);
   }
 }
 
-function linearProb(w: Float32Array, b: number, f: Features): number {
+/**
+ * A one-hidden-layer head over the same hashed features: each feature index i (of the main model's buckets) is
+ * re-hashed into `buckets` rows of E (`mlpIndex`), h = relu(Σ val_i·E[mlpIndex(i)] + b1), logit += w2·h. The
+ * linear model keeps the fine-grained lexical weights; the head adds interactions of features (a question-list
+ * instruction × a response that opens like an instruction) that a sum of weights cannot express.
+ */
+export interface MlpHead {
+  buckets: number;
+  hidden: number;
+  /**
+   * Which features the head sees: 'all', or 'engineered' — the start / statistics / structure / discourse
+   * features (`Features.nStart`) and the pair block (indices ≥ `from`), not the word / n-gram bag.
+   */
+  input?: 'all' | 'engineered';
+  /** with 'engineered': where the pair block starts (the main config's buckets − pair buckets) */
+  from?: number;
+  /** at most this many inputs per text (the first ones the head sees); all when absent */
+  maxInputs?: number;
+  /** [buckets, hidden], row-major */
+  e: Float32Array;
+  b1: Float32Array;
+  w2: Float32Array;
+}
+
+/** The row of the MLP head's table for feature index `i` (multiplicative hash; `buckets` a power of two). */
+export function mlpIndex(i: number, buckets: number): number {
+  return (Math.imul(i + 1, 0x9e3779b1) >>> 0) % buckets;
+}
+
+/** Whether entry `i` of `f` is an input of the head (see `MlpHead.input`). */
+export function mlpSees(m: Pick<MlpHead, 'input' | 'from'>, f: Features, i: number): boolean {
+  return m.input !== 'engineered' || i < (f.nStart ?? 0) || f.idx[i] >= (m.from ?? Infinity);
+}
+
+export function mlpLogit(m: MlpHead, f: Features): number {
+  const H = m.hidden;
+  const h = Float64Array.from(m.b1);
+  let n = 0;
+  const max = m.maxInputs ?? Infinity;
+  for (let i = 0; i < f.idx.length && n < max; i++) {
+    if (!mlpSees(m, f, i)) continue;
+    n++;
+    const v = f.val[i];
+    if (v === 0) continue;
+    const o = mlpIndex(f.idx[i], m.buckets) * H;
+    for (let j = 0; j < H; j++) h[j] += v * m.e[o + j];
+  }
+  let z = 0;
+  for (let j = 0; j < H; j++) if (h[j] > 0) z += h[j] * m.w2[j];
+  return z;
+}
+
+const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
+
+function linearLogit(w: Float32Array, b: number, f: Features): number {
   let z = b;
   for (let i = 0; i < f.idx.length; i++) z += w[f.idx[i]] * f.val[i];
-  return 1 / (1 + Math.exp(-z));
+  return z;
+}
+
+function linearProb(w: Float32Array, b: number, f: Features): number {
+  return sigmoid(linearLogit(w, b, f));
 }
 
 export interface BinaryMetrics {

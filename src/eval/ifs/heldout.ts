@@ -22,13 +22,19 @@ import { readModelNegatives, responseVocab, syntheticNegatives, type NoiseText }
 import type { SourceRow } from './fragments.js';
 
 export const PAIR_BLOCK = { buckets: 1 << 14, maxFeatures: 32, caseStart: true };
+/**
+ * The shipped pair classifier's nonlinear head (issue 14 item 3, docs/ifs.md "A nonlinear head and style
+ * features"): 2^14 rows × 32 ReLU units over the engineered and pair features (not the word bag), at 0.1× the
+ * linear part's learning rate.
+ */
+export const PAIR_MLP = { buckets: 1 << 14, hidden: 32, input: 'engineered' as const, scale: 0.1, maxInputs: 128 };
 
 export function responseFeatures(dict: string[]): FeatureConfig {
   return { ...IFS_FEATURES, canon: true, discourse: true, caseStart: true, dict: dict.join(' ') };
 }
-export function pairFeatureConfig(dict: string[]): FeatureConfig {
+export function pairFeatureConfig(dict: string[], style = false): FeatureConfig {
   const r = responseFeatures(dict);
-  return { ...r, buckets: r.buckets + PAIR_BLOCK.buckets, maxFeatures: r.maxFeatures + PAIR_BLOCK.maxFeatures, pair: PAIR_BLOCK };
+  return { ...r, buckets: r.buckets + PAIR_BLOCK.buckets, maxFeatures: r.maxFeatures + PAIR_BLOCK.maxFeatures, pair: style ? { ...PAIR_BLOCK, style: true } : PAIR_BLOCK };
 }
 export function languageGateFeatures(dict: string[], bigrams: string[]): FeatureConfig {
   const g = gateFeatures(dict, bigrams);
@@ -49,6 +55,12 @@ export interface TrainIfsOptions {
   modelNegatives?: NoiseText[];
   meta?: Record<string, unknown>;
   log?: (s: string) => void;
+  /** the pair classifier's nonlinear head (train-classifier.ts `TrainOptions.mlp`; null: none); default PAIR_MLP */
+  pairMlp?: TrainOptions['mlp'] | null;
+  /** a nonlinear head for the response classifier (default none) */
+  responseMlp?: TrainOptions['mlp'];
+  /** the pair classifier's style features (text-classifier.ts `styleFeatures`); default true */
+  pairStyle?: boolean;
   /** what a trained model goes through before it is evaluated (e.g. a save/load round trip, F16) */
   store?: (c: TextClassifier) => TextClassifier;
 }
@@ -92,7 +104,8 @@ export async function trainIfsModels(rows: SourceRow[], o: TrainIfsOptions): Pro
   const dict = buildDict(rows);
   const bigrams = buildBigrams(rows);
   const rcfg = responseFeatures(dict);
-  const pcfg = pairFeatureConfig(dict);
+  const pcfg = pairFeatureConfig(dict, o.pairStyle ?? true);
+  const pairMlp = o.pairMlp === undefined ? PAIR_MLP : o.pairMlp ?? undefined;
   const gcfg = languageGateFeatures(dict, bigrams);
   const t0 = performance.now();
   const el = () => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
@@ -101,18 +114,18 @@ export async function trainIfsModels(rows: SourceRow[], o: TrainIfsOptions): Pro
   const fNoise = noise.map((e) => featurize(e.text, rcfg));
   const statsCfg = gcfg.extra!;
   const gateOf = (f: Features, text: string) => concat(f, featurize(text, statsCfg), rcfg.buckets);
-  const pairOf = (f: Features, text: string, prompt: string) => concat(f, pairBlock(prompt, text, PAIR_BLOCK), rcfg.buckets);
+  const pairOf = (f: Features, text: string, prompt: string) => concat(f, pairBlock(prompt, text, pcfg.pair!), rcfg.buckets);
   log(`[${rows.length} rows → main ${main.length} examples (${Object.entries(byType).map(([k, v]) => `${k} ${v}`).join(', ')}, echo ${main.filter((e) => e.kind === 'echo').length}, and cut copies), gate ${main.length + noise.length}; featurised in ${el()}]`);
   const meta: ClassifierMeta = { labels: IFS_LABELS, task: 'ifs-response', seed: o.seed, epochs: t.epochs, lr: t.lr, ...o.meta };
-  const resp = await trainClassifier(main, rcfg, meta, { ...t, onEpoch: (e, l) => log(`[response epoch ${e}: loss ${l.toFixed(4)}, ${el()}]`) }, fMain);
+  const resp = await trainClassifier(main, rcfg, meta, { ...t, mlp: o.responseMlp, onEpoch: (e, l) => log(`[response epoch ${e}: loss ${l.toFixed(4)}, ${el()}]`) }, fMain);
   const gateEx = [...main.map((e) => ({ ...e, label: 1 as const })), ...noise];
   const gate = await trainClassifier(gateEx, gcfg, meta, { ...t, onEpoch: (e, l) => log(`[gate epoch ${e}: loss ${l.toFixed(4)}, ${el()}]`) }, [...main.map((e, i) => gateOf(fMain[i], e.text)), ...noise.map((e, i) => gateOf(fNoise[i], e.text))]);
-  const pair = await trainClassifier(main, pcfg, { ...meta, task: 'ifs-pair' }, { ...t, onEpoch: (e, l) => log(`[pair epoch ${e}: loss ${l.toFixed(4)}, ${el()}]`) }, main.map((e, i) => pairOf(fMain[i], e.text, e.prompt)));
+  const pair = await trainClassifier(main, pcfg, { ...meta, task: 'ifs-pair' }, { ...t, mlp: pairMlp, onEpoch: (e, l) => log(`[pair epoch ${e}: loss ${l.toFixed(4)}, ${el()}]`) }, main.map((e, i) => pairOf(fMain[i], e.text, e.prompt)));
   const g = { w: gate.w, b: gate.b, cfg: gate.cfg };
   const gateNote = 'language gate: logistic regression on the response features + text statistics (language = the pair texts; noise = generated negatives except echo), p = min(p_answer, p_language)';
   return {
-    response: new TextClassifier(resp.w, resp.b, resp.cfg, { ...meta, gate: gateNote }, 0.5, g),
-    pair: new TextClassifier(pair.w, pair.b, pair.cfg, { ...meta, task: 'ifs-pair', gate: gateNote }, 0.5, g),
+    response: new TextClassifier(resp.w, resp.b, resp.cfg, { ...meta, gate: gateNote }, 0.5, g, resp.mlp),
+    pair: new TextClassifier(pair.w, pair.b, pair.cfg, { ...meta, task: 'ifs-pair', gate: gateNote }, 0.5, g, pair.mlp),
     counts: { rows: rows.length, main: main.length, gate: gateEx.length, by_type: byType },
   };
 }
