@@ -305,7 +305,9 @@ function table(rows: CaseResult[]): string {
       return t !== '—' && Math.max(otherOf(other), otherOf(r.torch)) > BUSY ? t + '*' : t;
     };
     const ratio = star(r.ratio, r.heed);
-    const compile = r.heed?.ok && typeof r.heed.firstMs === 'number' ? fmt((r.heed.firstMs - (r.heed.medianMs ?? 0)) / 1000, 1) : '—';
+    const compileS = r.heed?.ok && typeof r.heed.firstMs === 'number' ? (r.heed.firstMs - (r.heed.medianMs ?? 0)) / 1000 : null;
+    // the first step minus the median: below zero when the timed steps ran slower than the first (noise), shown as ≈0
+    const compile = compileS === null ? '—' : compileS < 0 ? '≈0' : fmt(compileS, 1);
     const share = r.heed?.ok && typeof r.heed.gemmMsPerStep === 'number' && r.heed.wallMedianMs ? `${((100 * (r.heed.gemmMsPerStep as number)) / (r.heed.wallMedianMs as number)).toFixed(0)}%` : '—';
     const cpu = (x?: ChildResult) => (x?.ok && typeof x.cpuMedianMs === 'number' ? (x.cpuMedianMs as number) : undefined);
     const cpuRatio = cpu(r.heed) && cpu(r.heedWasm) ? cpu(r.heedWasm)! / cpu(r.heed)! : undefined;
