@@ -13,6 +13,17 @@ let cached; // undefined = not tried yet
 let reason = '';
 let told = false;
 
+/** Load one addon file: the module, or null and why (HEED_NATIVE=0 honoured when `obeyEnv`). */
+function loadAddon(file, obeyEnv) {
+  if (obeyEnv && process.env.HEED_NATIVE === '0') return { mod: null, reason: 'HEED_NATIVE=0' };
+  if (!existsSync(file)) return { mod: null, reason: `${path.relative(process.cwd(), file) || file} is not built (npm run build:native)` };
+  try {
+    return { mod: createRequire(import.meta.url)(file), reason: '' };
+  } catch (e) {
+    return { mod: null, reason: `the addon does not load (${e instanceof Error ? e.message.split('\n')[0] : e}); rebuild it with npm run build:native` };
+  }
+}
+
 /**
  * @param {{ file?: string, quiet?: boolean }} [opts] file: another addon path (tests); quiet: no message
  * @returns {null | { gemm(ta: boolean, tb: boolean, M: number, N: number, K: number, A: Float32Array, B: Float32Array, C: Float32Array, threads?: number): void, gemmLd(ta: boolean, tb: boolean, M: number, N: number, K: number, A: Float32Array, lda: number, B: Float32Array, ldb: number, C: Float32Array, ldc: number, threads: number): void, info(): { isa: string, hardwareThreads: number }, setIsa(name: string): string, fmaPeak(iters?: number): number }}
@@ -20,17 +31,8 @@ let told = false;
 export function loadNativeGemm(opts = {}) {
   const file = opts.file ?? ADDON_PATH;
   if (opts.file === undefined && cached !== undefined) return cached;
-  let mod = null;
-  if (opts.file === undefined && process.env.HEED_NATIVE === '0') reason = 'HEED_NATIVE=0';
-  else if (!existsSync(file)) reason = `${path.relative(process.cwd(), file) || file} is not built (npm run build:native)`;
-  else {
-    try {
-      mod = createRequire(import.meta.url)(file);
-      reason = '';
-    } catch (e) {
-      reason = `the addon does not load (${e instanceof Error ? e.message.split('\n')[0] : e}); rebuild it with npm run build:native`;
-    }
-  }
+  let mod;
+  ({ mod, reason } = loadAddon(file, opts.file === undefined));
   if (!mod && !opts.quiet && !told) {
     told = true;
     console.error(`heed: native GEMM kernels not available: ${reason}; using the wasm engine`);
@@ -56,17 +58,7 @@ let adamwReason = '';
  */
 export function loadNativeAdamw() {
   if (adamwCached !== undefined) return adamwCached;
-  adamwCached = null;
-  if (process.env.HEED_NATIVE === '0') adamwReason = 'HEED_NATIVE=0';
-  else if (!existsSync(ADAMW_ADDON_PATH)) adamwReason = `${path.relative(process.cwd(), ADAMW_ADDON_PATH) || ADAMW_ADDON_PATH} is not built (npm run build:native)`;
-  else {
-    try {
-      adamwCached = createRequire(import.meta.url)(ADAMW_ADDON_PATH);
-      adamwReason = '';
-    } catch (e) {
-      adamwReason = `the addon does not load (${e instanceof Error ? e.message.split('\n')[0] : e}); rebuild it with npm run build:native`;
-    }
-  }
+  ({ mod: adamwCached, reason: adamwReason } = loadAddon(ADAMW_ADDON_PATH, true));
   return adamwCached;
 }
 
