@@ -341,19 +341,29 @@ void run(const int32_t* code, int n, int nregs, int out, float* mem, size_t cOff
 // ---- N-API ----
 #define CHECK(x) do { if ((x) != napi_ok) { napi_throw_error(env, nullptr, "heed_gemm: N-API call failed: " #x); return nullptr; } } while (0)
 
-// the data of a Float32Array argument with at least `need` elements; false (and a TypeError thrown) if not
-bool f32arg(napi_env env, napi_value v, size_t need, const char* name, float** out) {
+// the data (and length) of a typed-array argument of type `want` with at least `need` elements; false (and a
+// TypeError naming `what`, plus the element count when `sized`) if not
+bool typedArg(napi_env env, napi_value v, napi_typedarray_type want, const char* what, bool sized, size_t need, const char* name, void** out, size_t* len = nullptr) {
   bool is = false;
   napi_is_typedarray(env, v, &is);
   napi_typedarray_type type;
   size_t length = 0;
   void* data = nullptr;
   if (is) napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr);
-  if (!is || type != napi_float32_array || length < need) {
-    std::string msg = std::string("heed_gemm: ") + name + " must be a Float32Array of at least " + std::to_string(need) + " elements";
+  if (!is || type != want || length < need) {
+    std::string msg = std::string("heed_gemm: ") + name + " must be " + what + (sized ? " of at least " + std::to_string(need) + " elements" : "");
     napi_throw_type_error(env, nullptr, msg.c_str());
     return false;
   }
+  *out = data;
+  if (len) *len = length;
+  return true;
+}
+
+// the data of a Float32Array argument with at least `need` elements (and its length); false (and a TypeError thrown) if not
+bool f32arg(napi_env env, napi_value v, size_t need, const char* name, float** out, size_t* len = nullptr) {
+  void* data = nullptr;
+  if (!typedArg(env, v, napi_float32_array, "a Float32Array", true, need, name, &data, len)) return false;
   *out = static_cast<float*>(data);
   return true;
 }
@@ -422,13 +432,8 @@ napi_value Epilogue(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   if (argc < 8) { napi_throw_type_error(env, nullptr, "heed_gemm: epilogue(mem, code, nregs, out, cOff, begin, end, offs)"); return nullptr; }
   auto i32array = [&](napi_value v, const char* name, int32_t** p, size_t* len) -> bool {
-    bool is = false;
-    napi_is_typedarray(env, v, &is);
-    napi_typedarray_type type;
     void* data = nullptr;
-    *len = 0;
-    if (is) napi_get_typedarray_info(env, v, &type, len, &data, nullptr, nullptr);
-    if (!is || type != napi_int32_array) { napi_throw_type_error(env, nullptr, (std::string("heed_gemm: ") + name + " must be an Int32Array").c_str()); return false; }
+    if (!typedArg(env, v, napi_int32_array, "an Int32Array", false, 0, name, &data, len)) return false;
     *p = static_cast<int32_t*>(data);
     return true;
   };
@@ -444,10 +449,8 @@ napi_value Epilogue(napi_env env, napi_callback_info info) {
   if (codeLen % epi::W != 0) { napi_throw_range_error(env, nullptr, "heed_gemm: epilogue code length is not a multiple of 6"); return nullptr; }
   if (cOff < 0 || begin < 0 || end < begin) { napi_throw_range_error(env, nullptr, "heed_gemm: epilogue: negative offset or empty range"); return nullptr; }
   float* mem = nullptr;
-  if (!f32arg(env, argv[0], (size_t)cOff + (size_t)end, "mem", &mem)) return nullptr;
   size_t memLen = 0;
-  napi_typedarray_type type;
-  napi_get_typedarray_info(env, argv[0], &type, &memLen, nullptr, nullptr, nullptr);
+  if (!f32arg(env, argv[0], (size_t)cOff + (size_t)end, "mem", &mem, &memLen)) return nullptr;
   std::string bad = epi::check(code, (int)(codeLen / epi::W), nregs, out, (int)nslots, offs, memLen);
   if (!bad.empty()) { napi_throw_range_error(env, nullptr, ("heed_gemm: epilogue: " + bad).c_str()); return nullptr; }
   if (end > begin) epi::run(code, (int)(codeLen / epi::W), nregs, out, mem, (size_t)cOff, begin, end, offs);
