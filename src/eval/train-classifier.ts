@@ -8,6 +8,7 @@
 import { embedLookup, fromHost, jit, nn, np, toHost, tree, valueAndGrad, type Tensor } from '../engine/index.js';
 import { adamw, chain, type OptState, type Tree } from '../train/adamw.js';
 import { Prng } from '../data/prng.js';
+import { gaussian } from '../models/random.js';
 import { featurize, mlpIndex, mlpSees, TextClassifier, type ClassifierMeta, type FeatureConfig, type Features, type MlpHead } from './text-classifier.js';
 
 export interface TrainOptions {
@@ -59,7 +60,7 @@ export async function trainClassifier(examples: Array<{ text: string; label: num
   if (M) {
     const H = M.hidden;
     const r = new Prng((o.seed ^ 0x5bd1e995) >>> 0);
-    const gauss = () => Math.sqrt(-2 * Math.log(1 - r.next())) * Math.cos(2 * Math.PI * r.next());
+    const gauss = gaussian(() => r.next());
     const s0 = M.initScale ?? 0.1;
     const k = M.scale ?? 1;
     p.mlp_e = fromHost(Float32Array.from({ length: M.buckets * H }, () => (gauss() * s0) / k), [M.buckets, H]);
