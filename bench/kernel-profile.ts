@@ -13,7 +13,10 @@
  *    (softmax max/sum, norm sums, the loss, Σg²), elementwise work — and kernels dispatched synchronously on the
  *    main thread are timed there;
  * 3. `DeviceRun.prototype.step` (src/train/train-step.ts): the AdamW phase is the call of the run's compiled
- *    per-tensor update, so every kernel posted inside it counts as AdamW.
+ *    per-tensor update, so every kernel posted inside it counts as AdamW. With the host executor (the default in
+ *    Node: host-optimizer.ts) there is no such update and no AdamW kernel: its loop is host time between kernels.
+ * Kernels the polyfill runs on the main thread (HEED_INLINE_WORK) answer without a worker's time: their compute is
+ * the time their postMessage took.
  *
  * jax-js's pool runs one kernel at a time (each on up to `threads` workers, the next one after every worker has
  * answered), so a step's wall time splits exactly into kernel time (first post → last reply of each kernel) and
@@ -73,7 +76,7 @@ export async function installProfiler(threads: number): Promise<void> {
   let nextId = 0;
   class ProfWorker extends Base {
     private readonly id = nextId++;
-    private current: Omit<Rec, 'tDone' | 'native'> | undefined;
+    private current: (Omit<Rec, 'tDone' | 'native'> & { postMs?: number }) | undefined;
     constructor(url: string | URL, o?: unknown) {
       const blob = resolveObjectURL(String(url));
       super(blob ? URL.createObjectURL(new Blob([PREFIX, blob as unknown as BlobPart])) : url, o);
@@ -82,7 +85,10 @@ export async function installProfiler(threads: number): Promise<void> {
         const c = this.current;
         if (c && recording) {
           const d = e.data as { heedGemmMs?: number; heedProfMs?: number };
-          recs.push({ ...c, tDone: performance.now(), workerMs: d.heedGemmMs ?? d.heedProfMs, native: d.heedGemmMs !== undefined });
+          // a reply without a worker's time is a kernel the polyfill ran on the main thread (HEED_INLINE_WORK): its
+          // compute is the time postMessage took
+          const { postMs, ...rec } = c;
+          recs.push({ ...rec, tDone: performance.now(), workerMs: d.heedGemmMs ?? d.heedProfMs ?? postMs, native: d.heedGemmMs !== undefined });
         }
         this.current = undefined;
         handler?.(e);
@@ -97,7 +103,9 @@ export async function installProfiler(threads: number): Promise<void> {
         lastPtrs = k.ptrs;
         this.current = { worker: this.id, hash: k.kernelHash, group, phase, tPost: performance.now() };
       }
+      const t = performance.now();
       super.postMessage(m);
+      if (this.current) this.current.postMs = performance.now() - t;
     }
   }
   g.Worker = ProfWorker;
