@@ -11,7 +11,7 @@
 import { isNode, relaxedSimd, startupThreads } from './node-setup.js'; // must stay the first import
 import * as jax from '@jax-js/jax';
 import { HeedError } from '../errors.js';
-import { installNodeWorkers } from './node-workers.js';
+import { installNodeWorkers, kernelChannelFromEnv, setKernelChannel, type KernelChannel } from './node-workers.js';
 
 export const np = jax.numpy;
 export const nn = jax.nn;
@@ -43,6 +43,13 @@ export interface EngineInfo {
    */
   kernels: 'native' | 'wasm';
   native?: import('./native.js').NativeStatus;
+  /**
+   * How kernels reach the wasm workers (HEED_KERNEL_CHANNEL, src/engine/node-workers.ts): 'shared' (the default: the
+   * main thread runs worker 0's slice, the others go through shared-memory mailboxes), 'main' (the main thread's
+   * slice, the others by postMessage), 'message' (every slice by postMessage, jax-js's own way); 'none' without a
+   * worker pool (one thread, WebGPU, the browser).
+   */
+  channel: KernelChannel | 'none';
 }
 
 let current: EngineInfo | undefined;
@@ -113,6 +120,8 @@ export async function initEngine(opts: { device?: DeviceName; threads?: number }
     return current;
   }
   const threads = opts.threads ?? defaultThreads();
+  const channel = isNode ? kernelChannelFromEnv() : undefined; // a bad HEED_KERNEL_CHANNEL is refused before anything starts
+  if (channel) setKernelChannel(channel);
   if (isNode) installNodeWorkers(threads); // sets the pool size; the pool starts with the first kernel
   if (device === 'webgpu') {
     const gpu = await provideWebGpu();
@@ -130,7 +139,8 @@ export async function initEngine(opts: { device?: DeviceName; threads?: number }
     const { startNative } = await import('./native.js');
     native = await startNative(threads, { jit: jit as never, np: np as never, fromHost: fromHost as never, toHost: toHost as never });
   }
-  current = { device, threads, relaxedSimd, available, version: ENGINE_VERSION, kernels: native?.active ? 'native' : 'wasm', native };
+  const pooled = isNode && device === 'wasm' && typeof (globalThis as { Worker?: unknown }).Worker !== 'undefined' && threads > 1;
+  current = { device, threads, relaxedSimd, available, version: ENGINE_VERSION, kernels: native?.active ? 'native' : 'wasm', native, channel: pooled && channel ? channel : 'none' };
   return current;
 }
 

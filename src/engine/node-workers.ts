@@ -24,7 +24,6 @@
  */
 import { Worker as NodeWorker } from 'node:worker_threads';
 import { resolveObjectURL } from 'node:buffer';
-import { createRequire } from 'node:module';
 import { HeedError } from '../errors.js';
 
 /**
@@ -41,7 +40,7 @@ const RUN_SOURCE = String.raw`
 // shared wasm memory for outputs [begin, end) and answers as the wasm kernel would; any failure runs the wasm kernel
 function heedGemm(m, st) {
   const p = m.heedGemm;
-  if (st.addon === undefined) { try { st.addon = st.req(p.addon); } catch { st.addon = null; } }
+  if (st.addon === undefined) { if (!st.req) return false; try { st.addon = st.req(p.addon); } catch { st.addon = null; } }
   const heedAddon = st.addon;
   if (!heedAddon || !st.memory) return false;
   const buf = st.memory.buffer, ptrs = m.ptrs, M = p.M, N = p.N, K = p.K, MN = M * N;
@@ -210,7 +209,12 @@ parentPort.on('message', (m) => {
 /** The main thread's instance of heedRun (the same source as the workers'). */
 type RunResult = { ok: true; ms: number; gemm: boolean } | { ok: false; error: string };
 type KernelMsg = { type: 'kernel'; kernelHash: string; module: WebAssembly.Module; ptrs: number[]; begin: number; end: number; heedGemm?: object };
-const heedRun = new Function('require', `${RUN_SOURCE}\nreturn heedRun;`)(createRequire(import.meta.url)) as (m: KernelMsg, st: object) => RunResult;
+let heedRunMain: ((m: KernelMsg, st: object) => RunResult) | undefined;
+/** made on first use (Node only: the browser never reaches the polyfill) */
+function heedRun(m: KernelMsg, st: object): RunResult {
+  heedRunMain ??= new Function(`${RUN_SOURCE}\nreturn heedRun;`)() as (m: KernelMsg, st: object) => RunResult;
+  return heedRunMain(m, st);
+}
 
 export type KernelChannel = 'message' | 'main' | 'shared';
 export const KERNEL_CHANNELS: readonly KernelChannel[] = ['message', 'main', 'shared'];
@@ -247,18 +251,17 @@ type KernelRoute = (kernelHash: string) => object | 'inline' | undefined;
 let kernelRoute: KernelRoute | null = null;
 let gemmMs = 0;
 let inlined = 0;
-let mainShare = 0;
 /** the shared wasm memory (from jax-js's init message) and the main thread's heedRun state */
 let mainMemory: WebAssembly.Memory | null = null;
-const mainSt = { memory: null as WebAssembly.Memory | null, kernels: new Map(), addon: undefined as unknown, row: new Float32Array(0), warned: false, req: createRequire(import.meta.url), where: 'the main thread' };
+const mainSt = { memory: null as WebAssembly.Memory | null, kernels: new Map(), addon: undefined as unknown, row: new Float32Array(0), warned: false, req: undefined as ((id: string) => unknown) | undefined, where: 'the main thread' };
 /** Kernel messages run on the main thread instead of a worker ('inline' routes) so far. */
 export function inlinedKernels(): number {
   return inlined;
 }
-/** Kernel slices the main thread ran as worker 0's share (channels main and shared) so far. */
-export function mainShareKernels(): number {
-  return mainShare;
-}
+/** What went through the channels so far: kernel dispatches (jax-js's worker-0 messages), slices the main thread
+ * ran as worker 0's share (channels main and shared) and of those natively, mailbox jobs, mailbox waits that went
+ * past the blocking wait (long kernels), slices sent by postMessage. */
+export const channelStats = { kernels: 0, mainShare: 0, mainShareNative: 0, mailbox: 0, mailboxAsync: 0, messages: 0 };
 /** Milliseconds spent in native GEMM kernels so far (summed over the workers and the main thread). */
 export function nativeGemmMs(): number {
   return gemmMs;
@@ -287,8 +290,10 @@ function flushMain(): void {
   const jobs = mainQueue;
   mainQueue = [];
   for (const { w, m } of jobs) {
-    mainShare++;
-    w.deliver(replyOf(heedRun(m, mainSt)));
+    const r = heedRun(m, mainSt);
+    channelStats.mainShare++;
+    if (r.ok && r.gemm) channelStats.mainShareNative++;
+    w.deliver(replyOf(r));
   }
   const waits = sharedWaiting;
   sharedWaiting = [];
@@ -400,6 +405,7 @@ class NodeWebWorker {
     c[MB.NPTRS] = k.ptrs.length;
     for (let i = 0; i < k.ptrs.length; i++) this.ctlU[MB.PTRS + i] = k.ptrs[i];
     this.jobSeq = this.job(JOB.KERNEL);
+    channelStats.mailbox++;
     sharedWaiting.push(this);
     scheduleFlush();
   }
@@ -425,6 +431,7 @@ class NodeWebWorker {
       }
     }
     if (d >= s) return this.deliverSoon(this.sharedReply());
+    channelStats.mailboxAsync++;
     this.hold(); // keep Node alive while the slice runs
     const t0 = performance.now();
     const step = (): void => {
@@ -450,6 +457,7 @@ class NodeWebWorker {
     const k = m as Partial<Omit<KernelMsg, 'type'>> & { type?: string; memory?: WebAssembly.Memory };
     if (k?.type === 'init' && k.memory) mainMemory = mainSt.memory = k.memory;
     if (k?.type === 'kernel' && k.kernelHash !== undefined) {
+      if (k.begin === 0) channelStats.kernels++;
       const route = kernelRoute ? kernelRoute(k.kernelHash) : undefined;
       if (route === 'inline' && mainMemory && k.module) {
         // jax-js awaits each kernel's reply before it posts the next one, so running it here keeps the order;
@@ -472,6 +480,7 @@ class NodeWebWorker {
         }
         if (channel === 'shared' && k.ptrs.length <= MB.MAX_PTRS && !this.exited) return this.postShared(km, plan);
       }
+      channelStats.messages++;
       return this.send(km, true);
     }
     this.send(m, true);
@@ -490,7 +499,11 @@ export function installNodeWorkers(threads: number): void {
   // bench/README.md). Once the polyfill is in place it stays (jax-js may already rely on it); a later request
   // for one thread then gets a pool of one worker.
   if (threads <= 1 && typeof g.Worker === 'undefined') return;
-  if (typeof g.Worker === 'undefined') g.Worker = NodeWebWorker;
+  if (typeof g.Worker === 'undefined') {
+    g.Worker = NodeWebWorker;
+    // the main thread's require for the native addon (its share of native GEMM kernels); until it is there, wasm
+    void import('node:module').then((m) => (mainSt.req ??= m.createRequire(import.meta.url)));
+  }
   const nav = (g.navigator ?? {}) as Record<string, unknown>;
   try {
     Object.defineProperty(nav, 'hardwareConcurrency', { value: threads, configurable: true });
