@@ -63,7 +63,7 @@ const info = await initEngine();
 const inlineDefault = Number(process.env.HEED_INLINE_WORK ?? 16384);
 console.log(`kernel channel overhead: ${cpuModel}, ${info.threads} threads, kernels ${info.kernels}${info.native?.isa ? ` (${info.native.isa})` : ''}, default channel ${info.channel}, load ${load0.map((x) => x.toFixed(2)).join(' ')}`);
 
-type Row = { case: string; channel: KernelChannel; usPerKernel: number[]; kernels: number };
+type Row = { case: string; channel: KernelChannel; usPerKernel: number[]; cpuUsPerKernel: number[]; kernels: number };
 const rows: Row[] = [];
 const channels = [...KERNEL_CHANNELS];
 for (const c of CASES) {
@@ -82,20 +82,23 @@ for (const c of CASES) {
     setKernelChannel(ch);
     await run(); // warm-up (the first compiles; later ones instantiate the kernel on each thread)
     await run();
-    byCh.set(ch, { case: c.name, channel: ch, usPerKernel: [], kernels: 0 });
+    byCh.set(ch, { case: c.name, channel: ch, usPerKernel: [], cpuUsPerKernel: [], kernels: 0 });
   }
   const ref: Float32Array[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     for (const ch of channels) {
       setKernelChannel(ch);
       const k0 = channelStats.kernels;
+      const cpu0 = process.cpuUsage();
       const t0 = performance.now();
       let out: Float32Array | undefined;
       for (let i = 0; i < c.calls; i++) out = await run();
       const ms = performance.now() - t0;
+      const cpu = process.cpuUsage(cpu0);
       const kernels = channelStats.kernels - k0 || c.R * c.calls; // inline kernels are not channel dispatches
       const row = byCh.get(ch)!;
       row.usPerKernel.push((1000 * ms) / kernels);
+      row.cpuUsPerKernel.push((cpu.user + cpu.system) / kernels); // the whole process: main thread and workers
       row.kernels = kernels;
       if (round === 0) ref.push(out!);
     }
@@ -113,9 +116,11 @@ const med = (a: number[]) => [...a].sort((p, q) => p - q)[Math.floor((a.length -
 const lines = CASES.map((c) => {
   const r = (ch: KernelChannel) => rows.find((x) => x.case === c.name && x.channel === ch)!;
   const base = med(r('message').usPerKernel);
-  return [c.name, `${c.M}×${c.K}·${c.K}×${c.K}`, String(c.R), ...channels.map((ch) => `${med(r(ch).usPerKernel).toFixed(1)}${ch === 'message' ? '' : ` (${(med(r(ch).usPerKernel) / base).toFixed(2)}×)`}`)];
+  const cbase = med(r('message').cpuUsPerKernel);
+  const cell = (ch: KernelChannel, k: 'usPerKernel' | 'cpuUsPerKernel', b: number) => `${med(r(ch)[k]).toFixed(1)}${ch === 'message' ? '' : ` (${(med(r(ch)[k]) / b).toFixed(2)}×)`}`;
+  return [c.name, `${c.M}×${c.K}·${c.K}×${c.K}`, String(c.R), ...channels.map((ch) => cell(ch, 'usPerKernel', base)), ...channels.map((ch) => cell(ch, 'cpuUsPerKernel', cbase))];
 });
-console.log(markdownTable(['case', 'product', 'kernels per call', ...channels.map((c) => `${c} µs/kernel`)], lines));
+console.log(markdownTable(['case', 'product', 'kernels per call', ...channels.map((c) => `${c} µs/kernel`), ...channels.map((c) => `${c} CPU µs/kernel`)], lines));
 console.log(`load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}, at end ${load1.map((x) => x.toFixed(2)).join(' ')}; ${ROUNDS} interleaved rounds, median`);
 if (!flag('--no-save')) {
   const dir = join(HERE, 'results');

@@ -15,8 +15,8 @@
  * 3. `DeviceRun.prototype.step` (src/train/train-step.ts): the AdamW phase is the call of the run's compiled
  *    per-tensor update, so every kernel posted inside it counts as AdamW. With the host executor (the default in
  *    Node: host-optimizer.ts) there is no such update and no AdamW kernel: its loop is host time between kernels.
- * Kernels the polyfill runs on the main thread (HEED_INLINE_WORK) answer without a worker's time: their compute is
- * the time their postMessage took.
+ * Every kernel reply carries its slice's compute time (`heedKernelMs`, on the thread that ran it: a worker, or the
+ * main thread for HEED_INLINE_WORK kernels and for worker 0's share on HEED_KERNEL_CHANNEL main / shared).
  *
  * jax-js's pool runs one kernel at a time (each on up to `threads` workers, the next one after every worker has
  * answered), so a step's wall time splits exactly into kernel time (first post → last reply of each kernel) and
@@ -84,11 +84,12 @@ export async function installProfiler(threads: number): Promise<void> {
       const wrapped = (e: { data: unknown }) => {
         const c = this.current;
         if (c && recording) {
-          const d = e.data as { heedGemmMs?: number; heedProfMs?: number };
-          // a reply without a worker's time is a kernel the polyfill ran on the main thread (HEED_INLINE_WORK): its
-          // compute is the time postMessage took
+          const d = e.data as { heedGemmMs?: number; heedProfMs?: number; heedKernelMs?: number };
+          // every kernel reply of the polyfill carries its compute time (heedKernelMs: the slice on whichever thread
+          // ran it — a worker, or the main thread for HEED_INLINE_WORK kernels and worker 0's share on the main and
+          // shared channels); routines are timed by the prefix; without either, the time postMessage took
           const { postMs, ...rec } = c;
-          recs.push({ ...rec, tDone: performance.now(), workerMs: d.heedGemmMs ?? d.heedProfMs ?? postMs, native: d.heedGemmMs !== undefined });
+          recs.push({ ...rec, tDone: performance.now(), workerMs: d.heedKernelMs ?? d.heedGemmMs ?? d.heedProfMs ?? postMs, native: d.heedGemmMs !== undefined });
         }
         this.current = undefined;
         handler?.(e);

@@ -200,7 +200,7 @@ async function trainChild(spec: TrainSpec): Promise<ChildResult> {
     version: info.version, threads: info.threads, batch: spec.batch,
     // which matmul kernels ran: the native addon's ISA, why the route was off, kernels claimed / left to wasm, and the
     // native GEMM wall time per timed step (worker time / threads) beside the step's wall time
-    kernels: info.kernels, nativeIsa: info.native?.isa ?? null, nativeReason: info.native?.reason || undefined,
+    kernels: info.kernels, channel: info.channel, nativeIsa: info.native?.isa ?? null, nativeReason: info.native?.reason || undefined,
     nativeClaimed: info.native?.claimed, nativeFallback: info.native?.fallback,
     gemmMsPerStep: info.kernels === 'native' ? median(wall.map((w) => w.gemmMs)) : undefined,
     // CPU time of the whole process (all threads) between step callbacks: less sensitive to other load than wall time

@@ -1,7 +1,7 @@
 /**
  * The kernel channel between jax-js and its wasm workers (src/engine/node-workers.ts, HEED_KERNEL_CHANNEL): the
  * kernels and their slices are the same on every channel, so the results must be bit-identical. One child process
- * (one engine, 2 threads) runs, on each channel in turn (message, main, shared, then message again), a few jitted
+ * (one engine, 2 threads) runs, on each channel in turn (message, main, mailbox, shared, then message again), a few jitted
  * programs (products split in two slices — native GEMMs when the addon is built, the main thread's share included —
  * elementwise kernels, reductions, one-slice kernels) and 4 training steps of test/fixtures/tiny/llama-gqa (losses
  * and gradient norms), and the parent compares the bits. The child ends by itself (idle workers parked in the
@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { SHARED, TINY, tmp } from './helpers.js';
 
 const SELF = fileURLToPath(import.meta.url);
-const CHANNELS = ['message', 'main', 'shared', 'message'] as const;
+const CHANNELS = ['message', 'main', 'mailbox', 'shared', 'message'] as const;
 
 interface PerChannel {
   channel: string;
@@ -106,7 +106,7 @@ function runChild(env: Record<string, string>, timeoutMs: number): Promise<{ out
 
 const bits = (a: number[]) => Buffer.from(Float64Array.from(a).buffer).toString('base64');
 
-test('kernel channels: jitted programs and training steps are bit-identical on message, main and shared; the process exits by itself', { skip: !!CHILD }, async () => {
+test('kernel channels: jitted programs and training steps are bit-identical on message, main, mailbox and shared; the process exits by itself', { skip: !!CHILD }, async () => {
   const r = await runChild({}, 120_000);
   assert.equal(r.timedOut, false, `the child did not end by itself within 120 s (workers kept Node alive?): ${r.stderr.slice(-1500)}`);
   assert.ok(r.out, `the child wrote no result (exit ${r.code}): ${r.stderr.slice(-2000)}`);
@@ -121,15 +121,16 @@ test('kernel channels: jitted programs and training steps are bit-identical on m
     assert.deepEqual(run.losses, ref.losses, `losses on ${run.channel}`);
     assert.deepEqual(run.gradNorms, ref.gradNorms, `gradient norms on ${run.channel}`);
   }
-  const by = Object.fromEntries(r.out.runs.slice(0, 3).map((x) => [x.channel, x.stats]));
-  // message: no main-thread share, no mailbox; main: the share, no mailbox; shared: both
+  const by = Object.fromEntries(r.out.runs.slice(0, 4).map((x) => [x.channel, x.stats]));
+  // message: no main-thread share, no mailbox; main: the share, no mailbox; mailbox: no share; shared: both
   assert.equal(by.message.mainShare, 0);
   assert.equal(by.message.mailbox, 0);
   assert.ok(by.main.mainShare > 0 && by.main.mailbox === 0 && by.main.messages > 0, JSON.stringify(by.main));
+  assert.ok(by.mailbox.mainShare === 0 && by.mailbox.mailbox > 0 && by.mailbox.messages === 0, JSON.stringify(by.mailbox));
   assert.ok(by.shared.mainShare > 0 && by.shared.mailbox > 0, JSON.stringify(by.shared));
   // the second message run after shared: the workers left the mailbox and answer by postMessage again
-  assert.equal(r.out.runs[3].stats.mailbox, 0);
-  assert.ok(r.out.runs[3].stats.messages > 0);
+  assert.equal(r.out.runs[4].stats.mailbox, 0);
+  assert.ok(r.out.runs[4].stats.messages > 0);
   const native = r.out.kernels === 'native';
   if (process.env.HEED_REQUIRE_NATIVE === '1') assert.ok(native, `HEED_REQUIRE_NATIVE=1 but the native route is off: ${r.out.nativeReason}`);
   if (native) {
@@ -145,7 +146,7 @@ test('HEED_KERNEL_CHANNEL: a bad value is refused with a one-line error; engineI
   assert.equal(kernelChannelFromEnv(undefined), 'shared');
   assert.equal(kernelChannelFromEnv(''), 'shared');
   assert.equal(kernelChannelFromEnv('message'), 'message');
-  assert.throws(() => kernelChannelFromEnv('postmessage'), (e: unknown) => e instanceof HeedError && /HEED_KERNEL_CHANNEL must be one of message, main, shared, got "postmessage"/.test(e.message) && !e.oneLine().includes('\n'));
+  assert.throws(() => kernelChannelFromEnv('postmessage'), (e: unknown) => e instanceof HeedError && /HEED_KERNEL_CHANNEL must be one of message, main, mailbox, shared, got "postmessage"/.test(e.message) && !e.oneLine().includes('\n'));
   // initEngine refuses it before anything starts (a child: one engine per process)
   const childEnv: Record<string, string | undefined> = { ...process.env, HEED_KERNEL_CHANNEL: 'fast' };
   delete childEnv.NODE_TEST_CONTEXT;
@@ -153,5 +154,5 @@ test('HEED_KERNEL_CHANNEL: a bad value is refused with a one-line error; engineI
   let out = '';
   p.stdout.on('data', (d) => (out += d));
   await new Promise((res) => p.on('exit', res));
-  assert.match(out, /^refused: HEED_KERNEL_CHANNEL must be one of message, main, shared, got "fast" \(fix: .*\)\n$/);
+  assert.match(out, /^refused: HEED_KERNEL_CHANNEL must be one of message, main, mailbox, shared, got "fast" \(fix: .*\)\n$/);
 });

@@ -12,12 +12,14 @@
  *   main event loop; the main thread idles meanwhile.
  * - `main`: the main thread runs worker 0's slice itself (in a microtask, after jax-js has posted the other slices),
  *   and answers for worker 0 as the worker would; the other slices go by postMessage.
+ * - `mailbox`: every slice goes through a per-worker SharedArrayBuffer mailbox (below); the main thread only waits.
  * - `shared` (the default): as `main`, and the other slices go through a per-worker SharedArrayBuffer mailbox
  *   (kernel id, ptrs, begin, end; the kernel's module and native plan travel once per worker by postMessage, read by
  *   the worker with receiveMessageOnPort); the worker waits for jobs in Atomics.wait, the main thread waits for its
  *   done flag with Atomics.wait after its own slice (then, for a long kernel, with Atomics.waitAsync, so the event
  *   loop runs and a worker that exits is an error, not a hang). Routines (`type: 'routine'`) and every other
- *   message stay on postMessage.
+ *   message stay on postMessage. On `main` and `shared` a kernel whose slice ran longer than MAIN_SHARE_MAX_MS goes
+ *   whole to the workers from then on (a busy main thread competes for a core with the worker it just woke).
  * The kernels and slices are the same on every channel, so the results are bit-identical (test/kernel-channel.test.ts).
  * What runs one kernel message (the native GEMM plan when there is one, else the wasm kernel) is ONE function,
  * heedRun in RUN_SOURCE, evaluated in the workers and on the main thread.
@@ -115,8 +117,10 @@ function heedRun(m, st) {
     }
   }
   try {
-    heedKernel(st, m.kernelHash, m.module)(...m.ptrs, m.begin, m.end);
-    return { ok: true, ms: performance.now() - t0, gemm: false };
+    const f = heedKernel(st, m.kernelHash, m.module);
+    const t1 = performance.now(); // the kernel's time, without instantiating it
+    f(...m.ptrs, m.begin, m.end);
+    return { ok: true, ms: performance.now() - t1, gemm: false };
   } catch (e) {
     return { ok: false, error: String(e) };
   }
@@ -216,8 +220,8 @@ function heedRun(m: KernelMsg, st: object): RunResult {
   return heedRunMain(m, st);
 }
 
-export type KernelChannel = 'message' | 'main' | 'shared';
-export const KERNEL_CHANNELS: readonly KernelChannel[] = ['message', 'main', 'shared'];
+export type KernelChannel = 'message' | 'main' | 'mailbox' | 'shared';
+export const KERNEL_CHANNELS: readonly KernelChannel[] = ['message', 'main', 'mailbox', 'shared'];
 /** the default channel (bench/README.md "The kernel channel": measured fastest) */
 export const DEFAULT_KERNEL_CHANNEL: KernelChannel = 'shared';
 
@@ -273,6 +277,37 @@ export function setKernelRoute(route: KernelRoute | null): void {
 type Reply = { type: 'done'; ok: boolean; error?: string; heedKernelMs?: number; heedGemmMs?: number };
 const replyOf = (r: RunResult): Reply => (!r.ok ? { type: 'done', ok: false, error: r.error } : r.gemm ? { type: 'done', ok: true, heedKernelMs: r.ms, heedGemmMs: r.ms } : { type: 'done', ok: true, heedKernelMs: r.ms });
 
+/**
+ * The main thread takes worker 0's slice only of kernels whose slices are short: a kernel whose slice ran longer than
+ * MAIN_SHARE_MAX_MS (on any thread) goes whole to the workers from then on (by hash). Measured on the loaded 2-core
+ * machine (bench/kernel-overhead.ts): the main thread's share saves the round trip of small kernels (0.6× the time
+ * per kernel at 64×256·256×256), but a main thread busy with a long slice competes with the worker it has just woken
+ * for a core (1.6× the time at 256×512·512×512 under load), where the round trip is a small share anyway.
+ */
+let MAIN_SHARE_MAX_MS = 0.5;
+const longKernels = new Set<string>();
+/** consecutive long slices by hash: two in a row mark a kernel long (one slow slice may be a preemption) */
+const longRuns = new Map<string, number>();
+/** Benchmarks: the slice length (ms) above which a kernel runs only in the workers (Infinity: always share). */
+export function setMainShareLimit(ms: number): void {
+  MAIN_SHARE_MAX_MS = ms;
+  longKernels.clear();
+  longRuns.clear();
+}
+function noteSlice(hash: string, r: { ok: boolean; ms?: number }): void {
+  if (!r.ok || r.ms === undefined || longKernels.has(hash)) return;
+  if (r.ms <= MAIN_SHARE_MAX_MS) {
+    longRuns.delete(hash);
+    return;
+  }
+  const n = (longRuns.get(hash) ?? 0) + 1;
+  if (n < 2) longRuns.set(hash, n);
+  else if (longKernels.size < 100_000) {
+    longKernels.add(hash);
+    longRuns.delete(hash);
+  }
+}
+
 /** the main thread's share of the kernel being dispatched, and the workers with a mailbox job in flight */
 let mainQueue: { w: NodeWebWorker; m: KernelMsg }[] = [];
 let sharedWaiting: NodeWebWorker[] = [];
@@ -291,6 +326,7 @@ function flushMain(): void {
   mainQueue = [];
   for (const { w, m } of jobs) {
     const r = heedRun(m, mainSt);
+    noteSlice(m.kernelHash, r);
     channelStats.mainShare++;
     if (r.ok && r.gemm) channelStats.mainShareNative++;
     w.deliver(replyOf(r));
@@ -330,8 +366,9 @@ class NodeWebWorker {
   /** true once a wake message was posted and no LEAVE since: the worker reads jobs from the mailbox */
   private inLoop = false;
   private seq = 0;
-  /** the SEQ of the mailbox kernel job awaiting its answer */
+  /** the SEQ of the mailbox kernel job awaiting its answer, and its kernel hash */
   private jobSeq = 0;
+  private jobHash = '';
   private readonly sent = new Set<number>();
   private exited = false;
   constructor(url: string | URL) {
@@ -379,7 +416,7 @@ class NodeWebWorker {
   }
   /** a message the worker reads from its port (and answers through it when a reply is expected) */
   private send(m: unknown, reply: boolean): void {
-    if (this.inLoop && channel !== 'shared') {
+    if (this.inLoop && channel !== 'shared' && channel !== 'mailbox') {
       this.job(JOB.LEAVE);
       this.inLoop = false;
     }
@@ -404,6 +441,7 @@ class NodeWebWorker {
     c[MB.END] = k.end;
     c[MB.NPTRS] = k.ptrs.length;
     for (let i = 0; i < k.ptrs.length; i++) this.ctlU[MB.PTRS + i] = k.ptrs[i];
+    this.jobHash = k.kernelHash;
     this.jobSeq = this.job(JOB.KERNEL);
     channelStats.mailbox++;
     sharedWaiting.push(this);
@@ -413,6 +451,7 @@ class NodeWebWorker {
     const ok = this.ctl[MB.OK];
     if (ok === 0) return { type: 'done', ok: false, error: new TextDecoder().decode(this.ctlB.slice(MB.ERR_BYTE, MB.ERR_BYTE + this.ctl[MB.ERRLEN])) };
     const ms = this.ctlF[MB.MS_F64];
+    noteSlice(this.jobHash, { ok: true, ms });
     return ok === 2 ? { type: 'done', ok: true, heedKernelMs: ms, heedGemmMs: ms } : { type: 'done', ok: true, heedKernelMs: ms };
   }
   /** wait for the mailbox job: spin, then Atomics.wait up to SYNC_WAIT_MS, then Atomics.waitAsync (the event loop
@@ -443,7 +482,7 @@ class NodeWebWorker {
       if (this.exited || performance.now() - t0 > KERNEL_TIMEOUT_MS) {
         this.release();
         const why = this.exited ? 'the wasm worker exited while running a kernel' : `a kernel slice ran for more than ${KERNEL_TIMEOUT_MS / 60_000} minutes in a wasm worker`;
-        return this.deliver({ type: 'done', ok: false, error: `heed: ${why} (HEED_KERNEL_CHANNEL=shared; HEED_KERNEL_CHANNEL=message uses postMessage instead)` });
+        return this.deliver({ type: 'done', ok: false, error: `heed: ${why} (HEED_KERNEL_CHANNEL=${channel}; HEED_KERNEL_CHANNEL=message uses postMessage instead)` });
       }
       const wa = (Atomics as unknown as { waitAsync?: (a: Int32Array, i: number, v: number, t: number) => { async: boolean; value: unknown } }).waitAsync;
       if (!wa) return void setTimeout(step, 1);
@@ -473,12 +512,12 @@ class NodeWebWorker {
       const km = (plan ? { ...k, heedGemm: plan } : k) as KernelMsg;
       if (channel !== 'message' && mainMemory && k.module && Array.isArray(k.ptrs)) {
         // worker 0's slice (begin 0: jax-js posts it first) runs on the main thread once the other slices are posted
-        if (k.begin === 0) {
+        if (k.begin === 0 && (channel === 'main' || channel === 'shared') && !longKernels.has(k.kernelHash)) {
           mainQueue.push({ w: this, m: km });
           scheduleFlush();
           return;
         }
-        if (channel === 'shared' && k.ptrs.length <= MB.MAX_PTRS && !this.exited) return this.postShared(km, plan);
+        if ((channel === 'shared' || channel === 'mailbox') && k.ptrs.length <= MB.MAX_PTRS && !this.exited) return this.postShared(km, plan);
       }
       channelStats.messages++;
       return this.send(km, true);
