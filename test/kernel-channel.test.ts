@@ -3,8 +3,8 @@
  * kernels and their slices are the same on every channel, so the results must be bit-identical. One child process
  * (one engine, 2 threads) runs, on each channel in turn (message, main, mailbox, shared, then message again), a few jitted
  * programs (products split in two slices — native GEMMs when the addon is built, the main thread's share included —
- * elementwise kernels, reductions, one-slice kernels) and 4 training steps of test/fixtures/tiny/llama-gqa (losses
- * and gradient norms), and the parent compares the bits. The child ends by itself (idle workers parked in the
+ * elementwise kernels, reductions, one-slice kernels) and (but the last) 4 training steps of test/fixtures/tiny/llama-gqa
+ * (losses and gradient norms), and the parent compares the bits. The child ends by itself (idle workers parked in the
  * mailbox do not keep Node alive). With HEED_REQUIRE_NATIVE=1 the native GEMM kernels must have run on both sides
  * (main thread and worker). Bad HEED_KERNEL_CHANNEL values are refused with a one-line error.
  */
@@ -63,9 +63,13 @@ async function child(outFile: string): Promise<void> {
     const g0 = nativeGemmMs();
     const values: Record<string, number[]> = {};
     for (let i = 0; i < programs.length; i++) { values[programs[i][0]] = Array.from(await toHost(jitted[i](...programs[i][2]()) as never)); }
-    const cfg = { model: join(TINY, 'llama-gqa'), data: rows, template: 'chatml', max_length: 64, truncation: 'truncate-right', batch_size: 4, steps: 4, lr: 3e-3, warmup_steps: 1, eval: null, save_every: 1000, seed: 5, out: tmp('heed-channel-run-'), name: 'r' };
-    const s = await train(validateTrainConfig(cfg), { quiet: true });
-    const m = metrics(s.run_dir).filter((r) => r.loss !== undefined);
+    // the training steps on each channel once (the last message pass, after the workers left the mailbox: programs only)
+    let m: Record<string, number>[] = [];
+    if (runs.length < CHANNELS.length - 1) {
+      const cfg = { model: join(TINY, 'llama-gqa'), data: rows, template: 'chatml', max_length: 64, truncation: 'truncate-right', batch_size: 4, steps: 4, lr: 3e-3, warmup_steps: 1, eval: null, save_every: 1000, seed: 5, out: tmp('heed-channel-run-'), name: 'r' };
+      const s = await train(validateTrainConfig(cfg), { quiet: true });
+      m = metrics(s.run_dir).filter((r) => r.loss !== undefined);
+    }
     const stats = Object.fromEntries(Object.entries(channelStats).map(([k, v]) => [k, v - s0[k as keyof typeof s0]]));
     runs.push({ channel: ch, values, losses: m.map((r) => r.loss), gradNorms: m.map((r) => r.grad_norm), stats, gemmMs: nativeGemmMs() - g0 });
   }
@@ -116,8 +120,9 @@ test('kernel channels: jitted programs and training steps are bit-identical on m
   assert.equal(ref.channel, 'message');
   assert.equal(ref.losses.length, 4);
   assert.ok(ref.losses.every(Number.isFinite) && ref.gradNorms.every((g) => g > 0), JSON.stringify(ref));
-  for (const run of rest) {
+  for (const [i, run] of rest.entries()) {
     for (const k of Object.keys(ref.values)) assert.equal(bits(run.values[k]), bits(ref.values[k]), `${k}: ${run.channel} differs from message`);
+    if (i === rest.length - 1) continue; // the last pass ran the programs only
     assert.deepEqual(run.losses, ref.losses, `losses on ${run.channel}`);
     assert.deepEqual(run.gradNorms, ref.gradNorms, `gradient norms on ${run.channel}`);
   }
@@ -136,7 +141,7 @@ test('kernel channels: jitted programs and training steps are bit-identical on m
   if (native) {
     // native GEMM slices on the main thread and in the workers (the mailbox), bit-identical to the message run
     assert.ok(by.main.mainShareNative > 0 && by.shared.mainShareNative > 0, JSON.stringify(by));
-    assert.ok(r.out.runs.every((x) => x.gemmMs > 0));
+    assert.ok(r.out.runs.every((x) => x.gemmMs > 0), JSON.stringify(r.out.runs.map((x) => x.gemmMs)));
   }
 });
 
