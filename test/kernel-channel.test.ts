@@ -161,3 +161,45 @@ test('HEED_KERNEL_CHANNEL: a bad value is refused with a one-line error; engineI
   await new Promise((res) => p.on('exit', res));
   assert.match(out, /^refused: HEED_KERNEL_CHANNEL must be one of message, main, mailbox, shared, got "fast" \(fix: .*\)\n$/);
 });
+
+test('mailbox errors: a trapping kernel answers ok: false with its error; a worker that exits mid-kernel is an error, not a hang', { skip: !!CHILD }, async () => {
+  const { installNodeWorkers, setKernelChannel, kernelChannel } = await import('../src/engine/node-workers.js');
+  installNodeWorkers(2);
+  const W = (globalThis as unknown as { Worker: new (u: string) => { postMessage(m: unknown): void; onmessage: ((e: { data: any }) => void) | null; terminate(): void } }).Worker;
+  // a stand-in for jax-js's worker source: answers init; kernels are run by the polyfill's own code
+  const w = new W(URL.createObjectURL(new Blob([`self.onmessage = (e) => { if (e.data.type === 'init') postMessage({ type: 'ready' }); };`])));
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 4, shared: true });
+  await new Promise((res) => {
+    w.onmessage = res;
+    w.postMessage({ type: 'init', memory });
+  });
+  const wasm = (body: number[]) => new WebAssembly.Module(Uint8Array.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 1, 4, 1, 0x60, 0, 0, 3, 2, 1, 0, 7, 10, 1, 6, ...Buffer.from('kernel'), 0, 0, 10, body.length + 2, 1, body.length, ...body]));
+  const trap = wasm([0, 0x00, 0x0b]); // unreachable
+  const spin = wasm([0, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b]); // loop br 0 end: never returns
+  const before = kernelChannel();
+  const post = (kernelHash: string, module: WebAssembly.Module) =>
+    new Promise<any>((res) => {
+      w.onmessage = (e) => res(e.data);
+      w.postMessage({ type: 'kernel', kernelHash, module, ptrs: [0], begin: 0, end: 1 });
+    });
+  try {
+    setKernelChannel('mailbox'); // slice 0 through worker 0's mailbox
+    const r = await post('trap', trap);
+    assert.equal(r.ok, false);
+    assert.match(r.error, /unreachable/);
+    setKernelChannel('shared'); // slice 0 on the main thread
+    const m = await post('trap', trap);
+    assert.equal(m.ok, false);
+    assert.match(m.error, /unreachable/);
+    setKernelChannel('mailbox');
+    const t0 = performance.now();
+    const stuck = post('spin', spin);
+    setTimeout(() => w.terminate(), 300);
+    const e = await stuck;
+    assert.equal(e.ok, false);
+    assert.match(e.error, /the wasm worker exited while running a kernel/);
+    assert.ok(performance.now() - t0 < 10_000);
+  } finally {
+    setKernelChannel(before);
+  }
+});

@@ -471,26 +471,35 @@ class NodeWebWorker {
     }
     if (d >= s) return this.deliverSoon(this.sharedReply());
     channelStats.mailboxAsync++;
-    this.hold(); // keep Node alive while the slice runs
+    this.hold();
     const t0 = performance.now();
-    const step = (): void => {
-      const now = Atomics.load(c, MB.DONE);
-      if (now >= s) {
-        this.release();
-        return this.deliver(this.sharedReply());
-      }
-      if (this.exited || performance.now() - t0 > KERNEL_TIMEOUT_MS) {
-        this.release();
-        const why = this.exited ? 'the wasm worker exited while running a kernel' : `a kernel slice ran for more than ${KERNEL_TIMEOUT_MS / 60_000} minutes in a wasm worker`;
-        return this.deliver({ type: 'done', ok: false, error: `heed: ${why} (HEED_KERNEL_CHANNEL=${channel}; HEED_KERNEL_CHANNEL=message uses postMessage instead)` });
-      }
-      const wa = (Atomics as unknown as { waitAsync?: (a: Int32Array, i: number, v: number, t: number) => { async: boolean; value: unknown } }).waitAsync;
-      if (!wa) return void setTimeout(step, 1);
-      const r = wa(c, MB.DONE, now, 1000);
-      if (r.async) void (r.value as Promise<unknown>).then(step);
-      else setImmediate(step);
+    let finished = false;
+    const finish = (m: Reply): void => {
+      if (finished) return;
+      finished = true;
+      clearInterval(keep);
+      this.release();
+      this.deliver(m);
     };
-    step();
+    const check = (): boolean => {
+      if (finished) return true;
+      if (Atomics.load(c, MB.DONE) >= s) finish(this.sharedReply());
+      else if (this.exited || performance.now() - t0 > KERNEL_TIMEOUT_MS) {
+        const why = this.exited ? 'the wasm worker exited while running a kernel' : `a kernel slice ran for more than ${KERNEL_TIMEOUT_MS / 60_000} minutes in a wasm worker`;
+        finish({ type: 'done', ok: false, error: `heed: ${why} (HEED_KERNEL_CHANNEL=${channel}; HEED_KERNEL_CHANNEL=message uses postMessage instead)` });
+      }
+      return finished;
+    };
+    // a ref'd timer keeps Node alive while the slice runs (a pending waitAsync does not) and notices a worker that exited
+    const keep = setInterval(check, 200);
+    const wa = (Atomics as unknown as { waitAsync?: (a: Int32Array, i: number, v: number, t: number) => { async: boolean; value: unknown } }).waitAsync;
+    const wait = (): void => {
+      if (check() || !wa) return;
+      const r = wa(c, MB.DONE, Atomics.load(c, MB.DONE), 1000);
+      if (r.async) void (r.value as Promise<unknown>).then(wait);
+      else setImmediate(wait);
+    };
+    wait();
   }
   postMessage(m: unknown): void {
     const k = m as Partial<Omit<KernelMsg, 'type'>> & { type?: string; memory?: WebAssembly.Memory };
