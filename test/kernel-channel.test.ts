@@ -115,7 +115,7 @@ test('kernel channels: jitted programs and training steps are bit-identical on m
   assert.equal(r.timedOut, false, `the child did not end by itself within 120 s (workers kept Node alive?): ${r.stderr.slice(-1500)}`);
   assert.ok(r.out, `the child wrote no result (exit ${r.code}): ${r.stderr.slice(-2000)}`);
   assert.equal(r.code, 0, r.stderr.slice(-2000));
-  assert.equal(r.out.engineChannel, 'shared', 'the default channel');
+  assert.equal(r.out.engineChannel, 'main', 'the default channel');
   const [ref, ...rest] = r.out.runs;
   assert.equal(ref.channel, 'message');
   assert.equal(ref.losses.length, 4);
@@ -148,8 +148,8 @@ test('kernel channels: jitted programs and training steps are bit-identical on m
 test('HEED_KERNEL_CHANNEL: a bad value is refused with a one-line error; engineInfo reports the channel that runs', { skip: !!CHILD }, async () => {
   const { kernelChannelFromEnv } = await import('../src/engine/node-workers.js');
   const { HeedError } = await import('../src/errors.js');
-  assert.equal(kernelChannelFromEnv(undefined), 'shared');
-  assert.equal(kernelChannelFromEnv(''), 'shared');
+  assert.equal(kernelChannelFromEnv(undefined), 'main');
+  assert.equal(kernelChannelFromEnv(''), 'main');
   assert.equal(kernelChannelFromEnv('message'), 'message');
   assert.throws(() => kernelChannelFromEnv('postmessage'), (e: unknown) => e instanceof HeedError && /HEED_KERNEL_CHANNEL must be one of message, main, mailbox, shared, got "postmessage"/.test(e.message) && !e.oneLine().includes('\n'));
   // initEngine refuses it before anything starts (a child: one engine per process)

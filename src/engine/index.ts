@@ -44,9 +44,9 @@ export interface EngineInfo {
   kernels: 'native' | 'wasm';
   native?: import('./native.js').NativeStatus;
   /**
-   * How kernels reach the wasm workers (HEED_KERNEL_CHANNEL, src/engine/node-workers.ts): 'shared' (the default: the
-   * main thread runs worker 0's slice, the others go through shared-memory mailboxes), 'main' (the main thread's
-   * slice, the others by postMessage), 'message' (every slice by postMessage, jax-js's own way); 'none' without a
+   * How kernels reach the wasm workers (HEED_KERNEL_CHANNEL, src/engine/node-workers.ts): 'main' (the default: the
+   * main thread runs worker 0's slice, the others go by postMessage), 'shared' (the main thread's slice, the others
+   * through shared-memory mailboxes), 'mailbox' (every slice through the mailboxes), 'message' (every slice by postMessage, jax-js's own way); 'none' without a
    * worker pool (one thread, WebGPU, the browser).
    */
   channel: KernelChannel | 'none';

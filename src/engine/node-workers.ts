@@ -10,10 +10,10 @@
  * i-th slice [begin, end) of the outputs) and awaiting every `done` reply before the next kernel.
  * - `message` (jax-js's own way): every slice goes to its worker by postMessage, the reply comes back through the
  *   main event loop; the main thread idles meanwhile.
- * - `main`: the main thread runs worker 0's slice itself (in a microtask, after jax-js has posted the other slices),
+ * - `main` (the default): the main thread runs worker 0's slice itself (in a microtask, after jax-js has posted the other slices),
  *   and answers for worker 0 as the worker would; the other slices go by postMessage.
  * - `mailbox`: every slice goes through a per-worker SharedArrayBuffer mailbox (below); the main thread only waits.
- * - `shared` (the default): as `main`, and the other slices go through a per-worker SharedArrayBuffer mailbox
+ * - `shared`: as `main`, and the other slices go through a per-worker SharedArrayBuffer mailbox
  *   (kernel id, ptrs, begin, end; the kernel's module and native plan travel once per worker by postMessage, read by
  *   the worker with receiveMessageOnPort); the worker waits for jobs in Atomics.wait, the main thread waits for its
  *   done flag with Atomics.wait after its own slice (then, for a long kernel, with Atomics.waitAsync, so the event
@@ -222,8 +222,8 @@ function heedRun(m: KernelMsg, st: object): RunResult {
 
 export type KernelChannel = 'message' | 'main' | 'mailbox' | 'shared';
 export const KERNEL_CHANNELS: readonly KernelChannel[] = ['message', 'main', 'mailbox', 'shared'];
-/** the default channel (bench/README.md "The kernel channel": measured fastest) */
-export const DEFAULT_KERNEL_CHANNEL: KernelChannel = 'shared';
+/** the default channel (bench/README.md "The kernel channel": the most consistent gain in the measurements there) */
+export const DEFAULT_KERNEL_CHANNEL: KernelChannel = 'main';
 
 /** HEED_KERNEL_CHANNEL, validated: a HeedError for any other value than message, main, shared (or unset). */
 export function kernelChannelFromEnv(env: string | undefined = process.env.HEED_KERNEL_CHANNEL): KernelChannel {
