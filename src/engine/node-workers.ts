@@ -329,7 +329,7 @@ function flushMain(): void {
     noteSlice(m.kernelHash, r);
     channelStats.mainShare++;
     if (r.ok && r.gemm) channelStats.mainShareNative++;
-    w.deliver(replyOf(r));
+    w.deliverSoon(replyOf(r));
   }
   const waits = sharedWaiting;
   sharedWaiting = [];
@@ -399,7 +399,7 @@ class NodeWebWorker {
     this.onmessage?.({ data: m });
   }
   /** deliver from a microtask chain: every YIELD_MS through setImmediate, so the event loop still turns */
-  private deliverSoon(m: Reply): void {
+  deliverSoon(m: Reply): void {
     const now = performance.now();
     if (now - lastTurn < YIELD_MS) return this.deliver(m);
     lastTurn = now;
