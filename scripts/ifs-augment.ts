@@ -32,6 +32,8 @@ export const VARIANTS: Record<string, Augment> = {
   'pair-aug-lt-20': { share: 0.2, kinds: LT, models: 'pair' },
   'pair-aug-lt-20-shapes-20': { share: 0.2, kinds: LT, shapes: { share: 0.2 }, models: 'pair' },
   'pair-shapes-20': { share: 0, shapes: { share: 0.2 }, models: 'pair' },
+  'pair-aug-lower-20': { share: 0.2, kinds: ['lower'], models: 'pair' },
+  'pair-aug-lower-trunc-30': { share: 0.3, kinds: LT, models: 'pair' },
 };
 const FOLD = Number(process.env.FOLD ?? 1);
 const name = process.env.VARIANT ?? 'aug-all-20';
