@@ -53,11 +53,20 @@ for (let fold = 0; fold < base.length; fold++) {
   compact.push(`**${base[fold].fold}** (false-answer rates: lower is better; recalls, accuracy, noise: higher is better)`, '');
   compact.push(`| variant | classifier | ${COLS.map(([k]) => k).join(' | ')} |`, `|---|---|${COLS.map(() => '---|').join('')}`);
   for (const model of ['response', 'pair'] as const) {
-    for (const [name, rep] of [['shipped (none)', base[fold]] as const, ...rs.map((r) => [r.variant, r.report] as const)]) {
+    // a pair-only variant's response classifier is the shipped one (Augment.models 'pair'): its rows are left out
+    const vs = rs.filter((r) => model === 'pair' || (r.augment as { models?: string }).models !== 'pair');
+    for (const [name, rep] of [['shipped (none)', base[fold]] as const, ...vs.map((r) => [r.variant, r.report] as const)]) {
       compact.push(`| ${name} | ${model} | ${COLS.map(([, f]) => { const x = f(rep[model]); return x ? (x.n >= 20 ? x.value.toFixed(3) : `(${x.k}/${x.n})`) : '–'; }).join(' | ')} |`);
     }
   }
   compact.push('');
 }
 console.log(process.argv.includes('--full') ? out.join('\n') : compact.join('\n'));
-writeFileSync(outPath, JSON.stringify({ what: 'issue 14: training augmentation variants (scripts/ifs-augment.ts) on the held-out source folds, against the committed report', runs: runs.map((r) => ({ variant: r.variant, augment: r.augment, fold: base[r.fold].fold, seconds: Math.round(r.seconds), cpu: r.cpu, load: Number(r.load.toFixed(1)), accuracy: { response: r.report.response.accuracy, pair: r.report.pair.accuracy }, report: r.report })) }, null, 1) + '\n');
+// every measure of both classifiers with its interval, one run per line (the full fold reports stay in the run files)
+const measures = (rep: FoldReport) => ({ response: cells(rep.response), pair: cells(rep.pair) });
+const head = { what: 'issue 14: training augmentation variants (src/eval/ifs/heldout.ts Augment, scripts/ifs-augment.ts) on the held-out source folds; "shipped" = the committed report (data/ifs/classifier-eval.json); every measure a Wilson ratio {k, n, value, ci}', command: 'node --import tsx scripts/ifs-augment-table.ts docs/ifs-augment.json runs/aug-*.json' };
+const lines = [
+  ...base.map((b) => JSON.stringify({ variant: 'shipped', fold: b.fold, measures: measures(b) })),
+  ...runs.map((r) => JSON.stringify({ variant: r.variant, augment: r.augment, fold: base[r.fold].fold, seconds: Math.round(r.seconds), cpu: r.cpu, load: Number(r.load.toFixed(1)), measures: measures(r.report) })),
+];
+writeFileSync(outPath, `{\n "what": ${JSON.stringify(head.what)},\n "command": ${JSON.stringify(head.command)},\n "runs": [\n  ${lines.join(',\n  ')}\n ]\n}\n`);
