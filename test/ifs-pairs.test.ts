@@ -151,3 +151,32 @@ test('style features: a next task in the prompt\'s style, a same-line join, an a
   const styled = featurize('Name two rivers.', { ...cfg, pair: { ...cfg.pair, style: true } }, 'List three colours.');
   assert.ok(styled.idx.length > plain.idx.length);
 });
+
+test('training augmentation: a stated share of perturbed copies (labels kept), extra answer shapes; off = the same training set', async () => {
+  const { trainingSets, AUG_SHAPE_KINDS } = await import('../src/eval/ifs/heldout.js');
+  const { PERTURBATION_KINDS } = await import('../src/eval/ifs/pairs.js');
+  const plain = trainingSets(rows, 0, 'all', []);
+  // off (the shipped default) and share 0 change nothing: the shipped classifiers keep reproducing
+  assert.deepEqual(trainingSets(rows, 0, 'all', [], { share: 0 }).main, plain.main);
+  const aug = trainingSets(rows, 0, 'all', [], { share: 0.3, shapes: { share: 0.5 } });
+  const n = pairExamples(rows, 0).length;
+  const perturbed = PERTURBATION_KINDS.reduce((a, k) => a + (aug.augmented[k] ?? 0), 0);
+  assert.ok(perturbed > n * 0.2 && perturbed < n * 0.4, `${perturbed} of ${n}`);
+  for (const k of PERTURBATION_KINDS) assert.ok((aug.augmented[k] ?? 0) > 0, k);
+  for (const k of AUG_SHAPE_KINDS) assert.ok((aug.augmented[`shape:${k}`] ?? 0) > 0, k);
+  // every original example is still there, in order; each added text is a perturbation of an example with its label
+  const orig = new Set(plain.main.map((e) => `${e.label}\u0000${e.text}`));
+  const added = aug.main.filter((e) => !orig.has(`${e.label}\u0000${e.text}`));
+  const shapes = Object.entries(aug.augmented).filter(([k]) => k.startsWith('shape:')).reduce((a, [, v]) => a + v, 0);
+  assert.equal(aug.main.length, plain.main.length + perturbed + shapes);
+  // a perturbation may leave a text as it was (CRLF of one line), so fewer new texts than copies
+  assert.ok(added.length <= perturbed + shapes && added.length > (perturbed + shapes) * 0.7, `${added.length} new of ${perturbed + shapes}`);
+  // lower case only, on half of the examples: copies of answers and of continuations, each with its original's label
+  const low = trainingSets(rows, 0, 'all', [], { share: 0.5, kinds: ['lower'] });
+  const labelOf = new Map(plain.main.map((e) => [e.text.toLowerCase(), e.label]));
+  const lowered = low.main.filter((e) => !orig.has(`${e.label}\u0000${e.text}`));
+  assert.ok(lowered.length > 20, `${lowered.length}`);
+  for (const e of lowered) assert.equal(e.label, labelOf.get(e.text), e.text);
+  assert.ok(lowered.some((e) => e.label === 0) && lowered.some((e) => e.label === 1), 'answers and continuations are both perturbed');
+  assert.throws(() => trainingSets(rows, 0, 'all', [], { share: 0.1, kinds: ['upside-down'] }), /unknown perturbation "upside-down"/);
+});

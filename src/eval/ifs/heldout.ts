@@ -17,7 +17,7 @@ import { concatFeatures as concat, featurize, pairBlock, TextClassifier, type Cl
 import { trainClassifier, DEFAULT_TRAIN, type TrainOptions } from '../train-classifier.js';
 import { ratio, type Ratio } from './score.js';
 import { buildBigrams, buildDict, cutChars, gateFeatures, IFS_FEATURES, IFS_LABELS } from './classifier.js';
-import { NEGATIVE_TYPES, pairExamples, PERTURBATIONS, PERTURBATION_KINDS, prefixedNegatives, type PairExample, type TemplateSet } from './pairs.js';
+import { NEGATIVE_TYPES, pairExamples, PERTURBATIONS, SHAPES, PERTURBATION_KINDS, prefixedNegatives, type PairExample, type TemplateSet } from './pairs.js';
 import { readModelNegatives, responseVocab, syntheticNegatives, type NoiseText } from './negatives.js';
 import type { SourceRow } from './fragments.js';
 
@@ -63,14 +63,54 @@ export interface TrainIfsOptions {
   pairStyle?: boolean;
   /** what a trained model goes through before it is evaluated (e.g. a save/load round trip, F16) */
   store?: (c: TextClassifier) => TextClassifier;
+  /** formatting augmentation of the training texts (`Augment`); default none */
+  augment?: Augment;
 }
 
-type Ex = { text: string; prompt: string; label: 0 | 1; kind: string; weight?: number };
+/**
+ * Formatting augmentation of the TRAINING texts (issue 14): with probability `share`, a pair example (answers and
+ * continuations alike, label kept) gets a copy under one perturbation drawn uniformly from `kinds` (default: every
+ * PERTURBATIONS kind — code fence, lower case, whitespace, CRLF, bullets, numbered list, heading, "Sure!",
+ * truncation to 100 / 200 characters), so that format does not decide the label. Drawn from a PRNG of its own
+ * (seed ^ 0x6a09e667), so the other training draws do not move. The held-out test sets are never augmented.
+ */
+export interface Augment {
+  share: number;
+  kinds?: string[];
+  /**
+   * under-represented answer shapes: with probability `share`, an answer (I,R / Ip,R) gets one more synthesised
+   * copy in a shape drawn from `kinds` (default AUG_SHAPE_KINDS: code fence, lyrics, heading, short, lower case)
+   */
+  shapes?: { share: number; kinds?: string[] };
+  /**
+   * which classifiers train on the augmented copies (default both): 'pair' keeps the response classifier and
+   * the language gate on the unaugmented texts, so they (and IFS) stay exactly as without augmentation
+   */
+  models?: 'both' | 'pair';
+}
+
+/** The answer shapes of `Augment.shapes`: pairs.ts SHAPES plus an answer under a markdown heading. */
+export const AUG_SHAPES: Record<string, (R: string, r: Prng, prompt: string) => string | undefined> = {
+  ...SHAPES,
+  heading: (R, r, prompt) => {
+    const ws = prompt.replace(/[^\p{L}\p{N}\s'-]+/gu, ' ').split(/\s+/).filter(Boolean).slice(0, r.int(2, 6));
+    if (!ws.length) return undefined;
+    const title = ws.join(' ');
+    return `${r.pick(['# ', '## ', '### ', '**'])}${title[0].toUpperCase()}${title.slice(1)}${r.chance(0.3) ? ':' : ''}\n\n${R}`.replace(/^\*\*(.*?)(:?)\n/, '**$1**$2\n');
+  },
+};
+export const AUG_SHAPE_KINDS = ['fence', 'lyrics', 'heading', 'short', 'lower'];
+
+type Ex = { text: string; prompt: string; label: 0 | 1; kind: string; weight?: number; augmented?: true };
 
 /** The training texts of `rows`: every pair type, cut copies, the echoed instruction (main), noise (gate). */
-export function trainingSets(rows: SourceRow[], seed: number, templates: TemplateSet, modelNegatives: NoiseText[]): { main: Ex[]; noise: Ex[]; byType: Record<string, number> } {
+export function trainingSets(rows: SourceRow[], seed: number, templates: TemplateSet, modelNegatives: NoiseText[], augment?: Augment): { main: Ex[]; noise: Ex[]; byType: Record<string, number>; augmented: Record<string, number> } {
   const ex = pairExamples(rows, seed, { mode: 'train', templates });
   const rng = new Prng(seed ^ 0x9e3779b9);
+  const arng = new Prng(seed ^ 0x6a09e667);
+  const kinds = augment?.kinds ?? PERTURBATION_KINDS;
+  for (const k of kinds) if (!PERTURBATIONS[k]) throw new Error(`augment: unknown perturbation "${k}" (one of ${PERTURBATION_KINDS.join(', ')})`);
+  const augmented: Record<string, number> = {};
   const main: Ex[] = [];
   const byType: Record<string, number> = {};
   for (const e of ex) {
@@ -82,6 +122,23 @@ export function trainingSets(rows: SourceRow[], seed: number, templates: Templat
       const t = rng.chance(0.5) ? cutChars(e.text, n) : e.text.trim().slice(0, n);
       if (t.trim()) main.push({ text: t, prompt: e.prompt, label: e.label, kind: e.type });
     }
+    const sh = augment?.shapes;
+    if (sh && e.label === 1 && e.kind === 'R' && e.type !== 'Ip,clarify' && !e.shape?.startsWith('synth:') && arng.chance(sh.share)) {
+      const k = arng.pick(sh.kinds ?? AUG_SHAPE_KINDS);
+      const t = AUG_SHAPES[k](e.text, arng, e.prompt);
+      if (t?.trim()) {
+        main.push({ text: t, prompt: e.prompt, label: 1, kind: e.type, augmented: true });
+        augmented[`shape:${k}`] = (augmented[`shape:${k}`] ?? 0) + 1;
+      }
+    }
+    if (augment && augment.share > 0 && arng.chance(augment.share)) {
+      const k = arng.pick(kinds);
+      const t = PERTURBATIONS[k](e.text);
+      if (t.trim()) {
+        main.push({ text: t, prompt: e.prompt, label: e.label, kind: e.type, augmented: true });
+        augmented[k] = (augmented[k] ?? 0) + 1;
+      }
+    }
   }
   const instr = new Map(rows.map((r) => [r.id, r.instruction]));
   const noise: Ex[] = [];
@@ -91,7 +148,7 @@ export function trainingSets(rows: SourceRow[], seed: number, templates: Templat
     if (n.kind === 'echo') main.push(e);
     else noise.push(e);
   }
-  return { main, noise, byType };
+  return { main, noise, byType, augmented };
 }
 
 /** Train the response classifier, its gate and the pair classifier on `rows`. */
@@ -100,7 +157,7 @@ export async function trainIfsModels(rows: SourceRow[], o: TrainIfsOptions): Pro
   const t = { ...DEFAULT_TRAIN, seed: o.seed, ...o.train };
   const ids = new Set(rows.map((r) => r.id));
   const model = (o.modelNegatives ?? readModelNegatives()).filter((m) => ids.has(m.source_id));
-  const { main, noise, byType } = trainingSets(rows, o.seed, o.templates ?? 'all', model);
+  const { main, noise, byType, augmented } = trainingSets(rows, o.seed, o.templates ?? 'all', model, o.augment);
   const dict = buildDict(rows);
   const bigrams = buildBigrams(rows);
   const rcfg = responseFeatures(dict);
@@ -115,11 +172,15 @@ export async function trainIfsModels(rows: SourceRow[], o: TrainIfsOptions): Pro
   const statsCfg = gcfg.extra!;
   const gateOf = (f: Features, text: string) => concat(f, featurize(text, statsCfg), rcfg.buckets);
   const pairOf = (f: Features, text: string, prompt: string) => concat(f, pairBlock(prompt, text, pcfg.pair!), rcfg.buckets);
-  log(`[${rows.length} rows → main ${main.length} examples (${Object.entries(byType).map(([k, v]) => `${k} ${v}`).join(', ')}, echo ${main.filter((e) => e.kind === 'echo').length}, and cut copies), gate ${main.length + noise.length}; featurised in ${el()}]`);
+  log(`[${rows.length} rows → main ${main.length} examples (${Object.entries(byType).map(([k, v]) => `${k} ${v}`).join(', ')}, echo ${main.filter((e) => e.kind === 'echo').length}, and cut copies${o.augment ? `; augmented copies: ${Object.entries(augmented).map(([k, v]) => `${k} ${v}`).join(', ')}` : ''}), gate ${main.length + noise.length}; featurised in ${el()}]`);
   const meta: ClassifierMeta = { labels: IFS_LABELS, task: 'ifs-response', seed: o.seed, epochs: t.epochs, lr: t.lr, ...o.meta };
-  const resp = await trainClassifier(main, rcfg, meta, { ...t, mlp: o.responseMlp, onEpoch: (e, l) => log(`[response epoch ${e}: loss ${l.toFixed(4)}, ${el()}]`) }, fMain);
-  const gateEx = [...main.map((e) => ({ ...e, label: 1 as const })), ...noise];
-  const gate = await trainClassifier(gateEx, gcfg, meta, { ...t, onEpoch: (e, l) => log(`[gate epoch ${e}: loss ${l.toFixed(4)}, ${el()}]`) }, [...main.map((e, i) => gateOf(fMain[i], e.text)), ...noise.map((e, i) => gateOf(fNoise[i], e.text))]);
+  // Augment.models 'pair': the response classifier and the gate see the unaugmented texts only
+  const keep = main.map((e) => !(e.augmented && o.augment?.models === 'pair'));
+  const rMain = main.filter((_, i) => keep[i]);
+  const rF = fMain.filter((_, i) => keep[i]);
+  const resp = await trainClassifier(rMain, rcfg, meta, { ...t, mlp: o.responseMlp, onEpoch: (e, l) => log(`[response epoch ${e}: loss ${l.toFixed(4)}, ${el()}]`) }, rF);
+  const gateEx = [...rMain.map((e) => ({ ...e, label: 1 as const })), ...noise];
+  const gate = await trainClassifier(gateEx, gcfg, meta, { ...t, onEpoch: (e, l) => log(`[gate epoch ${e}: loss ${l.toFixed(4)}, ${el()}]`) }, [...rMain.map((e, i) => gateOf(rF[i], e.text)), ...noise.map((e, i) => gateOf(fNoise[i], e.text))]);
   const pair = await trainClassifier(main, pcfg, { ...meta, task: 'ifs-pair' }, { ...t, mlp: pairMlp, onEpoch: (e, l) => log(`[pair epoch ${e}: loss ${l.toFixed(4)}, ${el()}]`) }, main.map((e, i) => pairOf(fMain[i], e.text, e.prompt)));
   const g = { w: gate.w, b: gate.b, cfg: gate.cfg };
   const gateNote = 'language gate: logistic regression on the response features + text statistics (language = the pair texts; noise = generated negatives except echo), p = min(p_answer, p_language)';
