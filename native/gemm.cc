@@ -210,14 +210,14 @@ namespace epi {
 constexpr int BLK = 256, W = 6;
 union U { float f; int32_t i; uint32_t u; };
 enum Op {
-  GIDX = 0, ACC = 1, CONST = 2, LOAD = 3,
+  GIDX = 0, ACC = 1, CONST = 2, LOAD = 3, RIDX = 4,
   FADD = 10, FSUB, FMUL, FMIN, FMAX, FIDIV, FMOD, FCMPLT, FCMPNE,
   IADD = 20, ISUB, IMUL, IDIV, IMOD, IMIN, IMAX, ICMPLT, ICMPNE, UDIV, UMOD, UMIN, UMAX, UCMPLT, AND, OR, XOR, SHL, SHR,
   EXP = 40, LOG, SIN, COS, ASIN, ATAN, SQRT, RECIP, FLOOR, CEIL,
   I2F = 50, U2F, F2I, F2U, F2B, I2B, WHERE = 60,
 };
-inline bool known(int op) { return (op >= 0 && op <= 3) || (op >= 10 && op <= 18) || (op >= 20 && op <= 38) || (op >= 40 && op <= 49) || (op >= 50 && op <= 55) || op == 60; }
-inline int arity(int op) { return op <= 3 ? (op == LOAD ? 1 : 0) : op == WHERE ? 3 : (op >= 40) ? 1 : 2; }
+inline bool known(int op) { return (op >= 0 && op <= 4) || (op >= 10 && op <= 18) || (op >= 20 && op <= 38) || (op >= 40 && op <= 49) || (op >= 50 && op <= 55) || op == 60; }
+inline int arity(int op) { return op <= 4 ? (op == LOAD ? 1 : 0) : op == WHERE ? 3 : (op >= 40) ? 1 : 2; }
 
 // exp for float32: 2^n * p(r), x = n ln2 + r, |r| <= ln2/2, degree-6 Taylor (relative error ~3e-7), 2^n applied
 // as two halves so that results near FLT_MAX and the denormals come out right; branch-free (n rounded by adding
@@ -241,12 +241,14 @@ inline float fmaxw(float a, float b) { return a != a ? a : (b != b ? b : (a > b 
 inline int32_t f2i(float x) { return x != x ? 0 : x >= 2147483647.f ? 2147483647 : x <= -2147483648.f ? (int32_t)-2147483648LL : (int32_t)x; }
 inline uint32_t f2u(float x) { return x != x || x <= 0.f ? 0u : x >= 4294967295.f ? 4294967295u : (uint32_t)x; }
 
-// '' when the program is well formed for these sizes, else what is wrong
-std::string check(const int32_t* code, int n, int nregs, int out, int nslots, const int32_t* offs, size_t memLen) {
+// '' when the program is well formed for these sizes, else what is wrong. reduce: a reduction's body (over gidx
+// and ridx, no acc); else an epilogue or a standalone elementwise kernel (over gidx and acc, no ridx)
+std::string check(const int32_t* code, int n, int nregs, int out, int nslots, const int32_t* offs, size_t memLen, bool reduce = false) {
   if (nregs < 1 || nregs > 4096 || out < 0 || out >= nregs) return "register count or output register out of range";
   for (int q = 0; q < n; q++) {
     const int32_t* I = code + (size_t)q * W;
     if (!known(I[0])) return "unknown operation " + std::to_string(I[0]);
+    if (I[0] == (reduce ? ACC : RIDX)) return reduce ? "acc in a reduction body" : "ridx outside a reduction body";
     if (I[1] < 0 || I[1] >= nregs) return "destination register out of range";
     for (int s = 0; s < arity(I[0]); s++) if (I[2 + s] < 0 || I[2 + s] >= nregs) return "source register out of range";
     if (I[0] == LOAD) {
@@ -257,12 +259,9 @@ std::string check(const int32_t* code, int n, int nregs, int out, int nslots, co
   return "";
 }
 
-__attribute__((always_inline)) inline void runBody(const int32_t* code, int n, int nregs, int out, float* mem, size_t cOff, int begin, int end, const int32_t* offs) {
-  static thread_local std::vector<U> regs;
-  if (regs.size() < (size_t)nregs * BLK) regs.resize((size_t)nregs * BLK);
-  U* R = regs.data();
-  for (int j0 = begin; j0 < end; j0 += BLK) {
-    const int m = std::min(BLK, end - j0);
+// one block of m <= BLK lanes: lane k is output j0 + k (gl == nullptr), or the (gidx, ridx) pair (gl[k], rl[k]) of
+// a reduction body
+__attribute__((always_inline)) inline void evalBlock(const int32_t* code, int n, U* R, const float* mem, size_t cOff, int j0, int m, const int32_t* offs, const int32_t* gl, const int32_t* rl) {
     for (int q = 0; q < n; q++) {
       const int32_t* I = code + (size_t)q * W;
       U* __restrict d = R + (size_t)I[1] * BLK;
@@ -271,10 +270,20 @@ __attribute__((always_inline)) inline void runBody(const int32_t* code, int n, i
       const U* c = R + (size_t)I[4] * BLK;
       switch (I[0]) {
 #define L(expr) for (int k = 0; k < m; k++) { expr; } break;
-        case GIDX: L(d[k].i = j0 + k)
+        case GIDX: if (gl) { L(d[k].i = gl[k]) } else { L(d[k].i = j0 + k) }
+        case RIDX: L(d[k].i = rl[k])
         case ACC: L(d[k].f = mem[cOff + j0 + k])
         case CONST: { U v; v.i = I[5]; L(d[k] = v) }
-        case LOAD: { const U* g = reinterpret_cast<const U*>(mem + offs[I[3]]); const uint32_t len = (uint32_t)I[5]; L(d[k] = g[a[k].u < len ? a[k].u : 0]) }
+        case LOAD: {
+          const U* g = reinterpret_cast<const U*>(mem + offs[I[3]]);
+          const uint32_t len = (uint32_t)I[5], i0 = a[0].u;
+          // contiguous (a view at the output's position) or one broadcast element: a copy or a fill, not a gather
+          bool run = i0 < len && (uint64_t)i0 + (uint64_t)m <= len, same = i0 < len;
+          for (int k = 0; k < m; k++) { run &= a[k].u == i0 + (uint32_t)k; same &= a[k].u == i0; }
+          if (run) { std::memcpy(d, g + i0, sizeof(U) * (size_t)m); break; }
+          if (same) { const U v = g[i0]; L(d[k] = v) }
+          L(d[k] = g[a[k].u < len ? a[k].u : 0])
+        }
         case FADD: L(d[k].f = a[k].f + b[k].f)
         case FSUB: L(d[k].f = a[k].f - b[k].f)
         case FMUL: L(d[k].f = a[k].f * b[k].f)
@@ -324,8 +333,41 @@ __attribute__((always_inline)) inline void runBody(const int32_t* code, int n, i
 #undef L
       }
     }
+}
+
+__attribute__((always_inline)) inline void runBody(const int32_t* code, int n, int nregs, int out, float* mem, size_t cOff, int begin, int end, const int32_t* offs) {
+  static thread_local std::vector<U> regs;
+  if (regs.size() < (size_t)nregs * BLK) regs.resize((size_t)nregs * BLK);
+  U* R = regs.data();
+  for (int j0 = begin; j0 < end; j0 += BLK) {
+    const int m = std::min(BLK, end - j0);
+    evalBlock(code, n, R, mem, cOff, j0, m, offs, nullptr, nullptr);
     const U* o = R + (size_t)out * BLK;
     for (int k = 0; k < m; k++) mem[cOff + j0 + k] = o[k].f;
+  }
+}
+
+// a reduction over ridx in [0, size) of the body program for each output in [begin, end): C[cOff + o] = acc, summed
+// (or min / max) one term after the other in ridx order, as the plain loop of jax-js's wasm kernels does.
+// rop: 0 Add, 1 Max, 2 Min (float32)
+__attribute__((always_inline)) inline void reduceBody(const int32_t* code, int n, int nregs, int out, float* mem, size_t cOff, int begin, int end, const int32_t* offs, int size, int rop) {
+  static thread_local std::vector<U> regs;
+  if (regs.size() < (size_t)nregs * BLK) regs.resize((size_t)nregs * BLK);
+  U* R = regs.data();
+  int32_t gl[BLK], rl[BLK];
+  const float id = rop == 0 ? 0.f : rop == 1 ? -__builtin_inff() : __builtin_inff();
+  int o = begin, r = 0;
+  float acc = id;
+  while (o < end) {
+    int m = 0;
+    for (int o2 = o, r2 = r; m < BLK && o2 < end; m++) { gl[m] = o2; rl[m] = r2; if (++r2 == size) { r2 = 0; o2++; } }
+    evalBlock(code, n, R, mem, cOff, 0, m, offs, gl, rl);
+    const U* v = R + (size_t)out * BLK;
+    for (int k = 0; k < m; k++) {
+      const float x = v[k].f;
+      acc = rop == 0 ? acc + x : rop == 1 ? fmaxw(acc, x) : fminw(acc, x);
+      if (++r == size) { mem[cOff + o] = acc; acc = id; r = 0; o++; }
+    }
   }
 }
 // the same program compiled for AVX2+FMA and for the baseline ISA (SSE2), chosen at run time
@@ -334,6 +376,12 @@ __attribute__((optimize("no-trapping-math"))) void runBase(const int32_t* code, 
 void run(const int32_t* code, int n, int nregs, int out, float* mem, size_t cOff, int begin, int end, const int32_t* offs) {
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && forcedIsa != "sse") runAvx2(code, n, nregs, out, mem, cOff, begin, end, offs);
   else runBase(code, n, nregs, out, mem, cOff, begin, end, offs);
+}
+__attribute__((target("avx2,fma"), optimize("no-trapping-math"))) void reduceAvx2(const int32_t* code, int n, int nregs, int out, float* mem, size_t cOff, int begin, int end, const int32_t* offs, int size, int rop) { reduceBody(code, n, nregs, out, mem, cOff, begin, end, offs, size, rop); }
+__attribute__((optimize("no-trapping-math"))) void reduceBase(const int32_t* code, int n, int nregs, int out, float* mem, size_t cOff, int begin, int end, const int32_t* offs, int size, int rop) { reduceBody(code, n, nregs, out, mem, cOff, begin, end, offs, size, rop); }
+void reduce(const int32_t* code, int n, int nregs, int out, float* mem, size_t cOff, int begin, int end, const int32_t* offs, int size, int rop) {
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && forcedIsa != "sse") reduceAvx2(code, n, nregs, out, mem, cOff, begin, end, offs, size, rop);
+  else reduceBase(code, n, nregs, out, mem, cOff, begin, end, offs, size, rop);
 }
 }  // namespace epi
 #pragma GCC pop_options
@@ -423,14 +471,18 @@ napi_value GemmLd(napi_env env, napi_callback_info info) {
 
 
 // epilogue(mem, code, nregs, out, cOff, begin, end, offs): run an elementwise epilogue program (see namespace epi)
-// over C = mem[cOff + begin, cOff + end) in place. mem: a Float32Array over the whole (shared) memory; code:
-// Int32Array of instructions; offs: Int32Array, the element offset in mem of each load slot. Checked: registers,
-// operations, every load and C within mem.
-napi_value Epilogue(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8];
+// over C = mem[cOff + begin, cOff + end) in place (also a standalone elementwise kernel: a program without acc).
+// mem: a Float32Array over the whole (shared) memory; code: Int32Array of instructions; offs: Int32Array, the
+// element offset in mem of each load slot. Checked: registers, operations, every load and C within mem.
+// reduce(mem, code, nregs, out, cOff, begin, end, offs, size, op): a reduction kernel's body program (over gidx
+// and ridx) reduced over ridx in [0, size) by op (0 Add, 1 Max, 2 Min) for each output in [begin, end), the raw
+// result written to C (its epilogue, if any, is an epilogue() call after it). Checked as epilogue().
+napi_value RunProgram(napi_env env, napi_callback_info info, bool reduce) {
+  size_t argc = 10;
+  napi_value argv[10];
   CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  if (argc < 8) { napi_throw_type_error(env, nullptr, "heed_gemm: epilogue(mem, code, nregs, out, cOff, begin, end, offs)"); return nullptr; }
+  if (argc < (reduce ? 10u : 8u)) { napi_throw_type_error(env, nullptr, reduce ? "heed_gemm: reduce(mem, code, nregs, out, cOff, begin, end, offs, size, op)" : "heed_gemm: epilogue(mem, code, nregs, out, cOff, begin, end, offs)"); return nullptr; }
+  const char* what = reduce ? "heed_gemm: reduce: " : "heed_gemm: epilogue: ";
   auto i32array = [&](napi_value v, const char* name, int32_t** p, size_t* len) -> bool {
     void* data = nullptr;
     if (!typedArg(env, v, napi_int32_array, "an Int32Array", false, 0, name, &data, len)) return false;
@@ -439,23 +491,34 @@ napi_value Epilogue(napi_env env, napi_callback_info info) {
   };
   int32_t *code = nullptr, *offs = nullptr;
   size_t codeLen = 0, nslots = 0;
-  int32_t nregs, out, cOff, begin, end;
+  int32_t nregs, out, cOff, begin, end, size = 1, rop = 0;
   CHECK(napi_get_value_int32(env, argv[2], &nregs));
   CHECK(napi_get_value_int32(env, argv[3], &out));
   CHECK(napi_get_value_int32(env, argv[4], &cOff));
   CHECK(napi_get_value_int32(env, argv[5], &begin));
   CHECK(napi_get_value_int32(env, argv[6], &end));
+  if (reduce) {
+    CHECK(napi_get_value_int32(env, argv[8], &size));
+    CHECK(napi_get_value_int32(env, argv[9], &rop));
+    if (size < 1) { napi_throw_range_error(env, nullptr, "heed_gemm: reduce: the reduction size must be at least 1"); return nullptr; }
+    if (rop < 0 || rop > 2) { napi_throw_range_error(env, nullptr, "heed_gemm: reduce: unknown reduction op (0 Add, 1 Max, 2 Min)"); return nullptr; }
+  }
   if (!i32array(argv[1], "code", &code, &codeLen) || !i32array(argv[7], "offs", &offs, &nslots)) return nullptr;
-  if (codeLen % epi::W != 0) { napi_throw_range_error(env, nullptr, "heed_gemm: epilogue code length is not a multiple of 6"); return nullptr; }
-  if (cOff < 0 || begin < 0 || end < begin) { napi_throw_range_error(env, nullptr, "heed_gemm: epilogue: negative offset or empty range"); return nullptr; }
+  if (codeLen % epi::W != 0) { napi_throw_range_error(env, nullptr, (std::string(what) + "code length is not a multiple of 6").c_str()); return nullptr; }
+  if (cOff < 0 || begin < 0 || end < begin) { napi_throw_range_error(env, nullptr, (std::string(what) + "negative offset or empty range").c_str()); return nullptr; }
   float* mem = nullptr;
   size_t memLen = 0;
   if (!f32arg(env, argv[0], (size_t)cOff + (size_t)end, "mem", &mem, &memLen)) return nullptr;
-  std::string bad = epi::check(code, (int)(codeLen / epi::W), nregs, out, (int)nslots, offs, memLen);
-  if (!bad.empty()) { napi_throw_range_error(env, nullptr, ("heed_gemm: epilogue: " + bad).c_str()); return nullptr; }
-  if (end > begin) epi::run(code, (int)(codeLen / epi::W), nregs, out, mem, (size_t)cOff, begin, end, offs);
+  std::string bad = epi::check(code, (int)(codeLen / epi::W), nregs, out, (int)nslots, offs, memLen, reduce);
+  if (!bad.empty()) { napi_throw_range_error(env, nullptr, (std::string(what) + bad).c_str()); return nullptr; }
+  if (end > begin) {
+    if (reduce) epi::reduce(code, (int)(codeLen / epi::W), nregs, out, mem, (size_t)cOff, begin, end, offs, size, rop);
+    else epi::run(code, (int)(codeLen / epi::W), nregs, out, mem, (size_t)cOff, begin, end, offs);
+  }
   return nullptr;
 }
+napi_value Epilogue(napi_env env, napi_callback_info info) { return RunProgram(env, info, false); }
+napi_value Reduce(napi_env env, napi_callback_info info) { return RunProgram(env, info, true); }
 
 // The core's FP32 FMA throughput, measured: 12 independent chains of 8-lane FMAs (AVX2) for `iters` rounds,
 // timed by this thread's CPU clock, so other load on the machine does not lower it. GFLOP per CPU-second.
@@ -528,6 +591,8 @@ napi_value Init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "gemmLd", fn);
   napi_create_function(env, "epilogue", NAPI_AUTO_LENGTH, Epilogue, nullptr, &fn);
   napi_set_named_property(env, exports, "epilogue", fn);
+  napi_create_function(env, "reduce", NAPI_AUTO_LENGTH, Reduce, nullptr, &fn);
+  napi_set_named_property(env, exports, "reduce", fn);
   napi_create_function(env, "setIsa", NAPI_AUTO_LENGTH, SetIsa, nullptr, &fn);
   napi_set_named_property(env, exports, "setIsa", fn);
   napi_create_function(env, "fmaPeak", NAPI_AUTO_LENGTH, FmaPeak, nullptr, &fn);

@@ -69,14 +69,27 @@ function heedGemm(m) {
   }
   return true;
 }
+// elementwise / reduction route (native.ts planOther): a heedEw plan runs the addon's register programs over [begin, end)
+function heedElementwise(m) {
+  const p = m.heedEw;
+  if (heedAddon === undefined) { try { heedAddon = require(p.addon); } catch { heedAddon = null; } }
+  if (!heedAddon || !heedMemory) return false;
+  const mem = new Float32Array(heedMemory.buffer), ptrs = m.ptrs, C0 = ptrs[ptrs.length - 1] >>> 2;
+  const offs = (fn) => { const o = new Int32Array(fn.slots.length); for (let q = 0; q < o.length; q++) o[q] = ptrs[fn.slots[q]] >>> 2; return o; };
+  if (p.kind === 'reduce') {
+    heedAddon.reduce(mem, p.body.code, p.body.nregs, p.body.out, C0, m.begin, m.end, offs(p.body), p.size, p.op);
+    if (p.epi) heedAddon.epilogue(mem, p.epi.code, p.epi.nregs, p.epi.out, C0, m.begin, m.end, offs(p.epi));
+  } else heedAddon.epilogue(mem, p.fn.code, p.fn.nregs, p.fn.out, C0, m.begin, m.end, offs(p.fn));
+  return true;
+}
 function heedOnMessage(m) {
   if (m && m.type === 'init') heedMemory = m.memory;
-  if (m && m.heedGemm) {
+  if (m && (m.heedGemm || m.heedEw)) {
     try {
       const t0 = performance.now();
-      if (heedGemm(m)) { postMessage({ type: 'done', ok: true, heedGemmMs: performance.now() - t0 }); return; }
+      if (m.heedGemm ? heedGemm(m) : heedElementwise(m)) { postMessage({ type: 'done', ok: true, [m.heedGemm ? 'heedGemmMs' : 'heedEwMs']: performance.now() - t0 }); return; }
     } catch (e) {
-      if (!heedWarned) { heedWarned = true; console.error('heed: native GEMM failed in a worker (' + String(e) + '); running that kernel in wasm'); }
+      if (!heedWarned) { heedWarned = true; console.error('heed: a native kernel failed in a worker (' + String(e) + '); running that kernel in wasm'); }
     }
   }
   self.onmessage({ data: m });
@@ -98,6 +111,7 @@ parentPort.on('message', (m) => {
 type KernelRoute = (kernelHash: string) => object | 'inline' | undefined;
 let kernelRoute: KernelRoute | null = null;
 let gemmMs = 0;
+let ewMs = 0;
 let inlined = 0;
 /** the shared wasm memory (from jax-js's init message) and main-thread instances of small kernels, by hash */
 let mainMemory: WebAssembly.Memory | null = null;
@@ -105,6 +119,10 @@ const mainKernels = new Map<string, (...a: number[]) => void>();
 /** Kernel messages run on the main thread instead of a worker ('inline' routes) so far. */
 export function inlinedKernels(): number {
   return inlined;
+}
+/** Milliseconds the workers spent in native elementwise kernels and reductions so far (summed over workers). */
+export function nativeEwMs(): number {
+  return ewMs;
 }
 /** Milliseconds the workers spent in native GEMM kernels so far (summed over workers). */
 export function nativeGemmMs(): number {
@@ -129,6 +147,7 @@ class NodeWebWorker {
       if (--this.pending === 0) this.w.unref();
       const ms = (m as { heedGemmMs?: number } | null)?.heedGemmMs;
       if (ms !== undefined) gemmMs += ms;
+      else if ((m as { heedEwMs?: number } | null)?.heedEwMs !== undefined) ewMs += (m as { heedEwMs: number }).heedEwMs;
       this.onmessage?.({ data: m });
     });
     this.w.on('error', (e) => this.onerror?.({ message: e.message }));
@@ -159,7 +178,7 @@ class NodeWebWorker {
           /* the worker runs it */
         }
       }
-      if (plan && plan !== 'inline') m = { ...k, heedGemm: plan };
+      if (plan && plan !== 'inline') m = (plan as { kind?: string }).kind ? { ...k, heedEw: plan } : { ...k, heedGemm: plan };
     }
     if (this.pending++ === 0) this.w.ref();
     this.w.postMessage(m);
