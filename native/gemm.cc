@@ -215,9 +215,16 @@ enum Op {
   IADD = 20, ISUB, IMUL, IDIV, IMOD, IMIN, IMAX, ICMPLT, ICMPNE, UDIV, UMOD, UMIN, UMAX, UCMPLT, AND, OR, XOR, SHL, SHR,
   EXP = 40, LOG, SIN, COS, ASIN, ATAN, SQRT, RECIP, FLOOR, CEIL,
   I2F = 50, U2F, F2I, F2U, F2B, I2B, WHERE = 60,
+  IDIVC = 61, IMODC = 62,  // int32 a / imm, a % imm (truncating) for a constant imm >= 1: index arithmetic
 };
-inline bool known(int op) { return (op >= 0 && op <= 4) || (op >= 10 && op <= 18) || (op >= 20 && op <= 38) || (op >= 40 && op <= 49) || (op >= 50 && op <= 55) || op == 60; }
+inline bool known(int op) { return (op >= 0 && op <= 4) || (op >= 10 && op <= 18) || (op >= 20 && op <= 38) || (op >= 40 && op <= 49) || (op >= 50 && op <= 55) || (op >= 60 && op <= 62); }
 inline int arity(int op) { return op <= 4 ? (op == LOAD ? 1 : 0) : op == WHERE ? 3 : (op >= 40) ? 1 : 2; }
+// trunc(a / d) for int32 a and 1 <= d < 2^31, exactly: (|a| + 0.5) / d is at least 0.5 / d away from an integer and
+// the two roundings of (|a| + 0.5) * fl(1 / d) err by at most (|a| + 0.5) / d * 2^-52 < 0.5 / d; multiplies, no division
+inline int32_t idivc(int32_t a, double inv) {
+  const double x = (double)a, q = std::trunc((std::fabs(x) + 0.5) * inv);
+  return (int32_t)(x < 0 ? -q : q);
+}
 
 // exp for float32: 2^n * p(r), x = n ln2 + r, |r| <= ln2/2, degree-6 Taylor (relative error ~3e-7), 2^n applied
 // as two halves so that results near FLT_MAX and the denormals come out right; branch-free (n rounded by adding
@@ -255,6 +262,7 @@ std::string check(const int32_t* code, int n, int nregs, int out, int nslots, co
       if (I[3] < 0 || I[3] >= nslots) return "load slot out of range";
       if (I[5] <= 0 || offs[I[3]] < 0 || (size_t)offs[I[3]] + (size_t)(uint32_t)I[5] > memLen) return "a load reaches past the memory";
     }
+    if ((I[0] == IDIVC || I[0] == IMODC) && I[5] < 1) return "a constant divisor below 1";
   }
   return "";
 }
@@ -278,10 +286,10 @@ __attribute__((always_inline)) inline void evalBlock(const int32_t* code, int n,
           const U* g = reinterpret_cast<const U*>(mem + offs[I[3]]);
           const uint32_t len = (uint32_t)I[5], i0 = a[0].u;
           // contiguous (a view at the output's position) or one broadcast element: a copy or a fill, not a gather
-          bool run = i0 < len && (uint64_t)i0 + (uint64_t)m <= len, same = i0 < len;
-          for (int k = 0; k < m; k++) { run &= a[k].u == i0 + (uint32_t)k; same &= a[k].u == i0; }
-          if (run) { std::memcpy(d, g + i0, sizeof(U) * (size_t)m); break; }
-          if (same) { const U v = g[i0]; L(d[k] = v) }
+          uint32_t off = 0, diff = 0;  // OR-reductions (vectorized): zero when every lane is i0 + k, resp. i0
+          for (int k = 0; k < m; k++) { off |= a[k].u - (i0 + (uint32_t)k); diff |= a[k].u ^ i0; }
+          if (off == 0 && i0 < len && (uint64_t)i0 + (uint64_t)m <= len) { const U* __restrict gs = g + i0; for (int k = 0; k < m; k++) d[k].u = gs[k].u; break; }
+          if (diff == 0 && i0 < len) { const U v = g[i0]; L(d[k] = v) }
           L(d[k] = g[a[k].u < len ? a[k].u : 0])
         }
         case FADD: L(d[k].f = a[k].f + b[k].f)
@@ -330,6 +338,8 @@ __attribute__((always_inline)) inline void evalBlock(const int32_t* code, int n,
         case F2B: L(d[k].i = a[k].f != 0.f)
         case I2B: L(d[k].i = a[k].u != 0)
         case WHERE: L(d[k].u = c[k].u ? a[k].u : b[k].u)
+        case IDIVC: { const double inv = 1.0 / I[5]; L(d[k].i = idivc(a[k].i, inv)) }
+        case IMODC: { const double inv = 1.0 / I[5]; const uint32_t dv = (uint32_t)I[5]; L(d[k].u = a[k].u - (uint32_t)idivc(a[k].i, inv) * dv) }
 #undef L
       }
     }
@@ -347,26 +357,65 @@ __attribute__((always_inline)) inline void runBody(const int32_t* code, int n, i
   }
 }
 
-// a reduction over ridx in [0, size) of the body program for each output in [begin, end): C[cOff + o] = acc, summed
-// (or min / max) one term after the other in ridx order, as the plain loop of jax-js's wasm kernels does.
-// rop: 0 Add, 1 Max, 2 Min (float32)
-__attribute__((always_inline)) inline void reduceBody(const int32_t* code, int n, int nregs, int out, float* mem, size_t cOff, int begin, int end, const int32_t* offs, int size, int rop) {
+// a reduction over ridx in [0, size) of the body program for each output in [begin, end): C[cOff + o] = the terms
+// reduced by rop (0 Add, 1 Max, 2 Min; float32) in 8 partial results, term r into partial r % 8 in ridx order, then
+// ((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7)): the same order whatever the block or thread split (a run is
+// deterministic), 8 independent chains the compiler vectorizes; not the order of jax-js's wasm loops (which differ
+// between their SIMD paths too), so sums differ from wasm's in the last bits (the engine tests bound it)
+template <int ROP>
+__attribute__((always_inline)) inline float rop2(float a, float b) { return ROP == 0 ? a + b : ROP == 1 ? fmaxw(a, b) : fminw(a, b); }
+template <int ROP>
+__attribute__((always_inline)) inline void reduceBody(const int32_t* code, int n, int nregs, int out, float* mem, size_t cOff, int begin, int end, const int32_t* offs, int size) {
   static thread_local std::vector<U> regs;
   if (regs.size() < (size_t)nregs * BLK) regs.resize((size_t)nregs * BLK);
   U* R = regs.data();
   int32_t gl[BLK], rl[BLK];
-  const float id = rop == 0 ? 0.f : rop == 1 ? -__builtin_inff() : __builtin_inff();
+  const float id = ROP == 0 ? 0.f : ROP == 1 ? -__builtin_inff() : __builtin_inff();
   int o = begin, r = 0;
-  float acc = id;
+  float p[8];
+  for (int l = 0; l < 8; l++) p[l] = id;
   while (o < end) {
     int m = 0;
-    for (int o2 = o, r2 = r; m < BLK && o2 < end; m++) { gl[m] = o2; rl[m] = r2; if (++r2 == size) { r2 = 0; o2++; } }
+    for (int o2 = o, r2 = r; m < BLK && o2 < end;) {  // runs of one output: a fill and an iota (vectorized)
+      const int run = std::min(BLK - m, size - r2);
+      for (int q = 0; q < run; q++) { gl[m + q] = o2; rl[m + q] = r2 + q; }
+      m += run;
+      r2 += run;
+      if (r2 == size) { r2 = 0; o2++; }
+    }
     evalBlock(code, n, R, mem, cOff, 0, m, offs, gl, rl);
     const U* v = R + (size_t)out * BLK;
-    for (int k = 0; k < m; k++) {
-      const float x = v[k].f;
-      acc = rop == 0 ? acc + x : rop == 1 ? fmaxw(acc, x) : fminw(acc, x);
-      if (++r == size) { mem[cOff + o] = acc; acc = id; r = 0; o++; }
+    int k = 0;
+    while (k < m) {
+      const int run = std::min(m - k, size - r);  // terms of output o in this block: r .. r + run - 1
+      int q = 0;
+      for (; q < run && ((r + q) & 7); q++) p[(r + q) & 7] = rop2<ROP>(p[(r + q) & 7], v[k + q].f);
+      if (q + 8 <= run) {  // whole groups of 8 (r % 8 == 0 here): one vector of the 8 partials
+        typedef float f8 __attribute__((vector_size(32)));
+        typedef int32_t i8 __attribute__((vector_size(32)));
+        f8 pv;
+        std::memcpy(&pv, p, sizeof pv);
+        for (; q + 8 <= run; q += 8) {
+          f8 x;
+          std::memcpy(&x, &v[k + q], sizeof x);
+          if (ROP == 0) pv = pv + x;
+          else {
+            const i8 nan = (pv != pv) | (x != x);
+            const f8 m = ROP == 1 ? (x > pv ? x : pv) : (x < pv ? x : pv);
+            pv = nan ? pv + x : m;  // NaN if either is
+          }
+        }
+        std::memcpy(p, &pv, sizeof pv);
+      }
+      for (; q < run; q++) p[(r + q) & 7] = rop2<ROP>(p[(r + q) & 7], v[k + q].f);
+      k += run;
+      r += run;
+      if (r == size) {
+        mem[cOff + o] = rop2<ROP>(rop2<ROP>(rop2<ROP>(p[0], p[1]), rop2<ROP>(p[2], p[3])), rop2<ROP>(rop2<ROP>(p[4], p[5]), rop2<ROP>(p[6], p[7])));
+        for (int l = 0; l < 8; l++) p[l] = id;
+        r = 0;
+        o++;
+      }
     }
   }
 }
@@ -377,8 +426,10 @@ void run(const int32_t* code, int n, int nregs, int out, float* mem, size_t cOff
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && forcedIsa != "sse") runAvx2(code, n, nregs, out, mem, cOff, begin, end, offs);
   else runBase(code, n, nregs, out, mem, cOff, begin, end, offs);
 }
-__attribute__((target("avx2,fma"), optimize("no-trapping-math"))) void reduceAvx2(const int32_t* code, int n, int nregs, int out, float* mem, size_t cOff, int begin, int end, const int32_t* offs, int size, int rop) { reduceBody(code, n, nregs, out, mem, cOff, begin, end, offs, size, rop); }
-__attribute__((optimize("no-trapping-math"))) void reduceBase(const int32_t* code, int n, int nregs, int out, float* mem, size_t cOff, int begin, int end, const int32_t* offs, int size, int rop) { reduceBody(code, n, nregs, out, mem, cOff, begin, end, offs, size, rop); }
+#define RED_BODY { if (rop == 0) reduceBody<0>(code, n, nregs, out, mem, cOff, begin, end, offs, size); else if (rop == 1) reduceBody<1>(code, n, nregs, out, mem, cOff, begin, end, offs, size); else reduceBody<2>(code, n, nregs, out, mem, cOff, begin, end, offs, size); }
+__attribute__((target("avx2,fma"), optimize("no-trapping-math"))) void reduceAvx2(const int32_t* code, int n, int nregs, int out, float* mem, size_t cOff, int begin, int end, const int32_t* offs, int size, int rop) RED_BODY
+__attribute__((optimize("no-trapping-math"))) void reduceBase(const int32_t* code, int n, int nregs, int out, float* mem, size_t cOff, int begin, int end, const int32_t* offs, int size, int rop) RED_BODY
+#undef RED_BODY
 void reduce(const int32_t* code, int n, int nregs, int out, float* mem, size_t cOff, int begin, int end, const int32_t* offs, int size, int rop) {
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && forcedIsa != "sse") reduceAvx2(code, n, nregs, out, mem, cOff, begin, end, offs, size, rop);
   else reduceBase(code, n, nregs, out, mem, cOff, begin, end, offs, size, rop);

@@ -286,7 +286,14 @@ test('elementwise programs: loads that run contiguously, broadcast one element o
   }
 });
 
-test('reduce(): Add / Max / Min of a body over ridx, in ridx order (bit-exact float32 sums), NaN / ±Inf, slices, blocks; malformed calls refused', { skip }, () => {
+/** the addon's reduction order: term r into partial r % 8 (in ridx order), then ((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7)) */
+function reduce8(terms: number[], op: (a: number, b: number) => number, id: number): number {
+  const p = new Array(8).fill(id);
+  terms.forEach((t, r) => (p[r % 8] = op(p[r % 8], t)));
+  return op(op(op(p[0], p[1]), op(p[2], p[3])), op(op(p[4], p[5]), op(p[6], p[7])));
+}
+
+test('reduce(): Add / Max / Min of a body over ridx (bit-exact float32 sums in the stated order), NaN / ±Inf, slices, blocks; malformed calls refused', { skip }, () => {
   const g = native as unknown as ReduceAddon;
   if (typeof g.reduce !== 'function') assert.fail('the addon has no reduce(): rebuild it with npm run build:native');
   const O = EPILOGUE_OPS;
@@ -311,23 +318,19 @@ test('reduce(): Add / Max / Min of a body over ridx, in ridx order (bit-exact fl
       assert.equal(outMem[C0 + rows - 1], -7, 'wrote after the slice');
       for (let o = 1; o < rows - 1; o++) {
         // the same order as the addon: only exp's rounding (≤ 4e-7 relative per term) may differ
-        let acc = op === 0 ? 0 : op === 1 ? -Infinity : Infinity;
-        for (let r = 0; r < size; r++) {
-          const t = term(o, r);
-          acc = op === 0 ? f(acc + t) : Number.isNaN(acc) || Number.isNaN(t) ? NaN : op === 1 ? Math.max(acc, t) : Math.min(acc, t);
-        }
+        const fop = (a: number, b: number) => (op === 0 ? f(a + b) : Number.isNaN(a) || Number.isNaN(b) ? NaN : op === 1 ? Math.max(a, b) : Math.min(a, b));
+        const acc = reduce8(Array.from({ length: size }, (_, r) => term(o, r)), fop, op === 0 ? 0 : op === 1 ? -Infinity : Infinity);
         const got = outMem[C0 + o];
         const ok = Number.isNaN(acc) ? Number.isNaN(got) : got === acc || Math.abs(got - acc) <= 1e-6 * Math.sqrt(size) * (1 + Math.abs(acc));
         assert.ok(ok, `${name} size ${size} output ${o}: ${got}, reference ${acc}`);
       }
     }
-    // a body of one plain load per term: the sum must be bit-exact (same order as the plain loop)
+    // a body of one plain load per term: the sum must be bit-exact (the stated order)
     const plain = Int32Array.from([O.GIDX, 0, 0, 0, 0, 0, O.CONST, 1, 0, 0, 0, size, O.IMUL, 2, 0, 1, 0, 0, O.RIDX, 3, 0, 0, 0, 0, O.IADD, 4, 2, 3, 0, 0, O.LOAD, 5, 4, 0, 0, rows * size]);
     const outMem = new Float32Array(mem);
     g.reduce(outMem, plain, 6, 5, C0, 0, rows, Int32Array.of(32), size, 0);
     for (let o = 0; o < rows; o++) {
-      let acc = 0;
-      for (let r = 0; r < size; r++) acc = f(acc + X[o * size + r]);
+      const acc = reduce8(Array.from(X.subarray(o * size, (o + 1) * size)), (a, b) => f(a + b), 0);
       assert.ok(Object.is(outMem[C0 + o], acc) || (Number.isNaN(acc) && Number.isNaN(outMem[C0 + o])), `plain sum size ${size} row ${o}: ${outMem[C0 + o]} vs ${acc}`);
     }
   }
