@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import os from 'node:os';
 import { loadNativeGemm, lastReason } from '../native/load.mjs';
-import { EPILOGUE_OPS } from '../src/engine/native.js';
+import { EPILOGUE_OPS, elementwiseSwitch } from '../src/engine/native.js';
 
 const native = loadNativeGemm({ quiet: true });
 const skip = native ? false : `native addon not built (${lastReason()}): run npm run build:native`;
@@ -346,4 +346,32 @@ test('reduce(): Add / Max / Min of a body over ridx (bit-exact float32 sums in t
   // ridx in [0, size): a sum of ridx itself is size·(size − 1)/2
   g.reduce(mem, Int32Array.of(O.RIDX, 0, 0, 0, 0, 0, O.I2F, 1, 0, 0, 0, 0), 2, 1, 0, 0, 3, Int32Array.of(), 10, 0);
   assert.deepEqual([...mem.subarray(0, 3)], [45, 45, 45]);
+});
+
+test('HEED_NATIVE_ELEMENTWISE: 0, 1 (the default) or all; anything else is refused with a one-line error', () => {
+  assert.equal(elementwiseSwitch(undefined), true);
+  assert.equal(elementwiseSwitch('1'), true);
+  assert.equal(elementwiseSwitch('0'), false);
+  assert.equal(elementwiseSwitch('all'), 'all');
+  for (const bad of ['2', 'yes', 'off', ' 1']) assert.throws(() => elementwiseSwitch(bad), (e: Error & { fix?: string }) => /HEED_NATIVE_ELEMENTWISE must be 0, 1 or all/.test(e.message) && !e.message.includes('\n') && typeof e.fix === 'string');
+});
+
+test('index arithmetic by constants (IDIVC, IMODC): truncating int32 division and remainder, exact for every sign and size; divisors below 1 refused', { skip }, () => {
+  const g = native as unknown as EpilogueAddon;
+  const O = EPILOGUE_OPS;
+  const n = 600;
+  const mem = new Float32Array(3 * n), ints = new Int32Array(mem.buffer);
+  const r = rand(n, 31);
+  const special = [0, 1, -1, 2, -2, 2147483647, -2147483648, 2147483646, -2147483647, 65535, 65536, -65536, 524287, 524288, 1572863];
+  for (let k = 0; k < n; k++) ints[n + k] = k < special.length ? special[k] : Math.trunc(r[k] * 2 ** 32) | 0;
+  for (const d of [1, 2, 3, 7, 256, 1536, 8192, 524288, 1000003, 2147483647]) {
+    for (const [op, ref] of [['IDIVC', (a: number) => (a / d) | 0], ['IMODC', (a: number) => a % d | 0]] as const) {
+      // out = I2F(op(x)) would round: compare the int bits via a Where-free program writing the int register's bits
+      const code = Int32Array.from([O.GIDX, 0, 0, 0, 0, 0, O.LOAD, 1, 0, 0, 0, n, O[op], 2, 1, 0, 0, d]);
+      g.epilogue(mem, code, 3, 2, 0, 0, n, Int32Array.of(n));
+      for (let k = 0; k < n; k++) assert.equal(ints[k], ref(ints[n + k]), `${op} ${ints[n + k]} by ${d}`);
+    }
+  }
+  assert.throws(() => g.epilogue(mem, Int32Array.of(O.GIDX, 0, 0, 0, 0, 0, O.IDIVC, 1, 0, 0, 0, 0), 2, 1, 0, 0, 4, Int32Array.of()), /a constant divisor below 1/);
+  assert.throws(() => g.epilogue(mem, Int32Array.of(O.GIDX, 0, 0, 0, 0, 0, O.IMODC, 1, 0, 0, 0, -3), 2, 1, 0, 0, 4, Int32Array.of()), /a constant divisor below 1/);
 });
