@@ -12,7 +12,10 @@
  * polyfill (node-workers.ts) attaches the plan to the kernel's `{type: 'kernel', kernelHash, ptrs, begin, end}`
  * message, and the worker runs the native addon (native/gemm.cc, `npm run build:native`) on Float32Array views of
  * the shared wasm memory for its [begin, end) slice of the outputs — the product, then the epilogue over the same
- * slice — instead of the wasm kernel, answering as the wasm kernel would. Small kernels of any kind (≤
+ * slice — instead of the wasm kernel, answering as the wasm kernel would. Standalone elementwise kernels and
+ * reductions that are not products, where wasm has no SIMD code for them (Exp, Log, Reciprocal…), are compiled to the
+ * same register programs (planOther) and run by the addon's `epilogue()` / `reduce()` (HEED_NATIVE_ELEMENTWISE=0
+ * keeps them in wasm). Small kernels of any kind (≤
  * HEED_INLINE_WORK multiply-adds) run on the main thread instead of a worker, saving the message round trip.
  *
  * Off (the wasm kernels run) when: HEED_NATIVE=0, the addon is not built (one line says so), the device is not
@@ -511,8 +514,8 @@ const WASM_SIMD: Record<string, Set<string>> = {
 };
 /**
  * Whether jax-js's wasm backend runs this kernel with SIMD code (its isSimdEligible, outside the index arithmetic):
- * then its 4-lane loop with the loads in registers beats the addon's register programs (measured: plain loads,
- * sums of squares and maxima ran 2-4x slower natively), so the route leaves it there. Exp, Log, Reciprocal, the
+ * then its 4-lane loop with the loads in registers beats the addon's register programs (measured per kernel: plain copies,
+ * sums of squares and maxima ran 2.8-25x slower natively; bench/ew-kernel-ab.ts), so the route leaves it there. Exp, Log, Reciprocal, the
  * trigonometric functions, float division and comparisons of floats have no SIMD variant in wasm and run one element
  * at a time with a call per exp: those kernels (softmax's exp-sums, logsumexp, SiLU and its gradient, the divisions)
  * are the ones that pay natively (3-4x).
