@@ -106,7 +106,8 @@ parentPort.on('message', (m) => {
   heedOnMessage(m);
 });`;
 
-/** Set by src/engine/native.ts: a GEMM plan for a kernel hash, 'inline' (a small wasm kernel: run it on this
+/** Set by src/engine/native.ts: a plan for a kernel hash (a GEMM plan; one with a `kind`, elementwise or reduce, goes
+ * to heedElementwise), 'inline' (a small wasm kernel: run it on this
  * thread, saving the round trip to a worker), or undefined (the wasm kernel runs in the worker). */
 type KernelRoute = (kernelHash: string) => object | 'inline' | undefined;
 let kernelRoute: KernelRoute | null = null;
