@@ -38,6 +38,8 @@ interface Rec {
   tDone: number;
   workerMs?: number;
   native: boolean;
+  /** run by the native elementwise / reduction route (its reply carries `heedEwMs`) */
+  ew?: boolean;
 }
 
 /** prefix of jax-js's worker source: time each message's handler and put the time on its `done` reply */
@@ -46,7 +48,7 @@ const PREFIX = `
   let t0 = -1, handler = null;
   const post = globalThis.postMessage;
   globalThis.postMessage = (m) => {
-    if (m && m.type === 'done' && t0 >= 0 && m.heedGemmMs === undefined) m.heedProfMs = performance.now() - t0;
+    if (m && m.type === 'done' && t0 >= 0 && m.heedGemmMs === undefined && m.heedEwMs === undefined) m.heedProfMs = performance.now() - t0;
     t0 = -1;
     post(m);
   };
@@ -84,12 +86,12 @@ export async function installProfiler(threads: number): Promise<void> {
       const wrapped = (e: { data: unknown }) => {
         const c = this.current;
         if (c && recording) {
-          const d = e.data as { heedGemmMs?: number; heedProfMs?: number; heedKernelMs?: number };
+          const d = e.data as { heedGemmMs?: number; heedEwMs?: number; heedProfMs?: number; heedKernelMs?: number };
           // every kernel reply of the polyfill carries its compute time (heedKernelMs: the slice on whichever thread
           // ran it — a worker, or the main thread for HEED_INLINE_WORK kernels and worker 0's share on the main and
           // shared channels); routines are timed by the prefix; without either, the time postMessage took
           const { postMs, ...rec } = c;
-          recs.push({ ...rec, tDone: performance.now(), workerMs: d.heedKernelMs ?? d.heedGemmMs ?? d.heedProfMs ?? postMs, native: d.heedGemmMs !== undefined });
+          recs.push({ ...rec, tDone: performance.now(), workerMs: d.heedKernelMs ?? d.heedGemmMs ?? d.heedEwMs ?? d.heedProfMs ?? postMs, native: d.heedGemmMs !== undefined, ew: d.heedEwMs !== undefined });
         }
         this.current = undefined;
         handler?.(e);
@@ -212,7 +214,7 @@ export function profileWindow(t0: number, t1: number): StepProfile {
     const end = Math.max(...rs.map((r) => r.tDone));
     const cms = Math.max(0, ...rs.map((r) => r.workerMs ?? 0));
     const c = rs[0].hash !== undefined ? kinds.get(rs[0].hash) : undefined;
-    let kind: string = rs.some((r) => r.native) ? 'native GEMM' : (c?.kind ?? 'routine');
+    let kind: string = rs.some((r) => r.native) ? 'native GEMM' : rs.some((r) => r.ew) ? (c?.kind === 'elementwise' ? 'native elementwise' : 'native reduction') : (c?.kind ?? 'routine');
     if (kind === 'wasm multiply-reduce') reasons[c?.reason ?? '?'] = (reasons[c?.reason ?? '?'] ?? 0) + 1;
     if (rs[0].phase === 'AdamW') kind = `AdamW (${kind})`;
     const b = (buckets[kind] ??= { kernels: 0, computeMs: 0, wallMs: 0 });

@@ -210,14 +210,21 @@ namespace epi {
 constexpr int BLK = 256, W = 6;
 union U { float f; int32_t i; uint32_t u; };
 enum Op {
-  GIDX = 0, ACC = 1, CONST = 2, LOAD = 3,
+  GIDX = 0, ACC = 1, CONST = 2, LOAD = 3, RIDX = 4,
   FADD = 10, FSUB, FMUL, FMIN, FMAX, FIDIV, FMOD, FCMPLT, FCMPNE,
   IADD = 20, ISUB, IMUL, IDIV, IMOD, IMIN, IMAX, ICMPLT, ICMPNE, UDIV, UMOD, UMIN, UMAX, UCMPLT, AND, OR, XOR, SHL, SHR,
   EXP = 40, LOG, SIN, COS, ASIN, ATAN, SQRT, RECIP, FLOOR, CEIL,
   I2F = 50, U2F, F2I, F2U, F2B, I2B, WHERE = 60,
+  IDIVC = 61, IMODC = 62,  // int32 a / imm, a % imm (truncating) for a constant imm >= 1: index arithmetic
 };
-inline bool known(int op) { return (op >= 0 && op <= 3) || (op >= 10 && op <= 18) || (op >= 20 && op <= 38) || (op >= 40 && op <= 49) || (op >= 50 && op <= 55) || op == 60; }
-inline int arity(int op) { return op <= 3 ? (op == LOAD ? 1 : 0) : op == WHERE ? 3 : (op >= 40) ? 1 : 2; }
+inline bool known(int op) { return (op >= 0 && op <= 4) || (op >= 10 && op <= 18) || (op >= 20 && op <= 38) || (op >= 40 && op <= 49) || (op >= 50 && op <= 55) || (op >= 60 && op <= 62); }
+inline int arity(int op) { return op <= 4 ? (op == LOAD ? 1 : 0) : op == WHERE ? 3 : (op >= 40) ? 1 : 2; }
+// trunc(a / d) for int32 a and 1 <= d < 2^31, exactly: (|a| + 0.5) / d is at least 0.5 / d away from an integer and
+// the two roundings of (|a| + 0.5) * fl(1 / d) err by at most (|a| + 0.5) / d * 2^-52 < 0.5 / d; multiplies, no division
+inline int32_t idivc(int32_t a, double inv) {
+  const double x = (double)a, q = std::trunc((std::fabs(x) + 0.5) * inv);
+  return (int32_t)(x < 0 ? -q : q);
+}
 
 // exp for float32: 2^n * p(r), x = n ln2 + r, |r| <= ln2/2, degree-6 Taylor (relative error ~3e-7), 2^n applied
 // as two halves so that results near FLT_MAX and the denormals come out right; branch-free (n rounded by adding
@@ -241,28 +248,28 @@ inline float fmaxw(float a, float b) { return a != a ? a : (b != b ? b : (a > b 
 inline int32_t f2i(float x) { return x != x ? 0 : x >= 2147483647.f ? 2147483647 : x <= -2147483648.f ? (int32_t)-2147483648LL : (int32_t)x; }
 inline uint32_t f2u(float x) { return x != x || x <= 0.f ? 0u : x >= 4294967295.f ? 4294967295u : (uint32_t)x; }
 
-// '' when the program is well formed for these sizes, else what is wrong
-std::string check(const int32_t* code, int n, int nregs, int out, int nslots, const int32_t* offs, size_t memLen) {
+// '' when the program is well formed for these sizes, else what is wrong. reduce: a reduction's body (over gidx
+// and ridx, no acc); else an epilogue or a standalone elementwise kernel (over gidx and acc, no ridx)
+std::string check(const int32_t* code, int n, int nregs, int out, int nslots, const int32_t* offs, size_t memLen, bool reduce = false) {
   if (nregs < 1 || nregs > 4096 || out < 0 || out >= nregs) return "register count or output register out of range";
   for (int q = 0; q < n; q++) {
     const int32_t* I = code + (size_t)q * W;
     if (!known(I[0])) return "unknown operation " + std::to_string(I[0]);
+    if (I[0] == (reduce ? ACC : RIDX)) return reduce ? "acc in a reduction body" : "ridx outside a reduction body";
     if (I[1] < 0 || I[1] >= nregs) return "destination register out of range";
     for (int s = 0; s < arity(I[0]); s++) if (I[2 + s] < 0 || I[2 + s] >= nregs) return "source register out of range";
     if (I[0] == LOAD) {
       if (I[3] < 0 || I[3] >= nslots) return "load slot out of range";
       if (I[5] <= 0 || offs[I[3]] < 0 || (size_t)offs[I[3]] + (size_t)(uint32_t)I[5] > memLen) return "a load reaches past the memory";
     }
+    if ((I[0] == IDIVC || I[0] == IMODC) && I[5] < 1) return "a constant divisor below 1";
   }
   return "";
 }
 
-__attribute__((always_inline)) inline void runBody(const int32_t* code, int n, int nregs, int out, float* mem, size_t cOff, int begin, int end, const int32_t* offs) {
-  static thread_local std::vector<U> regs;
-  if (regs.size() < (size_t)nregs * BLK) regs.resize((size_t)nregs * BLK);
-  U* R = regs.data();
-  for (int j0 = begin; j0 < end; j0 += BLK) {
-    const int m = std::min(BLK, end - j0);
+// one block of m <= BLK lanes: lane k is output j0 + k (gl == nullptr), or the (gidx, ridx) pair (gl[k], rl[k]) of
+// a reduction body
+__attribute__((always_inline)) inline void evalBlock(const int32_t* code, int n, U* R, const float* mem, size_t cOff, int j0, int m, const int32_t* offs, const int32_t* gl, const int32_t* rl) {
     for (int q = 0; q < n; q++) {
       const int32_t* I = code + (size_t)q * W;
       U* __restrict d = R + (size_t)I[1] * BLK;
@@ -271,10 +278,20 @@ __attribute__((always_inline)) inline void runBody(const int32_t* code, int n, i
       const U* c = R + (size_t)I[4] * BLK;
       switch (I[0]) {
 #define L(expr) for (int k = 0; k < m; k++) { expr; } break;
-        case GIDX: L(d[k].i = j0 + k)
+        case GIDX: if (gl) { L(d[k].i = gl[k]) } else { L(d[k].i = j0 + k) }
+        case RIDX: L(d[k].i = rl[k])
         case ACC: L(d[k].f = mem[cOff + j0 + k])
         case CONST: { U v; v.i = I[5]; L(d[k] = v) }
-        case LOAD: { const U* g = reinterpret_cast<const U*>(mem + offs[I[3]]); const uint32_t len = (uint32_t)I[5]; L(d[k] = g[a[k].u < len ? a[k].u : 0]) }
+        case LOAD: {
+          const U* g = reinterpret_cast<const U*>(mem + offs[I[3]]);
+          const uint32_t len = (uint32_t)I[5], i0 = a[0].u;
+          // contiguous (a view at the output's position) or one broadcast element: a copy or a fill, not a gather
+          uint32_t off = 0, diff = 0;  // OR-reductions (vectorized): zero when every lane is i0 + k, resp. i0
+          for (int k = 0; k < m; k++) { off |= a[k].u - (i0 + (uint32_t)k); diff |= a[k].u ^ i0; }
+          if (off == 0 && i0 < len && (uint64_t)i0 + (uint64_t)m <= len) { const U* __restrict gs = g + i0; for (int k = 0; k < m; k++) d[k].u = gs[k].u; break; }
+          if (diff == 0 && i0 < len) { const U v = g[i0]; L(d[k] = v) }
+          L(d[k] = g[a[k].u < len ? a[k].u : 0])
+        }
         case FADD: L(d[k].f = a[k].f + b[k].f)
         case FSUB: L(d[k].f = a[k].f - b[k].f)
         case FMUL: L(d[k].f = a[k].f * b[k].f)
@@ -321,11 +338,85 @@ __attribute__((always_inline)) inline void runBody(const int32_t* code, int n, i
         case F2B: L(d[k].i = a[k].f != 0.f)
         case I2B: L(d[k].i = a[k].u != 0)
         case WHERE: L(d[k].u = c[k].u ? a[k].u : b[k].u)
+        case IDIVC: { const double inv = 1.0 / I[5]; L(d[k].i = idivc(a[k].i, inv)) }
+        case IMODC: { const double inv = 1.0 / I[5]; const uint32_t dv = (uint32_t)I[5]; L(d[k].u = a[k].u - (uint32_t)idivc(a[k].i, inv) * dv) }
 #undef L
       }
     }
+}
+
+__attribute__((always_inline)) inline void runBody(const int32_t* code, int n, int nregs, int out, float* mem, size_t cOff, int begin, int end, const int32_t* offs) {
+  static thread_local std::vector<U> regs;
+  if (regs.size() < (size_t)nregs * BLK) regs.resize((size_t)nregs * BLK);
+  U* R = regs.data();
+  for (int j0 = begin; j0 < end; j0 += BLK) {
+    const int m = std::min(BLK, end - j0);
+    evalBlock(code, n, R, mem, cOff, j0, m, offs, nullptr, nullptr);
     const U* o = R + (size_t)out * BLK;
     for (int k = 0; k < m; k++) mem[cOff + j0 + k] = o[k].f;
+  }
+}
+
+// a reduction over ridx in [0, size) of the body program for each output in [begin, end): C[cOff + o] = the terms
+// reduced by rop (0 Add, 1 Max, 2 Min; float32) in 8 partial results, term r into partial r % 8 in ridx order, then
+// ((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7)): the same order whatever the block or thread split (a run is
+// deterministic), 8 independent chains the compiler vectorizes; not the order of jax-js's wasm loops (which differ
+// between their SIMD paths too), so sums differ from wasm's in the last bits (the engine tests bound it)
+template <int ROP>
+__attribute__((always_inline)) inline float rop2(float a, float b) { return ROP == 0 ? a + b : ROP == 1 ? fmaxw(a, b) : fminw(a, b); }
+template <int ROP>
+__attribute__((always_inline)) inline void reduceBody(const int32_t* code, int n, int nregs, int out, float* mem, size_t cOff, int begin, int end, const int32_t* offs, int size) {
+  static thread_local std::vector<U> regs;
+  if (regs.size() < (size_t)nregs * BLK) regs.resize((size_t)nregs * BLK);
+  U* R = regs.data();
+  int32_t gl[BLK], rl[BLK];
+  const float id = ROP == 0 ? 0.f : ROP == 1 ? -__builtin_inff() : __builtin_inff();
+  int o = begin, r = 0;
+  float p[8];
+  for (int l = 0; l < 8; l++) p[l] = id;
+  while (o < end) {
+    int m = 0;
+    for (int o2 = o, r2 = r; m < BLK && o2 < end;) {  // runs of one output: a fill and an iota (vectorized)
+      const int run = std::min(BLK - m, size - r2);
+      for (int q = 0; q < run; q++) { gl[m + q] = o2; rl[m + q] = r2 + q; }
+      m += run;
+      r2 += run;
+      if (r2 == size) { r2 = 0; o2++; }
+    }
+    evalBlock(code, n, R, mem, cOff, 0, m, offs, gl, rl);
+    const U* v = R + (size_t)out * BLK;
+    int k = 0;
+    while (k < m) {
+      const int run = std::min(m - k, size - r);  // terms of output o in this block: r .. r + run - 1
+      int q = 0;
+      for (; q < run && ((r + q) & 7); q++) p[(r + q) & 7] = rop2<ROP>(p[(r + q) & 7], v[k + q].f);
+      if (q + 8 <= run) {  // whole groups of 8 (r % 8 == 0 here): one vector of the 8 partials
+        typedef float f8 __attribute__((vector_size(32)));
+        typedef int32_t i8 __attribute__((vector_size(32)));
+        f8 pv;
+        std::memcpy(&pv, p, sizeof pv);
+        for (; q + 8 <= run; q += 8) {
+          f8 x;
+          std::memcpy(&x, &v[k + q], sizeof x);
+          if (ROP == 0) pv = pv + x;
+          else {
+            const i8 nan = (pv != pv) | (x != x);
+            const f8 m = ROP == 1 ? (x > pv ? x : pv) : (x < pv ? x : pv);
+            pv = nan ? pv + x : m;  // NaN if either is
+          }
+        }
+        std::memcpy(p, &pv, sizeof pv);
+      }
+      for (; q < run; q++) p[(r + q) & 7] = rop2<ROP>(p[(r + q) & 7], v[k + q].f);
+      k += run;
+      r += run;
+      if (r == size) {
+        mem[cOff + o] = rop2<ROP>(rop2<ROP>(rop2<ROP>(p[0], p[1]), rop2<ROP>(p[2], p[3])), rop2<ROP>(rop2<ROP>(p[4], p[5]), rop2<ROP>(p[6], p[7])));
+        for (int l = 0; l < 8; l++) p[l] = id;
+        r = 0;
+        o++;
+      }
+    }
   }
 }
 // the same program compiled for AVX2+FMA and for the baseline ISA (SSE2), chosen at run time
@@ -334,6 +425,14 @@ __attribute__((optimize("no-trapping-math"))) void runBase(const int32_t* code, 
 void run(const int32_t* code, int n, int nregs, int out, float* mem, size_t cOff, int begin, int end, const int32_t* offs) {
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && forcedIsa != "sse") runAvx2(code, n, nregs, out, mem, cOff, begin, end, offs);
   else runBase(code, n, nregs, out, mem, cOff, begin, end, offs);
+}
+#define RED_BODY { if (rop == 0) reduceBody<0>(code, n, nregs, out, mem, cOff, begin, end, offs, size); else if (rop == 1) reduceBody<1>(code, n, nregs, out, mem, cOff, begin, end, offs, size); else reduceBody<2>(code, n, nregs, out, mem, cOff, begin, end, offs, size); }
+__attribute__((target("avx2,fma"), optimize("no-trapping-math"))) void reduceAvx2(const int32_t* code, int n, int nregs, int out, float* mem, size_t cOff, int begin, int end, const int32_t* offs, int size, int rop) RED_BODY
+__attribute__((optimize("no-trapping-math"))) void reduceBase(const int32_t* code, int n, int nregs, int out, float* mem, size_t cOff, int begin, int end, const int32_t* offs, int size, int rop) RED_BODY
+#undef RED_BODY
+void reduce(const int32_t* code, int n, int nregs, int out, float* mem, size_t cOff, int begin, int end, const int32_t* offs, int size, int rop) {
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && forcedIsa != "sse") reduceAvx2(code, n, nregs, out, mem, cOff, begin, end, offs, size, rop);
+  else reduceBase(code, n, nregs, out, mem, cOff, begin, end, offs, size, rop);
 }
 }  // namespace epi
 #pragma GCC pop_options
@@ -423,14 +522,18 @@ napi_value GemmLd(napi_env env, napi_callback_info info) {
 
 
 // epilogue(mem, code, nregs, out, cOff, begin, end, offs): run an elementwise epilogue program (see namespace epi)
-// over C = mem[cOff + begin, cOff + end) in place. mem: a Float32Array over the whole (shared) memory; code:
-// Int32Array of instructions; offs: Int32Array, the element offset in mem of each load slot. Checked: registers,
-// operations, every load and C within mem.
-napi_value Epilogue(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8];
+// over C = mem[cOff + begin, cOff + end) in place (also a standalone elementwise kernel: a program without acc).
+// mem: a Float32Array over the whole (shared) memory; code: Int32Array of instructions; offs: Int32Array, the
+// element offset in mem of each load slot. Checked: registers, operations, every load and C within mem.
+// reduce(mem, code, nregs, out, cOff, begin, end, offs, size, op): a reduction kernel's body program (over gidx
+// and ridx) reduced over ridx in [0, size) by op (0 Add, 1 Max, 2 Min) for each output in [begin, end), the raw
+// result written to C (its epilogue, if any, is an epilogue() call after it). Checked as epilogue().
+napi_value RunProgram(napi_env env, napi_callback_info info, bool reduce) {
+  size_t argc = 10;
+  napi_value argv[10];
   CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  if (argc < 8) { napi_throw_type_error(env, nullptr, "heed_gemm: epilogue(mem, code, nregs, out, cOff, begin, end, offs)"); return nullptr; }
+  if (argc < (reduce ? 10u : 8u)) { napi_throw_type_error(env, nullptr, reduce ? "heed_gemm: reduce(mem, code, nregs, out, cOff, begin, end, offs, size, op)" : "heed_gemm: epilogue(mem, code, nregs, out, cOff, begin, end, offs)"); return nullptr; }
+  const char* what = reduce ? "heed_gemm: reduce: " : "heed_gemm: epilogue: ";
   auto i32array = [&](napi_value v, const char* name, int32_t** p, size_t* len) -> bool {
     void* data = nullptr;
     if (!typedArg(env, v, napi_int32_array, "an Int32Array", false, 0, name, &data, len)) return false;
@@ -439,23 +542,34 @@ napi_value Epilogue(napi_env env, napi_callback_info info) {
   };
   int32_t *code = nullptr, *offs = nullptr;
   size_t codeLen = 0, nslots = 0;
-  int32_t nregs, out, cOff, begin, end;
+  int32_t nregs, out, cOff, begin, end, size = 1, rop = 0;
   CHECK(napi_get_value_int32(env, argv[2], &nregs));
   CHECK(napi_get_value_int32(env, argv[3], &out));
   CHECK(napi_get_value_int32(env, argv[4], &cOff));
   CHECK(napi_get_value_int32(env, argv[5], &begin));
   CHECK(napi_get_value_int32(env, argv[6], &end));
+  if (reduce) {
+    CHECK(napi_get_value_int32(env, argv[8], &size));
+    CHECK(napi_get_value_int32(env, argv[9], &rop));
+    if (size < 1) { napi_throw_range_error(env, nullptr, "heed_gemm: reduce: the reduction size must be at least 1"); return nullptr; }
+    if (rop < 0 || rop > 2) { napi_throw_range_error(env, nullptr, "heed_gemm: reduce: unknown reduction op (0 Add, 1 Max, 2 Min)"); return nullptr; }
+  }
   if (!i32array(argv[1], "code", &code, &codeLen) || !i32array(argv[7], "offs", &offs, &nslots)) return nullptr;
-  if (codeLen % epi::W != 0) { napi_throw_range_error(env, nullptr, "heed_gemm: epilogue code length is not a multiple of 6"); return nullptr; }
-  if (cOff < 0 || begin < 0 || end < begin) { napi_throw_range_error(env, nullptr, "heed_gemm: epilogue: negative offset or empty range"); return nullptr; }
+  if (codeLen % epi::W != 0) { napi_throw_range_error(env, nullptr, (std::string(what) + "code length is not a multiple of 6").c_str()); return nullptr; }
+  if (cOff < 0 || begin < 0 || end < begin) { napi_throw_range_error(env, nullptr, (std::string(what) + "negative offset or empty range").c_str()); return nullptr; }
   float* mem = nullptr;
   size_t memLen = 0;
   if (!f32arg(env, argv[0], (size_t)cOff + (size_t)end, "mem", &mem, &memLen)) return nullptr;
-  std::string bad = epi::check(code, (int)(codeLen / epi::W), nregs, out, (int)nslots, offs, memLen);
-  if (!bad.empty()) { napi_throw_range_error(env, nullptr, ("heed_gemm: epilogue: " + bad).c_str()); return nullptr; }
-  if (end > begin) epi::run(code, (int)(codeLen / epi::W), nregs, out, mem, (size_t)cOff, begin, end, offs);
+  std::string bad = epi::check(code, (int)(codeLen / epi::W), nregs, out, (int)nslots, offs, memLen, reduce);
+  if (!bad.empty()) { napi_throw_range_error(env, nullptr, (std::string(what) + bad).c_str()); return nullptr; }
+  if (end > begin) {
+    if (reduce) epi::reduce(code, (int)(codeLen / epi::W), nregs, out, mem, (size_t)cOff, begin, end, offs, size, rop);
+    else epi::run(code, (int)(codeLen / epi::W), nregs, out, mem, (size_t)cOff, begin, end, offs);
+  }
   return nullptr;
 }
+napi_value Epilogue(napi_env env, napi_callback_info info) { return RunProgram(env, info, false); }
+napi_value Reduce(napi_env env, napi_callback_info info) { return RunProgram(env, info, true); }
 
 // The core's FP32 FMA throughput, measured: 12 independent chains of 8-lane FMAs (AVX2) for `iters` rounds,
 // timed by this thread's CPU clock, so other load on the machine does not lower it. GFLOP per CPU-second.
@@ -528,6 +642,8 @@ napi_value Init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "gemmLd", fn);
   napi_create_function(env, "epilogue", NAPI_AUTO_LENGTH, Epilogue, nullptr, &fn);
   napi_set_named_property(env, exports, "epilogue", fn);
+  napi_create_function(env, "reduce", NAPI_AUTO_LENGTH, Reduce, nullptr, &fn);
+  napi_set_named_property(env, exports, "reduce", fn);
   napi_create_function(env, "setIsa", NAPI_AUTO_LENGTH, SetIsa, nullptr, &fn);
   napi_set_named_property(env, exports, "setIsa", fn);
   napi_create_function(env, "fmaPeak", NAPI_AUTO_LENGTH, FmaPeak, nullptr, &fn);

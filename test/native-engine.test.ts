@@ -44,7 +44,8 @@ const trainConfig = (out: string, data: string) => ({
   name: 'r',
 });
 
-type Engine = { kernels: string; native?: { active: boolean; reason: string; claimed: number; fallback: Record<string, number>; epilogues: Record<string, number>; isa: string | null } };
+type Route = { enabled: boolean; claimed: number; fallback: Record<string, number> };
+type Engine = { kernels: string; native?: { active: boolean; reason: string; claimed: number; fallback: Record<string, number>; epilogues: Record<string, number>; isa: string | null; elementwise: Route; reductions: Route } };
 interface ChildOut {
   engine: Engine;
   values?: Record<string, number[]>;
@@ -60,6 +61,11 @@ interface ChildOut {
   inlineOffSame?: boolean;
   inlinedWhileOff?: number;
   handElementwise?: number;
+  /** standalone elementwise kernels and reductions run natively during the layer-by-layer gradients */
+  segmentedEw?: number;
+  segmentedReductions?: number;
+  ewFallback?: Record<string, number>;
+  reductionFallback?: Record<string, number>;
 }
 
 // ------------------------------------------------------------------------------------------------ children
@@ -96,6 +102,11 @@ async function child(mode: string, outFile: string): Promise<void> {
     const { makeSegmented } = await import('../src/train/segmented.js');
     const { np, nn, fromHost } = await import('../src/engine/index.js');
     let e0 = elementwise();
+    const ew0 = engine.native?.elementwise.claimed ?? 0, red0 = engine.native?.reductions.claimed ?? 0;
+    // every kernel to the workers here (the tiny layer's are all small enough for the main thread otherwise), so that
+    // the elementwise / reduction route takes every one it can
+    const { setInlineWork: setInline } = await import('../src/engine/native.js');
+    if (engine.kernels === 'native') setInline(0);
     {
       const model = await loadModel(join(TINY, 'llama-gqa'));
       const c = model.config;
@@ -111,7 +122,10 @@ async function child(mode: string, outFile: string): Promise<void> {
       seg.dispose();
       disposeParams(model.params);
     }
+    if (engine.kernels === 'native') setInline(Number(process.env.HEED_INLINE_WORK ?? 16384));
     out.segmentedElementwise = elementwise() - e0;
+    out.segmentedEw = (engine.native?.elementwise.claimed ?? 0) - ew0;
+    out.segmentedReductions = (engine.native?.reductions.claimed ?? 0) - red0;
     // hand-made epilogues: each jitted function is one multiply-reduce kernel with its elementwise tail fused (jax-js
     // 0.1.25; a Where over the product or tanh are not fused, so the op table is tested in test/native-gemm.test.ts)
     const M = 24, K = 40, N = 36;
@@ -132,19 +146,25 @@ async function child(mode: string, outFile: string): Promise<void> {
     out.handElementwise = elementwise() - e0;
     // small kernels run on the main thread (HEED_INLINE_WORK): the same wasm code, so the same bits as in a worker
     if (engine.kernels === 'native') {
-      const { setInlineWork } = await import('../src/engine/native.js');
+      const { setInlineWork, setNativeElementwise } = await import('../src/engine/native.js');
       const inl0 = (engine.native as { inlined?: number }).inlined ?? 0;
+      // small elementwise kernels would otherwise go to the native route in the workers (other bits): wasm there too
+      const ewWas = engine.native!.elementwise.enabled;
+      setNativeElementwise(false);
       setInlineWork(0);
       const model = await loadModel(join(TINY, 'llama-gqa'));
       const lg = await sequenceLogits(model.config, model.params, [[5, 9, 33, 70, 2, 101, 44, 8, 9, 12, 200, 3], [7, 7, 1, 250, 18]]);
       out.inlineOffSame = JSON.stringify(lg.flatMap((r) => Array.from(r))) === JSON.stringify(values['llama-gqa logits']);
       out.inlinedWhileOff = ((engine.native as { inlined?: number }).inlined ?? 0) - inl0;
       setInlineWork(16384);
+      setNativeElementwise(ewWas);
       disposeParams(model.params);
     }
     out.values = values;
     out.numbersFallback = { ...engine.native?.fallback };
     out.epilogues = { ...engine.native?.epilogues };
+    out.ewFallback = { ...engine.native?.elementwise.fallback };
+    out.reductionFallback = { ...engine.native?.reductions.fallback };
   }
   if (mode === 'train' || mode === 'kill' || mode === 'all') {
     const { validateTrainConfig } = await import('../src/train/config.js');
@@ -241,6 +261,15 @@ test('native kernels: logits of every tiny architecture within 1e-4 of wasm; los
   assert.equal(n.out.inlinedWhileOff, 0);
   assert.equal(n.out.inlineOffSame, true, 'logits differ between small kernels on the main thread and in the workers');
   assert.ok(Object.keys(n.out.epilogues!).some((k) => k.startsWith('elementwise (') && k.includes('Exp')), JSON.stringify(n.out.epilogues));
+  // standalone elementwise kernels and reductions with work wasm has no SIMD code for (softmax's exp, SiLU and its
+  // gradient, the loss's logsumexp, divisions) ran natively in the layer-by-layer gradients (every kernel sent to the
+  // workers there), and none fell back to wasm for a reason other than that choice or an integer output
+  assert.equal(n.out.engine.native!.elementwise.enabled, true);
+  assert.ok(n.out.segmentedEw! >= 1, `no standalone elementwise kernel ran natively: ${n.out.segmentedEw}, wasm ${JSON.stringify(n.out.ewFallback)}`);
+  assert.ok(n.out.segmentedReductions! >= 1, `no reduction ran natively: ${n.out.segmentedReductions}, wasm ${JSON.stringify(n.out.reductionFallback)}`);
+  const odd = Object.keys({ ...n.out.ewFallback, ...n.out.reductionFallback }).filter((r) => !/dtype|wasm SIMD/.test(r));
+  assert.deepEqual(odd, [], `elementwise / reduction kernels left to wasm: ${JSON.stringify({ ew: n.out.ewFallback, red: n.out.reductionFallback })}`);
+  assert.equal(w.out.engine.native!.elementwise.claimed, 0);
 });
 
 test('native kernels: a short training run follows the wasm loss curve; kill -9 + resume on native is bit-identical', { skip }, async () => {

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import os from 'node:os';
 import { loadNativeGemm, lastReason } from '../native/load.mjs';
-import { EPILOGUE_OPS } from '../src/engine/native.js';
+import { EPILOGUE_OPS, elementwiseSwitch } from '../src/engine/native.js';
 
 const native = loadNativeGemm({ quiet: true });
 const skip = native ? false : `native addon not built (${lastReason()}): run npm run build:native`;
@@ -256,4 +256,122 @@ test('epilogue programs: every operation against a JS reference (float32 roundin
   assert.throws(one([O.ACC, 0, 0, 0, 0, 0], 1, 3), /output register out of range/);
   assert.throws(() => g.epilogue(mem, Int32Array.of(1, 0, 0, 0, 0), 1, 0, 0, 0, 4, Int32Array.of()), /not a multiple of 6/);
   assert.throws(() => g.epilogue(mem, Int32Array.of(1, 0, 0, 0, 0, 0), 1, 0, 6 * n - 2, 0, 4, Int32Array.of()), /mem must be a Float32Array of at least/);
+});
+
+// ---- standalone elementwise kernels and reductions (native.ts planOther): loads' fast paths, reduce() ----
+type ReduceAddon = EpilogueAddon & { reduce(mem: Float32Array, code: Int32Array, nregs: number, out: number, cOff: number, begin: number, end: number, offs: Int32Array, size: number, op: number): void };
+
+test('elementwise programs: loads that run contiguously, broadcast one element or gather, and clamp outside [0, len) like wasm', { skip }, () => {
+  const g = native as unknown as EpilogueAddon;
+  const O = EPILOGUE_OPS;
+  const n = 700, len = 600; // blocks of 256: the third block runs past len (those lanes read element 0)
+  const mem = new Float32Array(2 * n + 1000);
+  const src = rand(len, 21);
+  mem.set(src, n);
+  const cases: [string, number[], (k: number) => number][] = [
+    // x[gidx]: contiguous, clamped past len
+    ['x[gidx]', [O.GIDX, 0, 0, 0, 0, 0, O.LOAD, 1, 0, 0, 0, len], (k) => src[k < len ? k : 0]],
+    // x[7]: one element for every lane
+    ['x[7]', [O.CONST, 0, 0, 0, 0, 7, O.LOAD, 1, 0, 0, 0, len], () => src[7]],
+    // x[gidx / 3]: a gather (each element three times)
+    ['x[gidx / 3]', [O.GIDX, 0, 0, 0, 0, 0, O.CONST, 2, 0, 0, 0, 3, O.IDIV, 3, 0, 2, 0, 0, O.LOAD, 1, 3, 0, 0, len], (k) => src[Math.trunc(k / 3)]],
+    // x[gidx - 5]: negative indices (lanes 0..4) read element 0 (uint32 compare)
+    ['x[gidx - 5]', [O.GIDX, 0, 0, 0, 0, 0, O.CONST, 2, 0, 0, 0, 5, O.ISUB, 3, 0, 2, 0, 0, O.LOAD, 1, 3, 0, 0, len], (k) => src[k >= 5 && k - 5 < len ? k - 5 : 0]],
+  ];
+  for (const [name, code, want] of cases) {
+    const out = code[code.length - 5]; // the last instruction's destination
+    mem.fill(NaN, 0, n);
+    g.epilogue(mem, Int32Array.from(code), 4, out, 0, 0, n, Int32Array.of(n));
+    for (let k = 0; k < n; k++) assert.equal(mem[k], want(k), `${name}: element ${k}`);
+  }
+});
+
+/** the addon's reduction order: term r into partial r % 8 (in ridx order), then ((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7)) */
+function reduce8(terms: number[], op: (a: number, b: number) => number, id: number): number {
+  const p = new Array(8).fill(id);
+  terms.forEach((t, r) => (p[r % 8] = op(p[r % 8], t)));
+  return op(op(op(p[0], p[1]), op(p[2], p[3])), op(op(p[4], p[5]), op(p[6], p[7])));
+}
+
+test('reduce(): Add / Max / Min of a body over ridx (bit-exact float32 sums in the stated order), NaN / ±Inf, slices, blocks; malformed calls refused', { skip }, () => {
+  const g = native as unknown as ReduceAddon;
+  if (typeof g.reduce !== 'function') assert.fail('the addon has no reduce(): rebuild it with npm run build:native');
+  const O = EPILOGUE_OPS;
+  const fb = (x: number) => new Int32Array(Float32Array.of(x).buffer)[0];
+  for (const size of [1, 7, 256, 300, 1000]) {
+    const rows = 9, X = rand(rows * size, size).map((v) => v * 50);
+    X[3] = NaN; // row 0 (or a later row for size < 4)
+    X[size + 1] = Infinity; // row 1
+    if (size > 2) X[2 * size + 2] = -Infinity; // row 2
+    const mem = new Float32Array(rows * size + 64);
+    const C0 = 16;
+    mem.set(X, 32);
+    // body: exp(x[gidx * size + ridx] · 0.01) − 1: loads a row, elementwise work per term
+    const code = Int32Array.from([O.GIDX, 0, 0, 0, 0, 0, O.CONST, 1, 0, 0, 0, size, O.IMUL, 2, 0, 1, 0, 0, O.RIDX, 3, 0, 0, 0, 0, O.IADD, 4, 2, 3, 0, 0,
+      O.LOAD, 5, 4, 0, 0, rows * size, O.CONST, 6, 0, 0, 0, fb(0.01), O.FMUL, 7, 5, 6, 0, 0, O.EXP, 8, 7, 0, 0, 0, O.CONST, 9, 0, 0, 0, fb(1), O.FSUB, 10, 8, 9, 0, 0]);
+    const term = (o: number, r: number) => f(f(Math.exp(f(X[o * size + r] * f(0.01)))) - 1);
+    for (const [op, name] of [[0, 'Add'], [1, 'Max'], [2, 'Min']] as const) {
+      const outMem = new Float32Array(mem);
+      outMem.fill(-7, C0, C0 + rows);
+      g.reduce(outMem, code, 11, 10, C0, 1, rows - 1, Int32Array.of(32), size, op); // outputs 1..7 only
+      assert.equal(outMem[C0], -7, 'wrote before the slice');
+      assert.equal(outMem[C0 + rows - 1], -7, 'wrote after the slice');
+      for (let o = 1; o < rows - 1; o++) {
+        // the same order as the addon: only exp's rounding (≤ 4e-7 relative per term) may differ
+        const fop = (a: number, b: number) => (op === 0 ? f(a + b) : Number.isNaN(a) || Number.isNaN(b) ? NaN : op === 1 ? Math.max(a, b) : Math.min(a, b));
+        const acc = reduce8(Array.from({ length: size }, (_, r) => term(o, r)), fop, op === 0 ? 0 : op === 1 ? -Infinity : Infinity);
+        const got = outMem[C0 + o];
+        const ok = Number.isNaN(acc) ? Number.isNaN(got) : got === acc || Math.abs(got - acc) <= 1e-6 * Math.sqrt(size) * (1 + Math.abs(acc));
+        assert.ok(ok, `${name} size ${size} output ${o}: ${got}, reference ${acc}`);
+      }
+    }
+    // a body of one plain load per term: the sum must be bit-exact (the stated order)
+    const plain = Int32Array.from([O.GIDX, 0, 0, 0, 0, 0, O.CONST, 1, 0, 0, 0, size, O.IMUL, 2, 0, 1, 0, 0, O.RIDX, 3, 0, 0, 0, 0, O.IADD, 4, 2, 3, 0, 0, O.LOAD, 5, 4, 0, 0, rows * size]);
+    const outMem = new Float32Array(mem);
+    g.reduce(outMem, plain, 6, 5, C0, 0, rows, Int32Array.of(32), size, 0);
+    for (let o = 0; o < rows; o++) {
+      const acc = reduce8(Array.from(X.subarray(o * size, (o + 1) * size)), (a, b) => f(a + b), 0);
+      assert.ok(Object.is(outMem[C0 + o], acc) || (Number.isNaN(acc) && Number.isNaN(outMem[C0 + o])), `plain sum size ${size} row ${o}: ${outMem[C0 + o]} vs ${acc}`);
+    }
+  }
+  const mem = new Float32Array(64);
+  const ridxBody = Int32Array.of(O.RIDX, 0, 0, 0, 0, 0);
+  assert.throws(() => g.reduce(mem, Int32Array.of(O.ACC, 0, 0, 0, 0, 0), 1, 0, 0, 0, 4, Int32Array.of(), 3, 0), /acc in a reduction body/);
+  assert.throws(() => g.epilogue(mem, ridxBody, 1, 0, 0, 0, 4, Int32Array.of()), /ridx outside a reduction body/);
+  assert.throws(() => g.reduce(mem, ridxBody, 1, 0, 0, 0, 4, Int32Array.of(), 0, 0), /reduction size must be at least 1/);
+  assert.throws(() => g.reduce(mem, ridxBody, 1, 0, 0, 0, 4, Int32Array.of(), 3, 5), /unknown reduction op/);
+  assert.throws(() => g.reduce(mem, ridxBody, 1, 0, 62, 0, 4, Int32Array.of(), 3, 0), /mem must be a Float32Array of at least 66/);
+  assert.throws(() => g.reduce(mem, ridxBody, 1, 3, 0, 0, 4, Int32Array.of(), 3, 0), /output register out of range/);
+  assert.throws(() => (g.reduce as unknown as (...a: unknown[]) => void)(mem, ridxBody, 1, 0, 0, 0, 4, Int32Array.of()), /reduce\(mem, code, nregs, out, cOff, begin, end, offs, size, op\)/);
+  // ridx in [0, size): a sum of ridx itself is size·(size − 1)/2
+  g.reduce(mem, Int32Array.of(O.RIDX, 0, 0, 0, 0, 0, O.I2F, 1, 0, 0, 0, 0), 2, 1, 0, 0, 3, Int32Array.of(), 10, 0);
+  assert.deepEqual([...mem.subarray(0, 3)], [45, 45, 45]);
+});
+
+test('HEED_NATIVE_ELEMENTWISE: 0, 1 (the default) or all; anything else is refused with a one-line error', () => {
+  assert.equal(elementwiseSwitch(undefined), true);
+  assert.equal(elementwiseSwitch('1'), true);
+  assert.equal(elementwiseSwitch('0'), false);
+  assert.equal(elementwiseSwitch('all'), 'all');
+  for (const bad of ['2', 'yes', 'off', ' 1']) assert.throws(() => elementwiseSwitch(bad), (e: Error & { fix?: string }) => /HEED_NATIVE_ELEMENTWISE must be 0, 1 or all/.test(e.message) && !e.message.includes('\n') && typeof e.fix === 'string');
+});
+
+test('index arithmetic by constants (IDIVC, IMODC): truncating int32 division and remainder, exact for every sign and size; divisors below 1 refused', { skip }, () => {
+  const g = native as unknown as EpilogueAddon;
+  const O = EPILOGUE_OPS;
+  const n = 600;
+  const mem = new Float32Array(3 * n), ints = new Int32Array(mem.buffer);
+  const r = rand(n, 31);
+  const special = [0, 1, -1, 2, -2, 2147483647, -2147483648, 2147483646, -2147483647, 65535, 65536, -65536, 524287, 524288, 1572863];
+  for (let k = 0; k < n; k++) ints[n + k] = k < special.length ? special[k] : Math.trunc(r[k] * 2 ** 32) | 0;
+  for (const d of [1, 2, 3, 7, 256, 1536, 8192, 524288, 1000003, 2147483647]) {
+    for (const [op, ref] of [['IDIVC', (a: number) => (a / d) | 0], ['IMODC', (a: number) => a % d | 0]] as const) {
+      // out = I2F(op(x)) would round: compare the int bits via a Where-free program writing the int register's bits
+      const code = Int32Array.from([O.GIDX, 0, 0, 0, 0, 0, O.LOAD, 1, 0, 0, 0, n, O[op], 2, 1, 0, 0, d]);
+      g.epilogue(mem, code, 3, 2, 0, 0, n, Int32Array.of(n));
+      for (let k = 0; k < n; k++) assert.equal(ints[k], ref(ints[n + k]), `${op} ${ints[n + k]} by ${d}`);
+    }
+  }
+  assert.throws(() => g.epilogue(mem, Int32Array.of(O.GIDX, 0, 0, 0, 0, 0, O.IDIVC, 1, 0, 0, 0, 0), 2, 1, 0, 0, 4, Int32Array.of()), /a constant divisor below 1/);
+  assert.throws(() => g.epilogue(mem, Int32Array.of(O.GIDX, 0, 0, 0, 0, 0, O.IMODC, 1, 0, 0, 0, -3), 2, 1, 0, 0, 4, Int32Array.of()), /a constant divisor below 1/);
 });

@@ -95,6 +95,20 @@ function heedGemm(m, st) {
   }
   return true;
 }
+// elementwise / reduction route (native.ts planOther): a heedEw plan runs the addon's register programs over [begin, end)
+function heedElementwise(m, st) {
+  const p = m.heedEw;
+  if (st.addon === undefined) { if (!st.req) return false; try { st.addon = st.req(p.addon); } catch { st.addon = null; } }
+  const heedAddon = st.addon;
+  if (!heedAddon || !st.memory) return false;
+  const mem = new Float32Array(st.memory.buffer), ptrs = m.ptrs, C0 = ptrs[ptrs.length - 1] >>> 2;
+  const offs = (fn) => { const o = new Int32Array(fn.slots.length); for (let q = 0; q < o.length; q++) o[q] = ptrs[fn.slots[q]] >>> 2; return o; };
+  if (p.kind === 'reduce') {
+    heedAddon.reduce(mem, p.body.code, p.body.nregs, p.body.out, C0, m.begin, m.end, offs(p.body), p.size, p.op);
+    if (p.epi) heedAddon.epilogue(mem, p.epi.code, p.epi.nregs, p.epi.out, C0, m.begin, m.end, offs(p.epi));
+  } else heedAddon.epilogue(mem, p.fn.code, p.fn.nregs, p.fn.out, C0, m.begin, m.end, offs(p.fn));
+  return true;
+}
 function heedKernel(st, hash, module) {
   let f = st.kernels.get(hash);
   if (f !== undefined) {
@@ -109,18 +123,18 @@ function heedKernel(st, hash, module) {
 }
 function heedRun(m, st) {
   const t0 = performance.now();
-  if (m.heedGemm) {
+  if (m.heedGemm || m.heedEw) {
     try {
-      if (heedGemm(m, st)) return { ok: true, ms: performance.now() - t0, gemm: true };
+      if (m.heedGemm ? heedGemm(m, st) : heedElementwise(m, st)) return { ok: true, ms: performance.now() - t0, gemm: !!m.heedGemm, ew: !m.heedGemm };
     } catch (e) {
-      if (!st.warned) { st.warned = true; console.error('heed: native GEMM failed in ' + st.where + ' (' + String(e) + '); running that kernel in wasm'); }
+      if (!st.warned) { st.warned = true; console.error('heed: a native kernel failed in ' + st.where + ' (' + String(e) + '); running that kernel in wasm'); }
     }
   }
   try {
     const f = heedKernel(st, m.kernelHash, m.module);
     const t1 = performance.now(); // the kernel's time, without instantiating it
     f(...m.ptrs, m.begin, m.end);
-    return { ok: true, ms: performance.now() - t1, gemm: false };
+    return { ok: true, ms: performance.now() - t1, gemm: false, ew: false };
   } catch (e) {
     return { ok: false, error: String(e) };
   }
@@ -143,7 +157,7 @@ let pending = [];
 ${RUN_SOURCE}
 const heedSt = { memory: null, kernels: new Map(), addon: undefined, row: new Float32Array(0), warned: false, req: require, where: 'a worker' };
 function heedReply(r) {
-  postMessage(!r.ok ? { type: 'done', ok: false, error: r.error } : r.gemm ? { type: 'done', ok: true, heedKernelMs: r.ms, heedGemmMs: r.ms } : { type: 'done', ok: true, heedKernelMs: r.ms });
+  postMessage(!r.ok ? { type: 'done', ok: false, error: r.error } : r.gemm ? { type: 'done', ok: true, heedKernelMs: r.ms, heedGemmMs: r.ms } : r.ew ? { type: 'done', ok: true, heedKernelMs: r.ms, heedEwMs: r.ms } : { type: 'done', ok: true, heedKernelMs: r.ms });
 }
 // the shared-memory mailbox (HEED_KERNEL_CHANNEL=shared): entered on a wake message, left on a LEAVE job
 let ctl = null, ctlU = null, ctlF = null, ctlB = null, seen = 0, inLoop = false;
@@ -171,9 +185,9 @@ function heedLoop() {
         else {
           const n = ctl[${MB.NPTRS}], ptrs = new Array(n);
           for (let i = 0; i < n; i++) ptrs[i] = ctlU[${MB.PTRS} + i];
-          r = heedRun({ type: 'kernel', kernelHash: d.kernelHash, module: d.module, heedGemm: d.heedGemm, ptrs, begin: ctl[${MB.BEGIN}], end: ctl[${MB.END}] }, heedSt);
+          r = heedRun({ type: 'kernel', kernelHash: d.kernelHash, module: d.module, heedGemm: d.heedGemm, heedEw: d.heedEw, ptrs, begin: ctl[${MB.BEGIN}], end: ctl[${MB.END}] }, heedSt);
         }
-        ctl[${MB.OK}] = r.ok ? (r.gemm ? 2 : 1) : 0;
+        ctl[${MB.OK}] = r.ok ? (r.gemm ? 2 : r.ew ? 3 : 1) : 0;
         ctlF[${MB.MS_F64}] = r.ok ? r.ms : 0;
         if (!r.ok) {
           const bytes = new TextEncoder().encode(String(r.error).slice(0, 500));
@@ -211,8 +225,10 @@ parentPort.on('message', (m) => {
 });`;
 
 /** The main thread's instance of heedRun (the same source as the workers'). */
-type RunResult = { ok: true; ms: number; gemm: boolean } | { ok: false; error: string };
-type KernelMsg = { type: 'kernel'; kernelHash: string; module: WebAssembly.Module; ptrs: number[]; begin: number; end: number; heedGemm?: object };
+type RunResult = { ok: true; ms: number; gemm: boolean; ew: boolean } | { ok: false; error: string };
+type KernelMsg = { type: 'kernel'; kernelHash: string; module: WebAssembly.Module; ptrs: number[]; begin: number; end: number; heedGemm?: object; heedEw?: object };
+/** where a native plan travels in a kernel message: a GEMM plan as heedGemm, an elementwise / reduction plan (it has a `kind`) as heedEw */
+const planField = (plan: object): { heedGemm: object } | { heedEw: object } => ((plan as { kind?: string }).kind ? { heedEw: plan } : { heedGemm: plan });
 let heedRunMain: ((m: KernelMsg, st: object) => RunResult) | undefined;
 /** made on first use (Node only: the browser never reaches the polyfill) */
 function heedRun(m: KernelMsg, st: object): RunResult {
@@ -249,11 +265,13 @@ export function setKernelChannel(c: KernelChannel): void {
   channel = c;
 }
 
-/** Set by src/engine/native.ts: a GEMM plan for a kernel hash, 'inline' (a small wasm kernel: run it on this
+/** Set by src/engine/native.ts: a plan for a kernel hash (a GEMM plan; one with a `kind`, elementwise or reduce, runs
+ * heedElementwise), 'inline' (a small wasm kernel: run it on this
  * thread, saving the round trip to a worker), or undefined (the wasm kernel runs in the worker). */
 type KernelRoute = (kernelHash: string) => object | 'inline' | undefined;
 let kernelRoute: KernelRoute | null = null;
 let gemmMs = 0;
+let ewMs = 0;
 let inlined = 0;
 /** the shared wasm memory (from jax-js's init message) and the main thread's heedRun state */
 let mainMemory: WebAssembly.Memory | null = null;
@@ -266,6 +284,10 @@ export function inlinedKernels(): number {
  * ran as worker 0's share (channels main and shared) and of those natively, mailbox jobs, mailbox waits that went
  * past the blocking wait (long kernels), slices sent by postMessage. */
 export const channelStats = { kernels: 0, mainShare: 0, mainShareNative: 0, mailbox: 0, mailboxAsync: 0, messages: 0 };
+/** Milliseconds spent in native elementwise kernels and reductions so far (summed over the workers and the main thread). */
+export function nativeEwMs(): number {
+  return ewMs;
+}
 /** Milliseconds spent in native GEMM kernels so far (summed over the workers and the main thread). */
 export function nativeGemmMs(): number {
   return gemmMs;
@@ -274,8 +296,8 @@ export function setKernelRoute(route: KernelRoute | null): void {
   kernelRoute = route;
 }
 
-type Reply = { type: 'done'; ok: boolean; error?: string; heedKernelMs?: number; heedGemmMs?: number };
-const replyOf = (r: RunResult): Reply => (!r.ok ? { type: 'done', ok: false, error: r.error } : r.gemm ? { type: 'done', ok: true, heedKernelMs: r.ms, heedGemmMs: r.ms } : { type: 'done', ok: true, heedKernelMs: r.ms });
+type Reply = { type: 'done'; ok: boolean; error?: string; heedKernelMs?: number; heedGemmMs?: number; heedEwMs?: number };
+const replyOf = (r: RunResult): Reply => (!r.ok ? { type: 'done', ok: false, error: r.error } : r.gemm ? { type: 'done', ok: true, heedKernelMs: r.ms, heedGemmMs: r.ms } : r.ew ? { type: 'done', ok: true, heedKernelMs: r.ms, heedEwMs: r.ms } : { type: 'done', ok: true, heedKernelMs: r.ms });
 
 /**
  * The main thread takes worker 0's slice only of kernels whose slices are short: a kernel whose slice ran longer than
@@ -396,6 +418,7 @@ class NodeWebWorker {
   deliver(m: Reply): void {
     const ms = m?.heedGemmMs;
     if (ms !== undefined) gemmMs += ms;
+    else if (m?.heedEwMs !== undefined) ewMs += m.heedEwMs;
     this.onmessage?.({ data: m });
   }
   /** deliver from a microtask chain: every YIELD_MS through setImmediate, so the event loop still turns */
@@ -432,7 +455,7 @@ class NodeWebWorker {
     }
     const id = kernelId(k.kernelHash, k.module, plan);
     if (!this.sent.has(id)) {
-      this.w.postMessage({ __heedDef: id, kernelHash: k.kernelHash, module: k.module, ...(plan ? { heedGemm: plan } : {}) });
+      this.w.postMessage({ __heedDef: id, kernelHash: k.kernelHash, module: k.module, ...(plan ? planField(plan) : {}) });
       this.sent.add(id);
     }
     const c = this.ctl;
@@ -452,7 +475,7 @@ class NodeWebWorker {
     if (ok === 0) return { type: 'done', ok: false, error: new TextDecoder().decode(this.ctlB.slice(MB.ERR_BYTE, MB.ERR_BYTE + this.ctl[MB.ERRLEN])) };
     const ms = this.ctlF[MB.MS_F64];
     noteSlice(this.jobHash, { ok: true, ms });
-    return ok === 2 ? { type: 'done', ok: true, heedKernelMs: ms, heedGemmMs: ms } : { type: 'done', ok: true, heedKernelMs: ms };
+    return ok === 2 ? { type: 'done', ok: true, heedKernelMs: ms, heedGemmMs: ms } : ok === 3 ? { type: 'done', ok: true, heedKernelMs: ms, heedEwMs: ms } : { type: 'done', ok: true, heedKernelMs: ms };
   }
   /** wait for the mailbox job: spin, then Atomics.wait up to SYNC_WAIT_MS, then Atomics.waitAsync (the event loop
    * runs, a worker that exits or a slice past KERNEL_TIMEOUT_MS answers ok: false) */
@@ -518,7 +541,7 @@ class NodeWebWorker {
         }
       }
       const plan = route && route !== 'inline' ? route : undefined;
-      const km = (plan ? { ...k, heedGemm: plan } : k) as KernelMsg;
+      const km = (plan ? { ...k, ...planField(plan) } : k) as KernelMsg;
       if (channel !== 'message' && mainMemory && k.module && Array.isArray(k.ptrs)) {
         // worker 0's slice (begin 0: jax-js posts it first) runs on the main thread once the other slices are posted
         if (k.begin === 0 && (channel === 'main' || channel === 'shared') && !longKernels.has(k.kernelHash)) {
