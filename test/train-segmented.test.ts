@@ -33,8 +33,8 @@ async function fused(c: any, trainable: Params, frozen: Params, loraScale?: numb
   return out;
 }
 
-async function segmentedRun(c: any, trainable: Params, frozen: Params, loraScale?: number, headElements?: number) {
-  const s = makeSegmented(c, { trainable: new Set(Object.keys(trainable)), loraScale, headElements });
+async function segmentedRun(c: any, trainable: Params, frozen: Params, loraScale?: number, headElements?: number, stored = false) {
+  const s = makeSegmented(c, { trainable: new Set(Object.keys(trainable)), loraScale, headElements, stored });
   const all = { ...frozen, ...trainable };
   const { loss, grads } = await s.grad(all, batch(), invFreqFor(c), np.array(NORM), 0);
   const out = { loss: (await toHost(loss))[0], grads: {} as Record<string, Float32Array>, lossSum: 0 };
