@@ -20,7 +20,7 @@
  * gradients on every architecture, full and LoRA).
  */
 import { jit, nn, np, random, tree, valueAndGrad, vjp, grad as gradOf, type Tensor } from '../engine/index.js';
-import type { ModelConfig } from '../models/config.js';
+import { expectedShapes, type ModelConfig } from '../models/config.js';
 import { block, blockContext, contextFrom, contextTensors, embed, embedNames, finalNorm, head, headNames, layerPrefix, outputMatrix, outputMatrixName, pickParams, splitLayerName, type ForwardOptions, type Params } from '../models/transformer.js';
 import { nllFromLogits, tokenNll, type TrainBatch } from './loss.js';
 
@@ -308,19 +308,23 @@ export const WASM_HEAP_BYTES = 4 * 2 ** 30;
 export const STORED_HEAP_SHARE = 0.75;
 
 /**
- * Bytes the stored engine keeps per layer for one [B, T] micro-batch: the residuals of the block's vjp (every
- * intermediate its backward reads — norm inputs and factors, q/k/v before and after RoPE, the attention
- * probabilities, the MLP's pre-activations and products, LoRA's x·Aᵀ). Per token: ~12 D-sized, ~4 KV-sized,
- * ~6 MLP-sized and ~4 [heads, T] attention vectors, floats; `STORED_CALIBRATION` scales this to the measured
- * peaks (bench/README.md, "No recompute where the activations fit").
+ * Bytes the stored engine keeps per layer for one [B, T] micro-batch: the residuals of the block's vjp — every
+ * intermediate its backward reads (norm inputs and factors, q/k/v before and after RoPE, the attention
+ * probabilities, the MLP's pre-activations and products, LoRA's x·Aᵀ: per token ~12 D-sized, ~4 KV-sized, ~6
+ * MLP-sized and ~4 [heads, T] attention vectors of floats) — plus one copy of the layer's weight matrices (the
+ * transposed W that the backward's dX = dY·W reads is a residual of jax-js's partial evaluation, materialised).
+ * Calibrated on peak RSS, stored minus layers, in the same bench:train run (bench/README.md, "checkpointing:
+ * stored"): SmolLM2-135M LoRA 1×256 43.6 MB per layer measured vs 44.5 MB here; Llama-30M full 4×256 66 MB vs 113
+ * MB here (the token term overestimates it: safe).
  */
 export function storedLayerBytes(c: ModelConfig, B: number, T: number): number {
   const kv = c.arch === 'gpt2' ? c.hidden : c.kvHeads * c.headDim;
   const perToken = 12 * c.hidden + 4 * kv + 6 * c.intermediate + 4 * c.heads * T;
-  return STORED_CALIBRATION * 4 * B * T * perToken;
+  const pre = layerPrefix(c, 0);
+  let weights = 0;
+  for (const [k, shape] of expectedShapes(c)) if (k.startsWith(pre) && shape.length === 2) weights += shape[0] * shape[1];
+  return 4 * (B * T * perToken + weights);
 }
-/** measured peak-RSS growth of the stored engine over the recomputing one, divided by the formula above */
-export const STORED_CALIBRATION = 1.5;
 
 export interface GradPlan {
   mode: GradMode;
