@@ -16,8 +16,16 @@
  * exactly what splitting the step is meant to avoid. Each block's output is therefore awaited
  * (blockUntilReady) before the next block is queued.
  *
+ * Stored (checkpointing: stored, `stored: true`): no recompute. The forward pass calls, per layer, jax-js's vjp of
+ * the same jitted block; jax-js partially evaluates the jit primitive, so the forward runs as one compiled program
+ * that also returns the block's residuals, and the layer's pullback (called in the backward pass instead of
+ * blockGrad) is one compiled transposed program. Peak memory: the weights and every layer's residuals (the
+ * estimate behind checkpointing: auto is planGradients below). Costs measured in bench/README.md: each call
+ * re-traces the JVP, partial evaluation and transposition (tens of ms per layer), and, jax-js having no symbolic
+ * zero tangents, frozen weights are vjp inputs whose cotangents are computed and dropped.
+ *
  * The numbers equal the fused valueAndGrad of tokenNll (test/train-segmented.test.ts checks loss and
- * gradients on every architecture, full and LoRA).
+ * gradients on every architecture, full, LoRA and LoRA dropout, recomputing and stored).
  */
 import { jit, nn, np, random, tree, valueAndGrad, vjp, grad as gradOf, type Tensor } from '../engine/index.js';
 import { expectedShapes, type ModelConfig } from '../models/config.js';
