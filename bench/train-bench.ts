@@ -8,7 +8,7 @@
  *   npm run bench:train -- --quick               # fewer steps, no search, no 4x256 LoRA case
  *   npm run bench:train -- --cases probe,llama --no-torch --no-save
  *   npm run bench:train -- --quick --native both --save-as train-native-DATE.json   # wasm and native kernels, same run
- *   other flags: --search-budget S (default 900), --idle-wait S (default 20), --keep-tmp, --checkpointing auto|layers|off
+ *   other flags: --search-budget S (default 900), --idle-wait S (default 20), --keep-tmp, --checkpointing auto|layers|stored|off
  *   (the trainer's key; default: the trainer's default), --native on|off|both (matmul kernels: the engine's default
  *   [native when the addon is built], HEED_NATIVE=0, or each heed case twice: wasm first, then native), --save-as NAME
  *   (results file under bench/results/; train-latest.json is then left alone), --profile (time every kernel of each
@@ -74,7 +74,7 @@ interface TrainSpec extends Pick<TrainCase, 'batch' | 'lora' | 'drop' | 'minTime
   modelDir: string;
   outDir: string;
   threads: number;
-  /** the trainer's `checkpointing` key (auto | layers | off); undefined: its default */
+  /** the trainer's `checkpointing` key (auto | layers | stored | off); undefined: its default */
   checkpointing?: string;
   /** --profile: time every kernel by kind (bench/kernel-profile.ts) */
   profile?: boolean;
@@ -197,6 +197,7 @@ async function trainChild(spec: TrainSpec): Promise<ChildResult> {
   return {
     ok: true,
     engine: `heed train (@jax-js/jax ${info.version}, ${info.device}${info.relaxedSimd ? ', relaxed SIMD' : ''}, ${info.kernels === 'native' ? `native GEMM kernels (${info.native?.isa})` : 'wasm kernels'}, segmented grads)`,
+    gradients: logs.find((l) => l.startsWith('gradients: '))?.slice('gradients: '.length),
     version: info.version, threads: info.threads, batch: spec.batch,
     // which matmul kernels ran: the native addon's ISA, why the route was off, kernels claimed / left to wasm, and the
     // native GEMM wall time per timed step (worker time / threads) beside the step's wall time
@@ -558,7 +559,7 @@ async function main() {
     native: { mode: nativeMode, kernels: rows.find((r) => r.heed?.kernels)?.heed?.kernels, isa: rows.find((r) => r.heed?.nativeIsa)?.heed?.nativeIsa ?? null, loadAvgAtStart, loadAvgAtEnd: os.loadavg() },
     step: {
       what: 'heed: src/train/trainer.ts train() (segmented gradients, grad norm + clipping, per-tensor AdamW) on LIMA rows (template chatml, mask output, packing, max_length T, batch_size B); torch: the same model in bench/torch_bench.py, cross-entropy on random ids (B x T), backward, clip_grad_norm_, AdamW',
-      adamw: ADAMW, gradClip: GRAD_CLIP, data: relative(ROOT, LIMA), checkpointing: values.checkpointing ?? 'trainer default (auto: layer by layer from 8 layers or 20M parameters, else one fused program)',
+      adamw: ADAMW, gradClip: GRAD_CLIP, data: relative(ROOT, LIMA), checkpointing: values.checkpointing ?? 'trainer default (auto: one fused program below 8 layers and 20M parameters, else layer by layer with stored activations where the estimate fits the heap, else recomputing)',
       tokPerS: 'B*T / median step time; heed step time = tokens / tokens_per_s of metrics.jsonl, first `drop` steps excluded; realTokPerS counts non-padding tokens only',
     },
     cases: rows,

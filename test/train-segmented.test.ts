@@ -6,9 +6,10 @@ import { loadModel, toDevice, disposeParams } from '../src/models/load.js';
 import { tokenNll } from '../src/train/loss.js';
 import { toDeviceBatch } from '../src/train/step.js';
 import { invFreqFor } from '../src/models/run.js';
-import { makeSegmented } from '../src/train/segmented.js';
+import { makeFused, makeSegmented, planGradients, WASM_HEAP_BYTES } from '../src/train/segmented.js';
+import { parseModelConfig } from '../src/models/config.js';
 import { initLora, loraModules } from '../src/train/lora.js';
-import type { Params } from '../src/models/transformer.js';
+import { splitLayerName, type Params } from '../src/models/transformer.js';
 import { TINY, TINY_NAMES, maxAbsDiff } from './helpers.js';
 
 await initEngine();
@@ -33,8 +34,8 @@ async function fused(c: any, trainable: Params, frozen: Params, loraScale?: numb
   return out;
 }
 
-async function segmentedRun(c: any, trainable: Params, frozen: Params, loraScale?: number, headElements?: number) {
-  const s = makeSegmented(c, { trainable: new Set(Object.keys(trainable)), loraScale, headElements });
+async function segmentedRun(c: any, trainable: Params, frozen: Params, loraScale?: number, headElements?: number, stored = false) {
+  const s = makeSegmented(c, { trainable: new Set(Object.keys(trainable)), loraScale, headElements, stored });
   const all = { ...frozen, ...trainable };
   const { loss, grads } = await s.grad(all, batch(), invFreqFor(c), np.array(NORM), 0);
   const out = { loss: (await toHost(loss))[0], grads: {} as Record<string, Float32Array>, lossSum: 0 };
@@ -73,7 +74,52 @@ for (const name of TINY_NAMES) {
       const scale = Math.max(1e-3, ...lref.grads[k].map(Math.abs));
       assert.ok(maxAbsDiff(lref.grads[k], lseg.grads[k]) <= 1e-4 * scale, `${name} LoRA ${k}`);
     }
+    // stored (no recompute: each block's vjp residuals kept from the forward pass): the same numbers, full and LoRA
+    for (const [what, r, got] of [
+      ['full', ref, await segmentedRun(c, model.params, {}, undefined, undefined, true)],
+      ['LoRA', lref, await segmentedRun(c, adapters, model.params, 2, name.startsWith('llama') ? 7 * c.vocabSize : undefined, true)],
+    ] as const) {
+      assert.ok(Math.abs(r.loss - got.loss) < 1e-5 * Math.max(1, Math.abs(r.loss)), `${name} stored ${what} loss ${r.loss} vs ${got.loss}`);
+      assert.ok(Math.abs(got.lossSum / NORM - r.loss) < 1e-5 * Math.max(1, Math.abs(r.loss)));
+      assert.deepEqual(Object.keys(got.grads).sort(), Object.keys(r.grads).sort());
+      for (const k of Object.keys(r.grads)) {
+        const scale = Math.max(1e-3, ...r.grads[k].map(Math.abs));
+        assert.ok(maxAbsDiff(r.grads[k], got.grads[k]) <= 1e-4 * scale, `${name} stored ${what} ${k}: ${maxAbsDiff(r.grads[k], got.grads[k])} (scale ${scale})`);
+      }
+    }
+    // LoRA dropout: stored and recomputing layers against the fused engine, same keys (layer l: keyBase + l)
+    const o = { trainable: new Set(lora.keys()), loraScale: 2, loraDropout: 0.3, loraModules: [...new Set(mods.map((m) => splitLayerName(m.name)!.sub))] };
+    const dropRun = async (e: ReturnType<typeof makeFused>) => {
+      const { loss, grads } = await e.grad({ ...model.params, ...adapters }, batch(), invFreqFor(c), np.array(NORM), 11);
+      const out = { loss: (await toHost(loss))[0], grads: {} as Record<string, Float32Array> };
+      for (const [k, v] of Object.entries(grads)) out.grads[k] = await toHost(v);
+      e.dispose();
+      return out;
+    };
+    const dref = await dropRun(makeFused(c, o));
+    assert.ok(Math.abs(dref.loss - lref.loss) > 1e-6, 'dropout changes the loss');
+    for (const stored of [false, true]) {
+      const d = await dropRun(makeSegmented(c, { ...o, stored }));
+      assert.ok(Math.abs(dref.loss - d.loss) < 1e-5 * Math.max(1, Math.abs(dref.loss)), `${name} dropout stored=${stored} loss ${dref.loss} vs ${d.loss}`);
+      for (const k of Object.keys(dref.grads)) {
+        const scale = Math.max(1e-3, ...dref.grads[k].map(Math.abs));
+        assert.ok(maxAbsDiff(dref.grads[k], d.grads[k]) <= 1e-4 * scale, `${name} dropout stored=${stored} ${k}`);
+      }
+    }
     disposeParams(adapters);
     disposeParams(model.params);
   });
 }
+
+test('checkpointing: auto — fused for small models, stored where the estimated activations fit the heap, else layers', () => {
+  const smol = (layers: number) => parseModelConfig({ model_type: 'llama', vocab_size: 49152, hidden_size: 576, num_hidden_layers: layers, num_attention_heads: 9, num_key_value_heads: 3, intermediate_size: 1536, max_position_embeddings: 8192, rms_norm_eps: 1e-5, rope_theta: 1e5, tie_word_embeddings: true });
+  const w = 4 * 134.5e6;
+  const plan = (layers: number, B: number, T: number, small = false, trainableBytes = 4 * 4.9e6) => planGradients({ config: smol(layers), small, weightBytes: w, trainableBytes, optimizerOnDevice: false, B, T });
+  assert.equal(plan(4, 1, 64, true).mode, 'fused');
+  const a = plan(30, 1, 256);
+  assert.equal(a.mode, 'stored');
+  assert.ok(a.storedBytes > w && a.storedBytes < a.budgetBytes && a.budgetBytes < WASM_HEAP_BYTES);
+  // the estimate grows with the tokens of a micro-batch and with the layers: long sequences fall back to recomputing
+  assert.ok(plan(30, 4, 256).storedBytes > a.storedBytes && plan(15, 1, 256).storedBytes < a.storedBytes);
+  assert.equal(plan(30, 8, 2048).mode, 'layers');
+});

@@ -243,13 +243,30 @@ test('IFS early stopping inside a real run: IFS points logged, stop at the plate
   assert.equal(sum['ifs-early-stopping'].ifs_history.length, 3);
 });
 
-test('checkpointing: layers (layer by layer) and off (one fused program) give the same loss curve, LoRA dropout included', async () => {
+test('checkpointing: layers (recomputing), stored (activations kept) and off (one fused program) give the same loss curve, LoRA dropout included', async () => {
   for (const over of [{}, { model: join(TINY, 'qwen2'), lora: { r: 4, alpha: 8, dropout: 0.3, targets: ['q', 'v', 'down'] }, lr: 1e-2 }]) {
-    const a = metrics((await run({ steps: 8, eval_every: 4, save_every: 100, ...over, checkpointing: 'layers' })).run_dir);
     const b = metrics((await run({ steps: 8, eval_every: 4, save_every: 100, ...over, checkpointing: 'off' })).run_dir);
-    assert.ok(maxAbsDiff(a.map((m) => m.loss), b.map((m) => m.loss)) < 1e-4, `${a.map((m) => m.loss)} vs ${b.map((m) => m.loss)}`);
     const ev = (m: Record<string, number>[]) => m.filter((x) => x.eval_loss !== undefined).map((x) => x.eval_loss);
-    assert.ok(maxAbsDiff(ev(a), ev(b)) < 1e-4);
-    assert.ok(a[a.length - 1].loss !== a[0].loss);
+    for (const mode of ['layers', 'stored']) {
+      const a = metrics((await run({ steps: 8, eval_every: 4, save_every: 100, ...over, checkpointing: mode })).run_dir);
+      assert.ok(maxAbsDiff(a.map((m) => m.loss), b.map((m) => m.loss)) < 1e-4, `${mode}: ${a.map((m) => m.loss)} vs ${b.map((m) => m.loss)}`);
+      assert.ok(maxAbsDiff(ev(a), ev(b)) < 1e-4);
+      assert.ok(a[a.length - 1].loss !== a[0].loss);
+    }
   }
+});
+
+test('checkpointing: stored — interrupt + resume continues exactly, and the log names the engine', async () => {
+  const o = { steps: 8, eval_every: 4, save_every: 4, checkpointing: 'stored' };
+  const logs: string[] = [];
+  const full = metrics((await run(o, { log: (l: string) => logs.push(l) })).run_dir);
+  assert.ok(logs.some((l) => /^gradients: layer by layer, activations kept from the forward pass \(checkpointing: stored\)/.test(l)), logs.join('\n'));
+  const interrupt = { stop: false };
+  const stopAt: TrainerCallback = { name: 'stop-at', async onEval(ctx) { if (ctx.step === 4) interrupt.stop = true; } };
+  const first = await run(o, { interrupt, callbacks: [stopAt] });
+  assert.equal(first.steps, 4);
+  assert.equal((await train({ resume: first.run_dir }, { quiet: true })).steps, 8);
+  const got = metrics(first.run_dir);
+  assert.deepEqual(got.map((m) => m.loss), full.map((m) => m.loss));
+  assert.deepEqual(got.map((m) => m.eval_loss), full.map((m) => m.eval_loss));
 });

@@ -128,7 +128,7 @@ export const trainConfigSchema = z
       .default(null)
       .describe(`null: full fine-tuning; a mapping: LoRA (merged + PEFT adapter on save); with LoRA, lr defaults to ${LORA_DEFAULT_LR}`),
     save_dtype: z.enum(['F32', 'F16', 'BF16']).default('F32').describe('checkpoint weights dtype (the optimizer file keeps exact f32 parameters)'),
-    checkpointing: z.enum(['auto', 'layers', 'off']).default('auto').describe('layers: gradients block by block (memory of one block); off: one fused program; auto: layers from 8 layers or 20M parameters'),
+    checkpointing: z.enum(['auto', 'layers', 'stored', 'off']).default('auto').describe("layers: gradients block by block, each block's forward recomputed in the backward pass (memory of one block); stored: block by block keeping every block's activations from the forward pass (no recompute; more memory); off: one fused program; auto: off below 8 layers and 20M parameters, else stored where the estimated activations fit the 4 GiB heap, else layers"),
     early_stopping: z.object({ ifs: ifsEarlyStopping.describe('IFS early stopping (ifs.md)') }).strict().nullable().default(null).describe('null, or {ifs: {...}}: evaluate IFS at every eval and stop when it plateaus'),
     name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only').optional().describe('the run folder name (default: the config file name)'),
     out: z.string().default('runs').describe('the run folder is out/name'),

@@ -16,11 +16,19 @@
  * exactly what splitting the step is meant to avoid. Each block's output is therefore awaited
  * (blockUntilReady) before the next block is queued.
  *
+ * Stored (checkpointing: stored, `stored: true`): no recompute. The forward pass calls, per layer, jax-js's vjp of
+ * the same jitted block; jax-js partially evaluates the jit primitive, so the forward runs as one compiled program
+ * that also returns the block's residuals, and the layer's pullback (called in the backward pass instead of
+ * blockGrad) is one compiled transposed program. Peak memory: the weights and every layer's residuals (the
+ * estimate behind checkpointing: auto is planGradients below). Costs measured in bench/README.md: each call
+ * re-traces the JVP, partial evaluation and transposition (tens of ms per layer), and, jax-js having no symbolic
+ * zero tangents, frozen weights are vjp inputs whose cotangents are computed and dropped.
+ *
  * The numbers equal the fused valueAndGrad of tokenNll (test/train-segmented.test.ts checks loss and
- * gradients on every architecture, full and LoRA).
+ * gradients on every architecture, full, LoRA and LoRA dropout, recomputing and stored).
  */
-import { jit, nn, np, random, tree, valueAndGrad, grad as gradOf, type Tensor } from '../engine/index.js';
-import type { ModelConfig } from '../models/config.js';
+import { jit, nn, np, random, tree, valueAndGrad, vjp, grad as gradOf, type Tensor } from '../engine/index.js';
+import { expectedShapes, type ModelConfig } from '../models/config.js';
 import { block, blockContext, contextFrom, contextTensors, embed, embedNames, finalNorm, head, headNames, layerPrefix, outputMatrix, outputMatrixName, pickParams, splitLayerName, type ForwardOptions, type Params } from '../models/transformer.js';
 import { nllFromLogits, tokenNll, type TrainBatch } from './loss.js';
 
@@ -33,6 +41,11 @@ export interface SegmentedOptions {
   loraModules?: string[];
   /** logits per head call (rows × vocabulary), default HEAD_ELEMENTS */
   headElements?: number;
+  /**
+   * keep each block's residuals from the forward pass (vjp of the jitted block, called per layer) instead of
+   * recomputing the block's forward in the backward pass (checkpointing: stored)
+   */
+  stored?: boolean;
 }
 
 type Ctx = Record<string, Tensor>;
@@ -164,6 +177,36 @@ export function makeSegmented(c: ModelConfig, opts: SegmentedOptions): GradEngin
     }
     return { ctx, xs };
   };
+  type Pull = ((ct: Tensor) => [Params, Tensor]) & { dispose(): void };
+  /** Forward through the blocks keeping each block's residuals: per layer, the vjp of the jitted block. */
+  const forwardStored = async (p: Params, b: TrainBatch, invFreq: Tensor, keyBase: number | undefined) => {
+    const ctx = ctxFn(b.positions.ref, b.segments.ref, b.segments, b.slots.ref, b.slots, invFreq) as Ctx;
+    let x = embedFwd(pickParams(p, eNames), b.ids.ref, b.positions.ref) as Tensor;
+    const pulls: Pull[] = [];
+    for (let l = 0; l < c.layers; l++) {
+      const { T, F } = layerSplit(p, l);
+      const key = keyBase === undefined ? undefined : random.key(keyBase + l);
+      // every input of the block is a primal of the vjp, frozen weights and masking context included, and their
+      // cotangents are dropped: jax-js has no symbolic zero tangents, so an input closed over instead would get a
+      // materialised zero tangent whose products (x·0ᵀ for every frozen weight) run in the forward program
+      const f = (t: Params, ff: Params, xx: Tensor, cx: Ctx) => (key ? blockFwdDrop(t, ff, xx, cx, key) : blockFwd(t, ff, xx, cx)) as Tensor;
+      const [y, pull] = vjp(f, [T, F, x, tree.ref(ctx)]) as unknown as [Tensor, ((ct: Tensor) => [Params, Params, Tensor, Ctx]) & { dispose(): void }];
+      pulls.push(
+        Object.assign(
+          (ct: Tensor): [Params, Tensor] => {
+            const [dT, dF, dx, dC] = pull(ct);
+            tree.dispose(dF);
+            tree.dispose(dC);
+            return [dT, dx];
+          },
+          { dispose: () => pull.dispose() },
+        ),
+      );
+      x = y;
+      await x.blockUntilReady(); // see the note on flushing at the top
+    }
+    return { ctx, x, pulls };
+  };
 
   return {
     /**
@@ -171,13 +214,16 @@ export function makeSegmented(c: ModelConfig, opts: SegmentedOptions): GradEngin
      * invFreq and the norm array. `keyBase` seeds LoRA dropout (layer l uses key keyBase + l).
      */
     async grad(p: Params, b: TrainBatch, invFreq: Tensor, norm: Tensor, keyBase: number): Promise<{ loss: Tensor; grads: Params }> {
-      const { ctx, xs } = await forwardBlocks(p, b, invFreq, dropout > 0 ? keyBase : undefined);
+      const kb = dropout > 0 ? keyBase : undefined;
+      const fw = opts.stored ? await forwardStored(p, b, invFreq, kb) : { ...(await forwardBlocks(p, b, invFreq, kb)), pulls: undefined };
+      const ctx = fw.ctx;
+      const xs = 'xs' in fw ? fw.xs : undefined;
       // the head in row chunks: its [rows, V] buffers (logits, softmax, ...) are the largest of the step
       const h = split(p, hNames);
       const grads: Params = {};
       const trainHead = Object.keys(h.T).length > 0;
       const { rows, chunks } = headChunks(b);
-      const x = xs[c.layers];
+      const x = xs ? xs[c.layers] : (fw as { x: Tensor }).x;
       const tg = b.targets.reshape([rows]);
       const w = b.weights.reshape([rows]);
       let loss: Tensor | undefined;
@@ -203,8 +249,15 @@ export function makeSegmented(c: ModelConfig, opts: SegmentedOptions): GradEngin
       tree.dispose(h.F);
       let dx = dxs.length === 1 ? dxs[0] : np.concatenate(dxs, 0);
       for (let l = c.layers - 1; l >= 0; l--) {
-        const { T, F, pre } = layerSplit(p, l);
-        const [dT, dxl] = blockGrad(T, F, xs[l], tree.ref(ctx), dx, random.key(dropout > 0 ? keyBase + l : 0)) as [Params, Tensor];
+        const pre = layerPrefix(c, l);
+        let dT: Params, dxl: Tensor;
+        if (fw.pulls) {
+          [dT, dxl] = fw.pulls[l](dx);
+          fw.pulls[l].dispose();
+        } else {
+          const { T, F } = layerSplit(p, l);
+          [dT, dxl] = blockGrad(T, F, xs![l], tree.ref(ctx), dx, random.key(dropout > 0 ? keyBase + l : 0)) as [Params, Tensor];
+        }
         for (const [k, v] of Object.entries(dT)) grads[pre + k] = v;
         dx = dxl;
         await dx.blockUntilReady();
@@ -249,6 +302,60 @@ export function makeSegmented(c: ModelConfig, opts: SegmentedOptions): GradEngin
       for (const f of [ctxFn, embedFwd, embedGrad, blockFwd, blockFwdDrop, blockGrad, headValue, headGradX, headGradAll]) f.dispose();
     },
   };
+}
+
+/** How a run computes its gradients (checkpointing: off | stored | layers). */
+export type GradMode = 'fused' | 'stored' | 'layers';
+
+/** jax-js's wasm32 heap: every array of the wasm engine lives in one 4 GiB memory */
+export const WASM_HEAP_BYTES = 4 * 2 ** 30;
+/**
+ * The share of the heap the stored engine's estimate may reach: jax-js's allocator reuses a freed buffer only
+ * for the same size, so the heap fragments and real peaks run past the live bytes.
+ */
+export const STORED_HEAP_SHARE = 0.75;
+
+/**
+ * Bytes the stored engine keeps per layer for one [B, T] micro-batch: the residuals of the block's vjp — every
+ * intermediate its backward reads (norm inputs and factors, q/k/v before and after RoPE, the attention
+ * probabilities, the MLP's pre-activations and products, LoRA's x·Aᵀ: per token ~12 D-sized, ~4 KV-sized, ~6
+ * MLP-sized and ~4 [heads, T] attention vectors of floats) — plus one copy of the layer's weight matrices (the
+ * transposed W that the backward's dX = dY·W reads is a residual of jax-js's partial evaluation, materialised).
+ * Calibrated on peak RSS, stored minus layers, in the same bench:train run (bench/README.md, "checkpointing:
+ * stored"): SmolLM2-135M LoRA 1×256 43.6 MB per layer measured vs 44.5 MB here; Llama-30M full 4×256 66 MB vs 113
+ * MB here (the token term overestimates it: safe).
+ */
+export function storedLayerBytes(c: ModelConfig, B: number, T: number): number {
+  const kv = c.arch === 'gpt2' ? c.hidden : c.kvHeads * c.headDim;
+  const perToken = 12 * c.hidden + 4 * kv + 6 * c.intermediate + 4 * c.heads * T;
+  const pre = layerPrefix(c, 0);
+  let weights = 0;
+  for (const [k, shape] of expectedShapes(c)) if (k.startsWith(pre) && shape.length === 2) weights += shape[0] * shape[1];
+  return 4 * (B * T * perToken + weights);
+}
+
+export interface GradPlan {
+  mode: GradMode;
+  /** the stored engine's estimated peak heap bytes, and what it was allowed */
+  storedBytes: number;
+  budgetBytes: number;
+}
+
+/**
+ * checkpointing: auto. Small models (runsLayerByLayer false: below 8 layers and 20M parameters) take the fused
+ * program; larger ones the stored engine when its estimate — the weights, the gradients twice (one micro-batch's
+ * and the accumulated sum), the device optimizer's moments where they are on the device, every layer's residuals,
+ * one block's backward and the head's chunk buffers — stays within STORED_HEAP_SHARE of the 4 GiB heap; else the
+ * recomputing layer-by-layer engine.
+ */
+export function planGradients(o: { config: ModelConfig; small: boolean; weightBytes: number; trainableBytes: number; optimizerOnDevice: boolean; B: number; T: number }): GradPlan {
+  const c = o.config;
+  const layer = storedLayerBytes(c, o.B, o.T);
+  const head = 4 * 4 * Math.min(o.B * o.T * c.vocabSize, HEAD_ELEMENTS);
+  const storedBytes = o.weightBytes + 2 * o.trainableBytes + (o.optimizerOnDevice ? 2 * o.trainableBytes : 0) + (c.layers + 2) * layer + head;
+  const budgetBytes = STORED_HEAP_SHARE * WASM_HEAP_BYTES;
+  const mode: GradMode = o.small ? 'fused' : storedBytes <= budgetBytes ? 'stored' : 'layers';
+  return { mode, storedBytes, budgetBytes };
 }
 
 /** What the trainer needs from a gradient engine (segmented above, or fused below). */

@@ -21,7 +21,7 @@ import { toDevice, toHostTensors } from '../models/load.js';
 import type { ModelConfig } from '../models/config.js';
 import { runsLayerByLayer, splitLayerName, type Params } from '../models/transformer.js';
 import type { TrainBatch } from './loss.js';
-import { makeFused, makeSegmented } from './segmented.js';
+import { makeFused, makeSegmented, planGradients, type GradMode, type GradPlan } from './segmented.js';
 import { globalNormSq, type Optimizer } from './adamw.js';
 import { HostOptimizerState } from './host-optimizer.js';
 import { HeedError } from '../errors.js';
@@ -35,9 +35,9 @@ const deviceBatch = (b: Batch, weights: Float32Array): TrainBatch => toDeviceBat
  * Builds the compiled pieces of a run: the loss and its gradients layer by layer (segmented.ts: memory for one
  * block's intermediates instead of the whole model's), the gradient norm, accumulation and per-tensor AdamW.
  */
-function compile(c: ModelConfig, layered: boolean, trainable: Set<string>, loraScale: number | undefined, loraDropout: number, loraModuleNames: string[], optimizer: Optimizer, onDevice: boolean) {
+function compile(c: ModelConfig, mode: GradMode, trainable: Set<string>, loraScale: number | undefined, loraDropout: number, loraModuleNames: string[], optimizer: Optimizer, onDevice: boolean) {
   const o = { trainable, loraScale, loraDropout, loraModules: [...new Set(loraModuleNames.map((n) => splitLayerName(n)!.sub))] };
-  const seg = layered ? makeSegmented(c, o) : makeFused(c, o);
+  const seg = mode === 'fused' ? makeFused(c, o) : makeSegmented(c, { ...o, stored: mode === 'stored' });
   const sqSum = jit(globalNormSq);
   const addTrees = jit((a: Record<string, Tensor>, b: Record<string, Tensor>) => {
     const o: Record<string, Tensor> = {};
@@ -80,8 +80,14 @@ export interface DeviceRunInit {
   loraScale?: number;
   loraDropout: number;
   loraModules: string[];
-  /** gradients layer by layer ('layers'), one fused program ('off'), or chosen by model size ('auto') */
-  checkpointing: 'auto' | 'layers' | 'off';
+  /**
+   * gradients layer by layer recomputing each block's forward ('layers'), layer by layer keeping the forward's
+   * activations ('stored'), one fused program ('off'), or chosen from the model size and a memory estimate ('auto':
+   * segmented.ts planGradients)
+   */
+  checkpointing: 'auto' | 'layers' | 'stored' | 'off';
+  /** the largest micro-batch (sequences × tokens) the run will step on: the memory estimate of 'auto' */
+  microBatch?: { B: number; T: number };
   /** the update: chain(clipByGlobalNorm(grad_clip), adamw(...)) from adamw.ts */
   optimizer: Optimizer;
   /**
@@ -117,8 +123,10 @@ export class DeviceRun {
   private readonly optimizer: Optimizer;
   readonly config: ModelConfig;
   readonly trainableCount: number;
-  /** gradients are computed layer by layer (activation checkpointing) */
-  readonly layered: boolean;
+  /** how the gradients are computed: one fused program, layer by layer with stored activations, or recomputing */
+  readonly gradients: GradMode;
+  /** checkpointing: auto's estimate (undefined when the mode was given) */
+  readonly plan?: GradPlan;
   /** where the optimizer state lives and the update runs */
   readonly optimizerOn: 'host' | 'device';
 
@@ -139,11 +147,20 @@ export class DeviceRun {
       }
     }
     this.trainableCount = Object.values(this.trainable).reduce((a, t) => a + t.size, 0);
-    // auto: layer by layer (memory of one block) for larger models, else one fused program (no recomputation:
-    // ~1.35x faster on the 2.2M demo model, and small models fit either way)
-    this.layered = o.checkpointing === 'layers' || (o.checkpointing === 'auto' && runsLayerByLayer(o.config, this.weights()));
+    // auto: one fused program for small models (no recomputation: ~1.35x faster on the 2.2M demo model, and they
+    // fit either way); layer by layer for larger ones, keeping the activations where the estimate fits the heap
+    if (o.checkpointing === 'auto') {
+      const bytes = (p: Params) => Object.values(p).reduce((a, t) => a + 4 * t.size, 0);
+      this.plan = planGradients({ config: o.config, small: !runsLayerByLayer(o.config, this.weights()), weightBytes: bytes(this.weights()), trainableBytes: bytes(this.trainable), optimizerOnDevice: this.optimizerOn === 'device', B: o.microBatch?.B ?? 1, T: o.microBatch?.T ?? o.config.maxPositions });
+      this.gradients = this.plan.mode;
+    } else this.gradients = o.checkpointing === 'off' ? 'fused' : o.checkpointing;
     this.optimizer = o.optimizer;
-    this.fns = compile(o.config, this.layered, new Set(Object.keys(this.trainable)), o.loraScale, o.loraDropout, o.loraModules, o.optimizer, this.optimizerOn === 'device');
+    this.fns = compile(o.config, this.gradients, new Set(Object.keys(this.trainable)), o.loraScale, o.loraDropout, o.loraModules, o.optimizer, this.optimizerOn === 'device');
+  }
+
+  /** gradients are computed layer by layer (stored or recomputing) */
+  get layered(): boolean {
+    return this.gradients !== 'fused';
   }
 
   /** The current weights (frozen + trainable) for generation: read-only, valid until the next step. */

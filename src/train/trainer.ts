@@ -110,6 +110,14 @@ async function ifsCallback(cfg: TrainConfig, stages: ReturnType<typeof resolveSt
 }
 
 /** The metrics of the last record (an evaluation) of a run that finished before its summary was written. */
+/** The trainer's log line for the gradient engine (and, under checkpointing: auto, the estimate behind it). */
+function gradientsLine(d: DeviceRun): string {
+  const what = { fused: 'one fused program (checkpointing: off)', stored: 'layer by layer, activations kept from the forward pass (checkpointing: stored)', layers: "layer by layer, each block's forward recomputed (checkpointing: layers)" }[d.gradients];
+  if (!d.plan || d.gradients === 'fused') return what;
+  const gb = (b: number) => (b / 2 ** 30).toFixed(2);
+  return `${what}; auto: stored activations estimated at ${gb(d.plan.storedBytes)} GiB of the ${gb(d.plan.budgetBytes)} GiB allowed`;
+}
+
 function finalMetricsOf(rec: MetricsRecord | undefined): Record<string, number> {
   const skip = new Set(['step', 'stage', 'stage_name', 'epoch', 'lr', 'grad_norm', 'tokens', 'tokens_per_s']);
   return Object.fromEntries(Object.entries(rec ?? {}).filter(([k, v]) => !skip.has(k) && typeof v === 'number')) as Record<string, number>;
@@ -159,7 +167,7 @@ export async function train(cfgIn: TrainConfig | ResumeRequest, opts: TrainOptio
   } else start = { trainable: lora ? initLora(mods, lora.r, cfg.seed) : host.tensors }; // full FT: the loaded arrays are the trainable ones (the host optimizer updates them in place; nothing below reads host.tensors then)
   const a = cfg.adamw;
   const optimizer = chain(clipByGlobalNorm(cfg.grad_clip), adamw({ beta1: a.beta1, beta2: a.beta2, eps: a.eps, weightDecay: a.weight_decay, decayMask: decays }));
-  const device = new DeviceRun({ config: c, base: host.tensors, ...start, lora: !!lora, loraScale, loraDropout: lora?.dropout ?? 0, loraModules: mods.map((x) => x.name), checkpointing: cfg.checkpointing, optimizer });
+  const device = new DeviceRun({ config: c, base: host.tensors, ...start, lora: !!lora, loraScale, loraDropout: lora?.dropout ?? 0, loraModules: mods.map((x) => x.name), checkpointing: cfg.checkpointing, microBatch: { B: cfg.batch_size, T: cfg.max_length }, optimizer });
   // the loaded weights are on the device now (and, for full fine-tuning on the host executor, its own arrays):
   // the host copy goes (Qwen2.5-0.5B: 2 GB of RSS); a LoRA checkpoint reads the base weights back from the device
   const baseNames = [...host.tensors.keys()];
@@ -177,7 +185,7 @@ export async function train(cfgIn: TrainConfig | ResumeRequest, opts: TrainOptio
   };
   /** lr of the update with 0-based index t within stage si (schedule.ts convention) */
   const lrOf = (si: number, t: number) => lrAt(schedFor(si), cfg.lr_reset_per_stage ? t : stepsBefore(si) + t);
-  log(`gradients: ${device.layered ? 'layer by layer (checkpointing: layers)' : 'one fused program (checkpointing: off)'}`);
+  log(`gradients: ${gradientsLine(device)}`);
   log(`optimizer state: ${device.optimizerOn === 'host' ? 'on the host, outside the wasm heap (HEED_OPTIMIZER=device keeps it on the device)' : 'on the device'}`);
   log(`plan: ${stages.map((s, i) => `${s.name} ${stageSteps[i]} steps`).join(', ')}; batch ${cfg.batch_size}×${cfg.grad_accum} (max length ${cfg.max_length}${cfg.packing ? ', packed' : ''})`);
 
