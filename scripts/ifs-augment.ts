@@ -8,13 +8,11 @@
  * Prints, for both classifiers, every held-out measure before → after (accuracy, recall, each false-answer rate,
  * each shape's recall with ≥ 20 texts, each flip rate, the noise set) and writes the fold report to out.json.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { startEngine } from '../src/cli/common.js';
-import { readSources, DEFAULT_TRAIN_FILES, DEFAULT_EVAL_PATH } from '../src/eval/ifs/classifier.js';
-import { evaluateFold, FOLDS, type Augment, type FoldReport, type ModelReport } from '../src/eval/ifs/heldout.js';
-import { TextClassifier } from '../src/eval/text-classifier.js';
+import type { Augment, ModelReport } from '../src/eval/ifs/heldout.js';
+import { runFold } from './ifs-fold-run.js';
 import type { Ratio } from '../src/eval/ifs/score.js';
 
 const LT = ['lower', 'trunc100', 'trunc200'];
@@ -40,21 +38,7 @@ const name = process.env.VARIANT ?? 'aug-all-20';
 const augment = VARIANTS[name];
 if (!augment) throw new Error(`unknown VARIANT ${name}; one of ${Object.keys(VARIANTS).join(', ')}`);
 await startEngine('wasm');
-const { rows } = readSources(DEFAULT_TRAIN_FILES);
-const dir = mkdtempSync(join(tmpdir(), 'heed-ifs-aug-'));
-const t0 = performance.now();
-let rep: FoldReport;
-try {
-  rep = await evaluateFold(rows, FOLDS[FOLD], { seed: 0, augment, log: (s) => console.error(s), store: (c) => {
-    const p = join(dir, 'fold.safetensors');
-    c.save(p);
-    return TextClassifier.load(p);
-  } });
-} finally {
-  rmSync(dir, { recursive: true, force: true });
-}
-const secs = (performance.now() - t0) / 1000;
-const base = (JSON.parse(readFileSync(DEFAULT_EVAL_PATH, 'utf8')) as { folds: FoldReport[] }).folds[FOLD];
+const { rep, base, secs } = await runFold(FOLD, { seed: 0, augment });
 const cells = (m: ModelReport): Record<string, Ratio> => ({
   accuracy: m.accuracy, recall: m.recall,
   ...Object.fromEntries(Object.entries(m.false_answer_by_type).map(([k, v]) => [`far ${k}`, v])),

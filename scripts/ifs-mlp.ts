@@ -8,13 +8,11 @@
  * Variants: see VARIANTS below. Prints accuracy and the worst cells of both models against the baseline; writes
  * the fold report (JSON) to out.json when given.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { startEngine } from '../src/cli/common.js';
-import { readSources, DEFAULT_TRAIN_FILES, DEFAULT_EVAL_PATH } from '../src/eval/ifs/classifier.js';
-import { evaluateFold, FOLDS, type FoldReport, type ModelReport, type TrainIfsOptions } from '../src/eval/ifs/heldout.js';
-import { TextClassifier } from '../src/eval/text-classifier.js';
+import type { ModelReport, TrainIfsOptions } from '../src/eval/ifs/heldout.js';
+import { runFold } from './ifs-fold-run.js';
 
 const VARIANTS: Record<string, Partial<TrainIfsOptions>> = {
   'pair-mlp-14x32': { pairMlp: { buckets: 1 << 14, hidden: 32 } },
@@ -42,21 +40,7 @@ const name = process.env.VARIANT ?? 'pair-mlp-14x32';
 const v = name === 'shipped' ? {} : { pairStyle: false, pairMlp: null, ...VARIANTS[name] };
 if (name !== 'shipped' && !VARIANTS[name]) throw new Error(`unknown VARIANT ${name}; one of ${Object.keys(VARIANTS).join(', ')}`);
 await startEngine('wasm');
-const { rows } = readSources(DEFAULT_TRAIN_FILES);
-const dir = mkdtempSync(join(tmpdir(), 'heed-ifs-mlp-'));
-const t0 = performance.now();
-let rep: FoldReport;
-try {
-  rep = await evaluateFold(rows, FOLDS[FOLD], { seed: 0, ...v, log: (s) => console.error(s), store: (c) => {
-    const p = join(dir, 'fold.safetensors');
-    c.save(p);
-    return TextClassifier.load(p);
-  } });
-} finally {
-  rmSync(dir, { recursive: true, force: true });
-}
-const secs = (performance.now() - t0) / 1000;
-const base = (JSON.parse(readFileSync(DEFAULT_EVAL_PATH, 'utf8')) as { folds: FoldReport[] }).folds[FOLD];
+const { rep, base, secs } = await runFold(FOLD, { seed: 0, ...v });
 const cells = (m: ModelReport) => ({
   acc: m.accuracy.value, recall: m.recall.value,
   'I,Ic': m.false_answer_by_type['I,Ic'].value, 'I,Ic+R': m.false_answer_by_type['I,Ic+R'].value,
