@@ -109,7 +109,6 @@ async function ifsCallback(cfg: TrainConfig, stages: ReturnType<typeof resolveSt
   return { cb, overlap };
 }
 
-/** The metrics of the last record (an evaluation) of a run that finished before its summary was written. */
 /** The trainer's log line for the gradient engine (and, under checkpointing: auto, the estimate behind it). */
 function gradientsLine(d: DeviceRun): string {
   const what = { fused: 'one fused program (checkpointing: off)', stored: 'layer by layer, activations kept from the forward pass (checkpointing: stored)', layers: "layer by layer, each block's forward recomputed (checkpointing: layers)" }[d.gradients];
@@ -118,6 +117,7 @@ function gradientsLine(d: DeviceRun): string {
   return `${what}; auto: stored activations estimated at ${gb(d.plan.storedBytes)} GiB of the ${gb(d.plan.budgetBytes)} GiB allowed`;
 }
 
+/** The metrics of the last record (an evaluation) of a run that finished before its summary was written. */
 function finalMetricsOf(rec: MetricsRecord | undefined): Record<string, number> {
   const skip = new Set(['step', 'stage', 'stage_name', 'epoch', 'lr', 'grad_norm', 'tokens', 'tokens_per_s']);
   return Object.fromEntries(Object.entries(rec ?? {}).filter(([k, v]) => !skip.has(k) && typeof v === 'number')) as Record<string, number>;
