@@ -274,7 +274,6 @@ let gemmMs = 0;
 let ewMs = 0;
 let inlined = 0;
 /** the shared wasm memory (from jax-js's init message) and the main thread's heedRun state */
-let mainMemory: WebAssembly.Memory | null = null;
 const mainSt = { memory: null as WebAssembly.Memory | null, kernels: new Map(), addon: undefined as unknown, row: new Float32Array(0), warned: false, req: undefined as ((id: string) => unknown) | undefined, where: 'the main thread' };
 /** Kernel messages run on the main thread instead of a worker ('inline' routes) so far. */
 export function inlinedKernels(): number {
@@ -526,11 +525,11 @@ class NodeWebWorker {
   }
   postMessage(m: unknown): void {
     const k = m as Partial<Omit<KernelMsg, 'type'>> & { type?: string; memory?: WebAssembly.Memory };
-    if (k?.type === 'init' && k.memory) mainMemory = mainSt.memory = k.memory;
+    if (k?.type === 'init' && k.memory) mainSt.memory = k.memory;
     if (k?.type === 'kernel' && k.kernelHash !== undefined) {
       if (k.begin === 0) channelStats.kernels++;
       const route = kernelRoute ? kernelRoute(k.kernelHash) : undefined;
-      if (route === 'inline' && mainMemory && k.module) {
+      if (route === 'inline' && mainSt.memory && k.module) {
         // jax-js awaits each kernel's reply before it posts the next one, so running it here keeps the order;
         // on any failure the message goes to the worker as usual (the kernel is pure: a rerun overwrites its outputs)
         const r = heedRun(k as KernelMsg, mainSt);
@@ -542,7 +541,7 @@ class NodeWebWorker {
       }
       const plan = route && route !== 'inline' ? route : undefined;
       const km = (plan ? { ...k, ...planField(plan) } : k) as KernelMsg;
-      if (channel !== 'message' && mainMemory && k.module && Array.isArray(k.ptrs)) {
+      if (channel !== 'message' && mainSt.memory && k.module && Array.isArray(k.ptrs)) {
         // worker 0's slice (begin 0: jax-js posts it first) runs on the main thread once the other slices are posted
         if (k.begin === 0 && (channel === 'main' || channel === 'shared') && !longKernels.has(k.kernelHash)) {
           mainQueue.push({ w: this, m: km });
